@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs every Debian package KVFS needs to build, test and serve.
+# Idempotent: packages already present are not reinstalled, and nothing is
+# printed beyond a one-line summary when there is nothing to do.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  build-essential cmake pkg-config clang-format git
+  # core
+  librocksdb-dev libgtest-dev libgmock-dev libbenchmark-dev libxxhash-dev
+  libzstd-dev liblz4-dev libsnappy-dev libbz2-dev zlib1g-dev
+  # ingest
+  libarchive-dev libarchive-tools xz-utils zstd
+  # Ganesha FSAL (headers come from the orig source tarball, see ci/ganesha-source.sh)
+  nfs-ganesha nfs-ganesha-mem nfs-ganesha-vfs libntirpc-dev liburcu-dev libdbus-1-dev libkrb5-dev libnfsidmap-dev
+  libcap-dev libblkid-dev uuid-dev dpkg-dev
+  # end-to-end tests: NFS client library, rpcbind, namespaces
+  libnfs-dev libnfs-utils rpcbind iproute2 util-linux procps
+  # conformance suites (built from ../shared/third_party)
+  python3 python3-ply autoconf automake libtool libfuse-dev fuse3
+  libtirpc-dev libnsl-dev groff-base time
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"
