@@ -1,0 +1,331 @@
+#include "common/kv/rocksdb_store.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/convenience.h>
+#include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/merge_operator.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice.h>
+#include <rocksdb/table.h>
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "common/kv/error_iterator.h"
+#include "common/kv/group_commit.h"
+
+namespace kvfs {
+namespace {
+
+// RocksDB errors become IOError carrying RocksDB's message, except NotFound.
+Status FromRocks(const rocksdb::Status& s, std::string_view context) {
+  if (s.ok()) return Status::OK();
+  std::string msg(context);
+  msg += ": ";
+  msg += s.ToString();
+  if (s.IsNotFound()) return Status::NotFound(msg);
+  return Status::IOError(msg);
+}
+
+rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
+
+bool ValidColumn(Column c) { return static_cast<int>(c) < kNumColumns; }
+
+// WriteBatch::Add: the operands and the stored value are 8-byte little-endian
+// signed counters (EncodeCounter); addition wraps around. A stored value of
+// the wrong size counts as 0, as DecodeCounter defines. Addition is
+// associative, so RocksDB may pre-combine operands (PartialMerge) during
+// compaction.
+class Int64AddOperator final : public rocksdb::AssociativeMergeOperator {
+ public:
+  bool Merge(const rocksdb::Slice& /*key*/, const rocksdb::Slice* existing_value,
+             const rocksdb::Slice& value, std::string* new_value,
+             rocksdb::Logger* /*logger*/) const override {
+    const uint64_t base = existing_value == nullptr
+                              ? 0
+                              : static_cast<uint64_t>(DecodeCounter(ToView(*existing_value)));
+    const uint64_t delta = static_cast<uint64_t>(DecodeCounter(ToView(value)));
+    *new_value = EncodeCounter(static_cast<int64_t>(base + delta));
+    return true;
+  }
+
+  // Persisted in the OPTIONS file: never rename.
+  const char* Name() const override { return "kvfs.Int64Add"; }
+};
+
+class RocksDBSnapshot final : public Snapshot {
+ public:
+  RocksDBSnapshot(rocksdb::DB* db, const rocksdb::Snapshot* snapshot)
+      : db_(db), snapshot_(snapshot) {}
+  ~RocksDBSnapshot() override { db_->ReleaseSnapshot(snapshot_); }
+
+  RocksDBSnapshot(const RocksDBSnapshot&) = delete;
+  RocksDBSnapshot& operator=(const RocksDBSnapshot&) = delete;
+
+  rocksdb::DB* db() const { return db_; }
+  const rocksdb::Snapshot* get() const { return snapshot_; }
+
+ private:
+  rocksdb::DB* const db_;
+  const rocksdb::Snapshot* const snapshot_;
+};
+
+class RocksDBIterator final : public Iterator {
+ public:
+  RocksDBIterator(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
+                  const rocksdb::Snapshot* snapshot, std::string upper_bound)
+      : upper_bound_(std::move(upper_bound)), bound_slice_(ToSlice(upper_bound_)) {
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snapshot;
+    // RocksDB keeps a pointer to the bound: it lives in this object, declared
+    // before (so destroyed after) iter_.
+    if (!upper_bound_.empty()) ro.iterate_upper_bound = &bound_slice_;
+    iter_.reset(db->NewIterator(ro, cf));
+  }
+
+  void Seek(std::string_view target) override { iter_->Seek(ToSlice(target)); }
+
+  void SeekBefore(std::string_view target) override {
+    // Keys at or past the upper bound are invisible, so the bound acts as a
+    // smaller target.
+    if (!upper_bound_.empty() && (target.empty() || std::string_view(upper_bound_) < target)) {
+      target = upper_bound_;
+    }
+    if (target.empty()) {
+      iter_->SeekToLast();
+      return;
+    }
+    // SeekForPrev lands on the last key <= target; we want < target.
+    iter_->SeekForPrev(ToSlice(target));
+    if (iter_->Valid() && ToView(iter_->key()) == target) iter_->Prev();
+  }
+
+  void Next() override {
+    if (iter_->Valid()) iter_->Next();
+  }
+
+  bool Valid() const override { return iter_->Valid(); }
+  std::string_view key() const override { return ToView(iter_->key()); }
+  std::string_view value() const override { return ToView(iter_->value()); }
+  Status status() const override { return FromRocks(iter_->status(), "rocksdb iterator"); }
+
+ private:
+  const std::string upper_bound_;
+  const rocksdb::Slice bound_slice_;
+  std::unique_ptr<rocksdb::Iterator> iter_;
+};
+
+class RocksDBStore final : public KVStore {
+ public:
+  // Takes ownership of db and handles (handles[0] is "default", then one per
+  // Column in order).
+  RocksDBStore(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> handles)
+      : db_(db),
+        handles_(std::move(handles)),
+        group_commit_([this] { return FromRocks(db_->SyncWAL(), "rocksdb SyncWAL"); }) {}
+
+  ~RocksDBStore() override {
+    for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+    // Close flushes nothing we rely on: everything written is in the WAL.
+    // Its status has no one to go to.
+    db_->Close().PermitUncheckedError();
+  }
+
+  RocksDBStore(const RocksDBStore&) = delete;
+  RocksDBStore& operator=(const RocksDBStore&) = delete;
+
+  Status Get(const ReadOptions& opts, Column c, std::string_view key, std::string* value) override {
+    if (!ValidColumn(c)) return Status::InvalidArgument("rocksdb store: bad column");
+    rocksdb::ReadOptions ro;
+    Status s = Unwrap(opts.snapshot, &ro.snapshot);
+    if (!s.ok()) return s;
+    rocksdb::Status rs = db_->Get(ro, Handle(c), ToSlice(key), value);
+    if (rs.IsNotFound()) return Status::NotFound("key not found");
+    return FromRocks(rs, "rocksdb Get");
+  }
+
+  Status Write(const WriteOptions& opts, const WriteBatch& batch) override {
+    rocksdb::WriteBatch wb;
+    for (const auto& op : batch.ops()) {
+      if (!ValidColumn(op.column)) return Status::InvalidArgument("rocksdb store: bad column");
+      rocksdb::ColumnFamilyHandle* cf = Handle(op.column);
+      rocksdb::Status rs;
+      switch (op.type) {
+        case WriteBatch::OpType::kPut:
+          rs = wb.Put(cf, ToSlice(op.key), ToSlice(op.value));
+          break;
+        case WriteBatch::OpType::kDelete:
+          rs = wb.Delete(cf, ToSlice(op.key));
+          break;
+        case WriteBatch::OpType::kDeleteRange:
+          if (op.key > op.value) return Status::InvalidArgument("DeleteRange: begin > end");
+          if (op.key == op.value) continue;  // empty range
+          rs = wb.DeleteRange(cf, ToSlice(op.key), ToSlice(op.value));
+          break;
+        case WriteBatch::OpType::kAdd:
+          rs = wb.Merge(cf, ToSlice(op.key), ToSlice(op.value));
+          break;
+      }
+      if (!rs.ok()) return FromRocks(rs, "rocksdb WriteBatch");
+    }
+    if (wb.Count() == 0) return Status::OK();
+    rocksdb::WriteOptions wo;
+    wo.sync = opts.sync;
+    return FromRocks(db_->Write(wo, &wb), "rocksdb Write");
+  }
+
+  std::unique_ptr<Iterator> NewIterator(Column c, const IteratorOptions& opts) override {
+    if (!ValidColumn(c)) {
+      return NewErrorIterator(Status::InvalidArgument("rocksdb store: bad column"));
+    }
+    const rocksdb::Snapshot* snapshot = nullptr;
+    Status s = Unwrap(opts.snapshot, &snapshot);
+    if (!s.ok()) return NewErrorIterator(std::move(s));
+    return std::make_unique<RocksDBIterator>(db_.get(), Handle(c), snapshot, opts.upper_bound);
+  }
+
+  std::unique_ptr<Snapshot> GetSnapshot() override {
+    return std::make_unique<RocksDBSnapshot>(db_.get(), db_->GetSnapshot());
+  }
+
+  Status Sync() override { return group_commit_.Sync(); }
+
+  std::string Name() const override { return "rocksdb"; }
+
+ private:
+  rocksdb::ColumnFamilyHandle* Handle(Column c) const { return handles_[1 + static_cast<int>(c)]; }
+
+  // Sets *out to the RocksDB snapshot behind `snapshot` (null for null).
+  Status Unwrap(const Snapshot* snapshot, const rocksdb::Snapshot** out) const {
+    *out = nullptr;
+    if (snapshot == nullptr) return Status::OK();
+    auto* snap = dynamic_cast<const RocksDBSnapshot*>(snapshot);
+    if (snap == nullptr || snap->db() != db_.get()) {
+      return Status::InvalidArgument("snapshot of another store");
+    }
+    *out = snap->get();
+    return Status::OK();
+  }
+
+  const std::unique_ptr<rocksdb::DB> db_;
+  const std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  GroupCommit group_commit_;
+};
+
+// Fast compression for the upper levels and a denser one for the bottommost
+// level (which holds ~90% of the data), picked among those this RocksDB build
+// supports.
+void ChooseCompression(rocksdb::ColumnFamilyOptions* cf) {
+  const std::vector<rocksdb::CompressionType> supported = rocksdb::GetSupportedCompressions();
+  auto has = [&](rocksdb::CompressionType t) {
+    return std::find(supported.begin(), supported.end(), t) != supported.end();
+  };
+  cf->compression = has(rocksdb::kLZ4Compression)      ? rocksdb::kLZ4Compression
+                    : has(rocksdb::kSnappyCompression) ? rocksdb::kSnappyCompression
+                                                       : rocksdb::kNoCompression;
+  cf->bottommost_compression =
+      has(rocksdb::kZSTD) ? rocksdb::kZSTD : rocksdb::kDisableCompressionOption;
+}
+
+rocksdb::ColumnFamilyOptions ColumnOptions(Column c, const RocksDBOptions& opts,
+                                           const std::shared_ptr<rocksdb::Cache>& cache,
+                                           const std::shared_ptr<rocksdb::MergeOperator>& add) {
+  rocksdb::ColumnFamilyOptions cf;
+  // Every column accepts WriteBatch::Add (counters live mostly in meta).
+  cf.merge_operator = add;
+  ChooseCompression(&cf);
+  // Level sizes follow the actual data size: bounded space amplification
+  // (~1.1x), which matters for many small values.
+  cf.level_compaction_dynamic_level_bytes = true;
+  cf.write_buffer_size = c == Column::kMeta ? std::max<size_t>(opts.write_buffer_bytes / 4, 4 << 20)
+                                            : opts.write_buffer_bytes;
+  cf.max_write_buffer_number = 2;
+
+  rocksdb::BlockBasedTableOptions table;
+  // One LRU cache for all columns, holding index and filter blocks too, so
+  // block_cache_bytes bounds read memory; L0 index/filter blocks are pinned
+  // because every read consults them.
+  table.block_cache = cache;
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  table.format_version = 5;
+  // Small values, point lookups: small blocks keep read amplification low.
+  // File contents are bigger and read sequentially: bigger blocks.
+  table.block_size = c == Column::kBlocks ? 16 << 10 : 4 << 10;
+  if ((c == Column::kEntries || c == Column::kInodes) && opts.bloom_bits_per_key > 0) {
+    // Lookups of absent names and inodes are common (create, lookup
+    // misses): whole-key Bloom filters answer most without reading a block.
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(opts.bloom_bits_per_key, false));
+    table.whole_key_filtering = true;
+    table.optimize_filters_for_memory = true;
+    // Hash index inside data blocks: point lookups skip the binary search.
+    table.data_block_index_type = rocksdb::BlockBasedTableOptions::kDataBlockBinaryAndHash;
+    table.data_block_hash_table_util_ratio = 0.75;
+  }
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return cf;
+}
+
+}  // namespace
+
+Status OpenRocksDBStore(const RocksDBOptions& opts, std::unique_ptr<KVStore>* out) {
+  if (opts.path.empty()) return Status::InvalidArgument("rocksdb store: empty path");
+  if (opts.max_background_jobs < 1 || opts.bloom_bits_per_key < 0) {
+    return Status::InvalidArgument("rocksdb store: bad options");
+  }
+  const std::string context = "open rocksdb store at " + opts.path;
+  if (!opts.create_if_missing &&
+      rocksdb::Env::Default()->FileExists(opts.path + "/CURRENT").IsNotFound()) {
+    return Status::NotFound(context + ": no database there");
+  }
+
+  rocksdb::DBOptions db_opts;
+  db_opts.create_if_missing = opts.create_if_missing;
+  db_opts.create_missing_column_families = true;
+  // Every Write hands its WAL record to the OS before returning, so a
+  // process kill loses nothing; Sync() (SyncWAL) only has to fsync.
+  db_opts.manual_wal_flush = false;
+  // After a crash, recover the WAL up to the first torn or corrupt record (a
+  // write that was never synced); everything before it is intact.
+  db_opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  db_opts.max_background_jobs = opts.max_background_jobs;
+  // Smooth out writeback of new SST files instead of one big fsync.
+  db_opts.bytes_per_sync = 1 << 20;
+  // With several column families a rarely written one (meta) would pin old
+  // WAL files forever; past this total its memtable is flushed.
+  db_opts.max_total_wal_size = 4 * static_cast<uint64_t>(opts.write_buffer_bytes);
+  db_opts.keep_log_file_num = 10;
+
+  auto cache = rocksdb::NewLRUCache(opts.block_cache_bytes);
+  auto add = std::make_shared<Int64AddOperator>();
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  // "default" is required by RocksDB and left unused.
+  descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName,
+                           ColumnOptions(Column::kMeta, opts, cache, add));
+  for (int i = 0; i < kNumColumns; ++i) {
+    const Column c = static_cast<Column>(i);
+    descriptors.emplace_back(ColumnName(c), ColumnOptions(c, opts, cache, add));
+  }
+
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status rs = rocksdb::DB::Open(db_opts, opts.path, descriptors, &handles, &db);
+  if (!rs.ok()) {
+    // Not NotFound even if RocksDB says so: the caller asked to open a path.
+    return Status::IOError(context + ": " + rs.ToString());
+  }
+  *out = std::make_unique<RocksDBStore>(db, std::move(handles));
+  return Status::OK();
+}
+
+Status DestroyRocksDBStore(const std::string& path) {
+  if (path.empty()) return Status::InvalidArgument("rocksdb store: empty path");
+  rocksdb::Options options;
+  return FromRocks(rocksdb::DestroyDB(path, options), "destroy rocksdb store at " + path);
+}
+
+}  // namespace kvfs

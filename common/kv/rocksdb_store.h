@@ -1,0 +1,57 @@
+// The production KVStore: RocksDB, one column family per Column.
+//
+// Layout on disk: a RocksDB database in RocksDBOptions::path with the column
+// families "meta", "entries", "inodes" and "blocks" (ColumnName()); RocksDB's
+// mandatory "default" column family exists but is never used.
+//
+// Durability: Write(sync=false) returns once the batch is in the write-ahead
+// log in the operating system's page cache (the WAL is flushed on every
+// write), so killing the process loses nothing; Sync() fsyncs the WAL, shared
+// among concurrent callers (GroupCommit), so a machine crash loses nothing
+// written before Sync() was called. Write(sync=true) fsyncs before returning.
+//
+// Iterators and snapshots must be destroyed before the store.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "common/kv/kv_store.h"
+#include "common/status.h"
+
+namespace kvfs {
+
+struct RocksDBOptions {
+  // Directory holding the database. Required.
+  std::string path;
+  // Size of the LRU block cache shared by all columns. It also holds index
+  // and filter blocks, so it bounds the store's read-side memory.
+  size_t block_cache_bytes = 256 << 20;
+  // Create the database (and its directory) if it does not exist. If false,
+  // opening a path without a database returns NotFound.
+  bool create_if_missing = true;
+  // Memtable size of the entries, inodes and blocks columns (meta uses a
+  // quarter of it, at least 4 MiB). Up to two memtables per column exist.
+  size_t write_buffer_bytes = 64 << 20;
+  // Threads for flushes and compactions.
+  int max_background_jobs = 2;
+  // Bloom filter bits per key on the entries and inodes columns (~1% false
+  // positives at 10); 0 disables the filters.
+  int bloom_bits_per_key = 10;
+};
+
+// Opens (creating it if allowed) the store at opts.path and sets *out to it.
+// Errors never crash: an empty path or a bad option gives InvalidArgument, a
+// missing database with create_if_missing=false gives NotFound, and a path
+// that is unusable (not a directory, no permission, locked by another
+// process or another store in this process) gives IOError whose message
+// names the path and carries RocksDB's explanation. *out is untouched on
+// error. Name() of the store is "rocksdb".
+Status OpenRocksDBStore(const RocksDBOptions& opts, std::unique_ptr<KVStore>* out);
+
+// Deletes the database at `path` (which must not be open) and its files.
+// OK if there is nothing to delete.
+Status DestroyRocksDBStore(const std::string& path);
+
+}  // namespace kvfs
