@@ -1,0 +1,1138 @@
+// FileSystemImpl: the POSIX operations over the schema in schema.h.
+//
+// Every mutation follows one pattern (RunLocked):
+//   1. plan: read, without locks, the locations of every record it will
+//      change and turn them into lock ids;
+//   2. lock those ids (LockTable), plan again and retry if the set grew
+//      (a concurrent rename moved something);
+//   3. load, check and change records through a Transaction, commit it as
+//      one write batch, unlock;
+//   4. if durable, wait for the group commit (KVStore::Sync) outside locks.
+#include "common/fs/file_system.h"
+
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "common/fs/inode_allocator.h"
+#include "common/fs/lock_table.h"
+#include "common/fs/schema.h"
+#include "common/fs/transaction.h"
+
+namespace kvfs {
+
+using schema::Bucket;
+using schema::Entry;
+using schema::InodeLocation;
+using schema::InodeRecord;
+
+uint32_t FileTypeToMode(FileType t) {
+  switch (t) {
+    case FileType::kRegular: return S_IFREG;
+    case FileType::kDirectory: return S_IFDIR;
+    case FileType::kSymlink: return S_IFLNK;
+    case FileType::kCharDevice: return S_IFCHR;
+    case FileType::kBlockDevice: return S_IFBLK;
+    case FileType::kFifo: return S_IFIFO;
+    case FileType::kSocket: return S_IFSOCK;
+  }
+  return 0;
+}
+
+Timespec Now() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return Timespec{ts.tv_sec, static_cast<uint32_t>(ts.tv_nsec)};
+}
+
+NameHasher DefaultNameHasher() {
+  return NameHasher{"xxh3-64",
+                    [](std::string_view s) { return XXH3_64bits(s.data(), s.size()); }};
+}
+
+namespace {
+
+// Lock ids: one per entry bucket and one per detached inode. The tag keeps
+// the two kinds apart.
+uint64_t BucketLockId(Ino dir, uint64_t bucket) {
+  return XXH3_64bits_withSeed(&bucket, sizeof(bucket), dir);
+}
+uint64_t DetachedLockId(Ino ino) { return ino * 0x9E3779B97F4A7C15ull + 0x5bd1e995; }
+
+Status CheckName(std::string_view name) {
+  if (name.empty()) return Status::InvalidArgument("empty name");
+  if (name.size() > kMaxNameLength) {
+    return Status::FromErrno(ENAMETOOLONG, "name longer than 255 bytes");
+  }
+  if (name == "." || name == "..") return Status::InvalidArgument("'.' and '..' are reserved");
+  if (name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos) {
+    return Status::InvalidArgument("name contains '/' or NUL");
+  }
+  return Status::OK();
+}
+
+Status NotADirectory(Ino ino) {
+  return Status::FromErrno(ENOTDIR, "inode " + std::to_string(ino) + " is not a directory");
+}
+
+uint64_t BlockCount(uint64_t size, uint32_t block_size) {
+  return (size + block_size - 1) / block_size;
+}
+
+void Touch(InodeRecord* r, Timespec now, bool modified) {
+  r->ctime = now;
+  if (modified) r->mtime = now;
+  ++r->change;
+}
+
+}  // namespace
+
+class FileSystemImpl : public FileSystem {
+ public:
+  FileSystemImpl(const FileSystemOptions& options, std::unique_ptr<KVStore> store)
+      : options_(options),
+        store_(std::move(store)),
+        allocator_(store_.get(), /*chunk=*/4096) {}
+
+  Status Init();
+
+  Status Lookup(Ino parent, std::string_view name, Attributes* out) override;
+  Status GetAttr(Ino ino, Attributes* out) override;
+  Status SetAttr(Ino ino, const SetAttrRequest& req, Attributes* out) override;
+  Status Create(Ino parent, std::string_view name, const NewObject& obj, bool exclusive,
+                Attributes* out) override {
+    return MakeNode(parent, name, FileType::kRegular, obj, 0, {}, exclusive, out);
+  }
+  Status Mkdir(Ino parent, std::string_view name, const NewObject& obj, Attributes* out) override {
+    return MakeNode(parent, name, FileType::kDirectory, obj, 0, {}, true, out);
+  }
+  Status Mknod(Ino parent, std::string_view name, FileType type, const NewObject& obj,
+               uint64_t rdev, Attributes* out) override;
+  Status Symlink(Ino parent, std::string_view name, std::string_view target, const NewObject& obj,
+                 Attributes* out) override;
+  Status Readlink(Ino ino, std::string* target) override;
+  Status Link(Ino ino, Ino new_parent, std::string_view new_name, Attributes* out) override;
+  Status Unlink(Ino parent, std::string_view name) override { return Remove(parent, name, false); }
+  Status Rmdir(Ino parent, std::string_view name) override { return Remove(parent, name, true); }
+  Status Rename(Ino parent, std::string_view name, Ino new_parent,
+                std::string_view new_name) override;
+  Status Read(Ino ino, uint64_t offset, size_t size, std::string* out, bool* eof) override;
+  Status Write(Ino ino, uint64_t offset, std::string_view data, Stability stability,
+               Attributes* out) override;
+  Status Fsync(Ino) override { return store_->Sync(); }
+  Status Sync() override { return store_->Sync(); }
+  Status OpenFile(Ino ino) override;
+  Status CloseFile(Ino ino) override;
+  Status ReadDir(Ino dir, uint64_t cookie, const std::function<bool(const DirEntry&)>& fn,
+                 bool* eof) override;
+  Status CookieOf(Ino dir, std::string_view name, uint64_t* cookie) override;
+  Status StatFs(StatFsInfo* out) override;
+  KVStore* store() override { return store_.get(); }
+
+ private:
+  uint64_t BucketOfName(std::string_view name) const {
+    return schema::BucketOf(options_.name_hasher.hash(name));
+  }
+
+  // Reads the location of `ino` (ESTALE if absent).
+  Status ReadLocation(Ino ino, InodeLocation* loc, bool skip_data) const;
+  // Reads the record of `ino` wherever it lives; *parent is set for
+  // embedded records.
+  Status ReadRecord(Ino ino, InodeRecord* rec, Ino* parent, bool skip_data) const;
+  // Lock id of the record of `ino` as currently stored; ESTALE if absent.
+  Status RecordLockId(Ino ino, uint64_t* id) const;
+  // Attributes of an entry found in a bucket (reads a detached record).
+  Status EntryAttributes(Ino dir, const Entry& e, bool skip_data, Attributes* out) const;
+  Attributes ToAttributes(Ino ino, const InodeRecord& r, Ino parent) const;
+
+  // Runs `body` under the locks `plan` names; see the file comment.
+  Status RunLocked(const std::function<Status(std::vector<uint64_t>*)>& plan,
+                   const std::function<Status()>& body, bool sync);
+
+  Status MakeNode(Ino parent, std::string_view name, FileType type, const NewObject& obj,
+                  uint64_t rdev, std::string_view target, bool exclusive, Attributes* out);
+  Status Remove(Ino parent, std::string_view name, bool directory);
+  // Drops one link of `ino` (whose entry the caller already removed); deletes
+  // it, or keeps it as an orphan while open, when no link is left.
+  Status DropLink(Transaction* txn, Ino ino, const InodeRecord& rec_in_entry, bool embedded,
+                  Timespec now);
+  // Deletes every key of a non-directory object.
+  void DeleteObject(Transaction* txn, Ino ino, const InodeRecord& rec);
+  // Directory `dir` has no entries.
+  Status CheckEmpty(Ino dir) const;
+  // The range a new object of `type` in `parent` belongs to; sets *new_range
+  // when it needs a range of its own (a top-level directory).
+  uint64_t RangeForChild(Ino parent, FileType type, bool* new_range) const;
+  Status CheckNotAncestor(Ino dir, Ino of) const;
+
+  Status WriteData(Transaction* txn, Ino ino, InodeRecord* rec, uint64_t offset,
+                   std::string_view data);
+  Status Truncate(Transaction* txn, Ino ino, InodeRecord* rec, uint64_t size);
+  Status MoveInlineToBlocks(Transaction* txn, Ino ino, InodeRecord* rec);
+  Status ReadBlocks(Ino ino, uint64_t offset, size_t n, std::string* out) const;
+
+  bool IsOpen(Ino ino) {
+    std::lock_guard<std::mutex> l(open_mu_);
+    return open_.count(ino) > 0;
+  }
+  Status CleanOrphans();
+
+  const FileSystemOptions options_;
+  std::unique_ptr<KVStore> store_;
+  InodeAllocator allocator_;
+  LockTable locks_;
+  // Serializes renames that move a directory to another parent, so the
+  // ancestor check cannot race with another such rename.
+  std::mutex rename_mu_;
+  std::mutex open_mu_;
+  std::unordered_map<Ino, uint32_t> open_;  // ino -> open count
+};
+
+Status FileSystem::Open(const FileSystemOptions& options, std::unique_ptr<KVStore> store,
+                        std::unique_ptr<FileSystem>* out) {
+  if (options.block_size == 0 || options.inline_threshold > options.block_size) {
+    return Status::InvalidArgument("inline_threshold must not exceed block_size (> 0)");
+  }
+  if (!options.name_hasher.hash || options.name_hasher.name.empty()) {
+    return Status::InvalidArgument("name hasher missing");
+  }
+  auto fs = std::make_unique<FileSystemImpl>(options, std::move(store));
+  KVFS_RETURN_IF_ERROR(fs->Init());
+  *out = std::move(fs);
+  return Status::OK();
+}
+
+Status FileSystemImpl::Init() {
+  std::string value;
+  Status s = store_->Get(Column::kMeta, schema::kSuperKey, &value);
+  if (s.ok()) {
+    schema::Superblock sb;
+    KVFS_RETURN_IF_ERROR(schema::DecodeSuperblock(value, &sb));
+    if (sb.hash_name != options_.name_hasher.name ||
+        sb.inline_threshold != options_.inline_threshold || sb.block_size != options_.block_size) {
+      return Status::InvalidArgument(
+          "store was created with name hash " + sb.hash_name + ", inline threshold " +
+          std::to_string(sb.inline_threshold) + ", block size " + std::to_string(sb.block_size) +
+          "; opened with " + options_.name_hasher.name + ", " +
+          std::to_string(options_.inline_threshold) + ", " + std::to_string(options_.block_size));
+    }
+  } else if (s.IsNotFound()) {
+    // Format, but only an empty store.
+    for (int c = 0; c < kNumColumns; ++c) {
+      auto it = store_->NewIterator(static_cast<Column>(c), IteratorOptions());
+      it->Seek("");
+      KVFS_RETURN_IF_ERROR(it->status());
+      if (it->Valid()) {
+        return Status::Corruption("store is not empty but has no KVFS superblock");
+      }
+    }
+    schema::Superblock sb{options_.name_hasher.name, options_.inline_threshold,
+                          options_.block_size};
+    InodeRecord root;
+    root.type = FileType::kDirectory;
+    root.mode = 0755;
+    root.nlink = 2;
+    root.atime = root.mtime = root.ctime = Now();
+    root.change = 1;
+    InodeLocation loc;
+    loc.detached = true;
+    loc.record = root;
+    WriteBatch b;
+    b.Put(Column::kMeta, schema::kSuperKey, schema::EncodeSuperblock(sb));
+    b.Put(Column::kMeta, schema::RangeKey(0),
+          schema::EncodeRangeRecord(schema::RangeRecord{kRootIno, 2}));
+    b.Put(Column::kInodes, schema::InodeKey(kRootIno), schema::EncodeLocation(loc));
+    b.Add(Column::kMeta, schema::UsageInodesKey(0), 1);
+    b.Add(Column::kMeta, schema::TotalInodesKey(), 1);
+    WriteOptions wo;
+    wo.sync = true;
+    KVFS_RETURN_IF_ERROR(store_->Write(wo, b));
+  } else {
+    return s;
+  }
+  KVFS_RETURN_IF_ERROR(allocator_.Recover());
+  return CleanOrphans();
+}
+
+Status FileSystemImpl::CleanOrphans() {
+  // Open files do not survive a restart: delete every orphan left behind.
+  std::vector<Ino> orphans;
+  {
+    IteratorOptions io;
+    io.upper_bound = std::string(schema::kOrphanPrefix) + std::string(8, '\xff');
+    auto it = store_->NewIterator(Column::kMeta, io);
+    for (it->Seek(schema::kOrphanPrefix); it->Valid(); it->Next()) {
+      Ino ino;
+      if (schema::ParseOrphanKey(it->key(), &ino)) orphans.push_back(ino);
+    }
+    KVFS_RETURN_IF_ERROR(it->status());
+  }
+  for (Ino ino : orphans) {
+    Transaction txn(store_.get(), options_.block_size);
+    InodeRecord* rec;
+    Status s = txn.GetRecordForUpdate(ino, &rec);
+    if (s.ok()) {
+      DeleteObject(&txn, ino, *rec);
+    } else if (s.posix_errno() != ESTALE) {
+      return s;
+    }
+    txn.batch()->Delete(Column::kMeta, schema::OrphanKey(ino));
+    KVFS_RETURN_IF_ERROR(txn.Commit());
+  }
+  return orphans.empty() ? Status::OK() : store_->Sync();
+}
+
+// ---- Reads ----------------------------------------------------------------------
+
+Status FileSystemImpl::ReadLocation(Ino ino, InodeLocation* loc, bool skip_data) const {
+  std::string value;
+  Status s = store_->Get(Column::kInodes, schema::InodeKey(ino), &value);
+  if (s.IsNotFound()) {
+    return Status::FromErrno(ESTALE, "inode " + std::to_string(ino) + " does not exist");
+  }
+  KVFS_RETURN_IF_ERROR(s);
+  return schema::DecodeLocation(value, loc, skip_data);
+}
+
+Status FileSystemImpl::ReadRecord(Ino ino, InodeRecord* rec, Ino* parent, bool skip_data) const {
+  InodeLocation loc;
+  KVFS_RETURN_IF_ERROR(ReadLocation(ino, &loc, skip_data));
+  if (loc.detached) {
+    *rec = std::move(loc.record);
+    *parent = 0;
+    return Status::OK();
+  }
+  std::string value;
+  Status s = store_->Get(Column::kEntries, schema::EntryKey(loc.parent, loc.bucket), &value);
+  Bucket b;
+  if (s.ok()) s = schema::DecodeBucket(value, &b, skip_data);
+  if (s.IsNotFound()) {
+    // The entry went away between the two reads (a concurrent unlink).
+    return Status::FromErrno(ESTALE, "inode " + std::to_string(ino) + " does not exist");
+  }
+  KVFS_RETURN_IF_ERROR(s);
+  Entry* e = b.FindIno(ino);
+  if (e == nullptr || !e->embedded) {
+    return Status::FromErrno(ESTALE, "inode " + std::to_string(ino) + " moved or was removed");
+  }
+  *rec = std::move(e->record);
+  *parent = loc.parent;
+  return Status::OK();
+}
+
+Status FileSystemImpl::RecordLockId(Ino ino, uint64_t* id) const {
+  InodeLocation loc;
+  KVFS_RETURN_IF_ERROR(ReadLocation(ino, &loc, /*skip_data=*/true));
+  *id = loc.detached ? DetachedLockId(ino) : BucketLockId(loc.parent, loc.bucket);
+  return Status::OK();
+}
+
+Attributes FileSystemImpl::ToAttributes(Ino ino, const InodeRecord& r, Ino parent) const {
+  Attributes a;
+  a.ino = ino;
+  a.type = r.type;
+  a.mode = r.mode;
+  a.uid = r.uid;
+  a.gid = r.gid;
+  a.nlink = r.nlink;
+  a.size = r.size;
+  a.rdev = r.rdev;
+  a.atime = r.atime;
+  a.mtime = r.mtime;
+  a.ctime = r.ctime;
+  a.change = r.change;
+  a.space_used = schema::SpaceUsed(r, options_.block_size);
+  a.parent = parent;
+  return a;
+}
+
+Status FileSystemImpl::EntryAttributes(Ino dir, const Entry& e, bool skip_data,
+                                       Attributes* out) const {
+  if (e.embedded) {
+    *out = ToAttributes(e.ino, e.record, dir);
+    return Status::OK();
+  }
+  InodeRecord rec;
+  Ino parent;
+  KVFS_RETURN_IF_ERROR(ReadRecord(e.ino, &rec, &parent, skip_data));
+  *out = ToAttributes(e.ino, rec, dir);
+  return Status::OK();
+}
+
+Status FileSystemImpl::GetAttr(Ino ino, Attributes* out) {
+  InodeRecord rec;
+  Ino parent;
+  KVFS_RETURN_IF_ERROR(ReadRecord(ino, &rec, &parent, /*skip_data=*/true));
+  if (ino == kRootIno) parent = kRootIno;
+  *out = ToAttributes(ino, rec, parent);
+  return Status::OK();
+}
+
+Status FileSystemImpl::Lookup(Ino parent, std::string_view name, Attributes* out) {
+  if (name == ".") {
+    KVFS_RETURN_IF_ERROR(GetAttr(parent, out));
+    return out->type == FileType::kDirectory ? Status::OK() : NotADirectory(parent);
+  }
+  if (name == "..") {
+    Attributes dir;
+    KVFS_RETURN_IF_ERROR(GetAttr(parent, &dir));
+    if (dir.type != FileType::kDirectory) return NotADirectory(parent);
+    return GetAttr(dir.parent, out);
+  }
+  if (name.size() > kMaxNameLength) {
+    return Status::FromErrno(ENAMETOOLONG, "name longer than 255 bytes");
+  }
+  uint64_t bucket = BucketOfName(name);
+  std::string value;
+  Status s = store_->Get(Column::kEntries, schema::EntryKey(parent, bucket), &value);
+  if (s.ok()) {
+    Bucket b;
+    KVFS_RETURN_IF_ERROR(schema::DecodeBucket(value, &b, /*skip_data=*/true));
+    if (Entry* e = b.Find(name)) return EntryAttributes(parent, *e, true, out);
+  } else if (!s.IsNotFound()) {
+    return s;
+  }
+  // Not found: say why.
+  Attributes dir;
+  KVFS_RETURN_IF_ERROR(GetAttr(parent, &dir));
+  if (dir.type != FileType::kDirectory) return NotADirectory(parent);
+  return Status::NotFound("'" + std::string(name) + "' not found");
+}
+
+Status FileSystemImpl::Readlink(Ino ino, std::string* target) {
+  InodeRecord rec;
+  Ino parent;
+  KVFS_RETURN_IF_ERROR(ReadRecord(ino, &rec, &parent, /*skip_data=*/false));
+  if (rec.type != FileType::kSymlink) return Status::InvalidArgument("not a symbolic link");
+  *target = std::move(rec.data);
+  return Status::OK();
+}
+
+Status FileSystemImpl::Read(Ino ino, uint64_t offset, size_t size, std::string* out, bool* eof) {
+  out->clear();
+  InodeRecord rec;
+  Ino parent;
+  KVFS_RETURN_IF_ERROR(ReadRecord(ino, &rec, &parent, /*skip_data=*/false));
+  if (rec.type == FileType::kDirectory) return Status::FromErrno(EISDIR, "is a directory");
+  if (rec.type != FileType::kRegular) return Status::InvalidArgument("not a regular file");
+  if (offset >= rec.size) {
+    *eof = true;
+    return Status::OK();
+  }
+  size_t n = static_cast<size_t>(std::min<uint64_t>(size, rec.size - offset));
+  *eof = offset + n >= rec.size;
+  if (rec.inline_data) {
+    out->assign(n, '\0');
+    if (offset < rec.data.size()) {
+      size_t have = std::min<size_t>(n, rec.data.size() - offset);
+      std::memcpy(out->data(), rec.data.data() + offset, have);
+    }
+    return Status::OK();
+  }
+  return ReadBlocks(ino, offset, n, out);
+}
+
+Status FileSystemImpl::ReadBlocks(Ino ino, uint64_t offset, size_t n, std::string* out) const {
+  const uint32_t bs = options_.block_size;
+  out->assign(n, '\0');
+  if (n == 0) return Status::OK();
+  uint64_t first = offset / bs;
+  uint64_t last = (offset + n - 1) / bs;
+  auto copy_block = [&](uint64_t block, std::string_view data) {
+    uint64_t block_start = block * bs;
+    uint64_t from = std::max(offset, block_start);
+    uint64_t to = std::min<uint64_t>(offset + n, block_start + data.size());
+    if (from < to) {
+      std::memcpy(out->data() + (from - offset), data.data() + (from - block_start), to - from);
+    }
+  };
+  if (first == last) {
+    std::string data;
+    Status s = store_->Get(Column::kBlocks, schema::BlockKey(ino, first), &data);
+    if (s.IsNotFound()) return Status::OK();
+    KVFS_RETURN_IF_ERROR(s);
+    copy_block(first, data);
+    return Status::OK();
+  }
+  IteratorOptions io;
+  io.upper_bound = schema::BlockKey(ino, last + 1);
+  auto it = store_->NewIterator(Column::kBlocks, io);
+  for (it->Seek(schema::BlockKey(ino, first)); it->Valid(); it->Next()) {
+    Ino key_ino;
+    uint64_t block;
+    if (!schema::ParseBlockKey(it->key(), &key_ino, &block) || key_ino != ino) {
+      return Status::Corruption("bad block key");
+    }
+    copy_block(block, it->value());
+  }
+  return it->status();
+}
+
+Status FileSystemImpl::ReadDir(Ino dir, uint64_t cookie,
+                               const std::function<bool(const DirEntry&)>& fn, bool* eof) {
+  *eof = false;
+  Attributes attrs;
+  KVFS_RETURN_IF_ERROR(GetAttr(dir, &attrs));
+  if (attrs.type != FileType::kDirectory) return NotADirectory(dir);
+  uint64_t start_bucket = 0;
+  uint8_t start_slot = 0;
+  bool skip_through_slot = cookie >= kFirstCookie;
+  if (skip_through_slot) schema::SplitCookie(cookie, &start_bucket, &start_slot);
+
+  IteratorOptions io;
+  io.upper_bound = schema::DirEnd(dir);
+  auto it = store_->NewIterator(Column::kEntries, io);
+  Bucket b;
+  DirEntry de;
+  for (it->Seek(schema::EntryKey(dir, start_bucket)); it->Valid(); it->Next()) {
+    Ino key_dir;
+    uint64_t bucket;
+    if (!schema::ParseEntryKey(it->key(), &key_dir, &bucket) || key_dir != dir) {
+      return Status::Corruption("bad entry key");
+    }
+    KVFS_RETURN_IF_ERROR(schema::DecodeBucket(it->value(), &b, /*skip_data=*/true));
+    for (const Entry& e : b.entries) {
+      if (skip_through_slot && bucket == start_bucket && e.slot <= start_slot) continue;
+      de.name = e.name;
+      Status s = EntryAttributes(dir, e, true, &de.attrs);
+      if (s.posix_errno() == ESTALE) continue;  // hard link removed meanwhile
+      KVFS_RETURN_IF_ERROR(s);
+      de.cookie = schema::MakeCookie(bucket, e.slot);
+      if (!fn(de)) return Status::OK();
+    }
+  }
+  KVFS_RETURN_IF_ERROR(it->status());
+  *eof = true;
+  return Status::OK();
+}
+
+Status FileSystemImpl::CookieOf(Ino dir, std::string_view name, uint64_t* cookie) {
+  uint64_t bucket = BucketOfName(name);
+  std::string value;
+  Status s = store_->Get(Column::kEntries, schema::EntryKey(dir, bucket), &value);
+  if (s.IsNotFound()) return Status::NotFound("'" + std::string(name) + "' not found");
+  KVFS_RETURN_IF_ERROR(s);
+  Bucket b;
+  KVFS_RETURN_IF_ERROR(schema::DecodeBucket(value, &b, /*skip_data=*/true));
+  Entry* e = b.Find(name);
+  if (e == nullptr) return Status::NotFound("'" + std::string(name) + "' not found");
+  *cookie = schema::MakeCookie(bucket, e->slot);
+  return Status::OK();
+}
+
+Status FileSystemImpl::StatFs(StatFsInfo* out) {
+  std::string v;
+  int64_t bytes = 0, inodes = 0;
+  Status s = store_->Get(Column::kMeta, schema::TotalBytesKey(), &v);
+  if (s.ok()) bytes = DecodeCounter(v);
+  else if (!s.IsNotFound()) return s;
+  s = store_->Get(Column::kMeta, schema::TotalInodesKey(), &v);
+  if (s.ok()) inodes = DecodeCounter(v);
+  else if (!s.IsNotFound()) return s;
+  out->total_bytes = options_.capacity_bytes;
+  out->total_inodes = options_.capacity_inodes;
+  out->used_bytes = static_cast<uint64_t>(std::max<int64_t>(bytes, 0));
+  out->used_inodes = static_cast<uint64_t>(std::max<int64_t>(inodes, 0));
+  out->block_size = 4096;
+  out->max_name_length = kMaxNameLength;
+  return Status::OK();
+}
+
+// ---- Mutations --------------------------------------------------------------------
+
+Status FileSystemImpl::RunLocked(const std::function<Status(std::vector<uint64_t>*)>& plan,
+                                 const std::function<Status()>& body, bool sync) {
+  for (int attempt = 0;; ++attempt) {
+    std::vector<uint64_t> ids;
+    KVFS_RETURN_IF_ERROR(plan(&ids));
+    std::sort(ids.begin(), ids.end());
+    Status s;
+    {
+      LockTable::MultiLock lock(&locks_, ids);
+      std::vector<uint64_t> again;
+      KVFS_RETURN_IF_ERROR(plan(&again));
+      std::sort(again.begin(), again.end());
+      if (!std::includes(ids.begin(), ids.end(), again.begin(), again.end())) {
+        if (attempt > 1000) return Status::FromErrno(EAGAIN, "lock plan keeps changing");
+        continue;  // something moved between plan and lock: plan again
+      }
+      s = body();
+    }
+    if (s.ok() && sync && options_.durable) s = store_->Sync();
+    return s;
+  }
+}
+
+uint64_t FileSystemImpl::RangeForChild(Ino parent, FileType type, bool* new_range) const {
+  *new_range = false;
+  if (parent == kRootIno) {
+    if (type == FileType::kDirectory) *new_range = true;
+    return 0;
+  }
+  return schema::RangeOf(parent);
+}
+
+Status FileSystemImpl::MakeNode(Ino parent, std::string_view name, FileType type,
+                                const NewObject& obj, uint64_t rdev, std::string_view target,
+                                bool exclusive, Attributes* out) {
+  KVFS_RETURN_IF_ERROR(CheckName(name));
+  const uint64_t bucket = BucketOfName(name);
+  auto plan = [&](std::vector<uint64_t>* ids) {
+    uint64_t id;
+    KVFS_RETURN_IF_ERROR(RecordLockId(parent, &id));
+    ids->push_back(id);
+    ids->push_back(BucketLockId(parent, bucket));
+    return Status::OK();
+  };
+  auto body = [&]() -> Status {
+    Transaction txn(store_.get(), options_.block_size);
+    InodeRecord* dir;
+    KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(parent, &dir));
+    if (dir->type != FileType::kDirectory) return NotADirectory(parent);
+    Bucket* b;
+    KVFS_RETURN_IF_ERROR(txn.GetBucket(parent, bucket, &b));
+    if (Entry* e = b->Find(name)) {
+      if (exclusive || type != FileType::kRegular) {
+        return Status::Exists("'" + std::string(name) + "' exists");
+      }
+      if (e->type == FileType::kDirectory) return Status::FromErrno(EISDIR, "is a directory");
+      return EntryAttributes(parent, *e, true, out);
+    }
+    int slot = b->FreeSlot();
+    if (slot < 0) return Status::FromErrno(ENOSPC, "too many names with the same hash");
+
+    bool new_range;
+    uint64_t range = RangeForChild(parent, type, &new_range);
+    Ino ino;
+    if (new_range) {
+      schema::RangeRecord rr;
+      KVFS_RETURN_IF_ERROR(allocator_.NewRange(&range, &rr));
+      ino = rr.owner;
+      txn.batch()->Put(Column::kMeta, schema::RangeKey(range), schema::EncodeRangeRecord(rr));
+    } else {
+      KVFS_RETURN_IF_ERROR(allocator_.Allocate(range, &ino));
+    }
+    const Timespec now = Now();
+    Entry e;
+    e.slot = static_cast<uint8_t>(slot);
+    e.name.assign(name);
+    e.ino = ino;
+    e.type = type;
+    e.embedded = true;
+    InodeRecord& r = e.record;
+    r.type = type;
+    r.mode = obj.mode & 07777;
+    r.uid = obj.uid;
+    r.gid = obj.gid;
+    r.nlink = type == FileType::kDirectory ? 2 : 1;
+    r.rdev = rdev;
+    r.atime = r.mtime = r.ctime = now;
+    r.change = 1;
+    r.inline_data = true;
+    if (type == FileType::kSymlink) {
+      r.data.assign(target);
+      r.size = target.size();
+    }
+    *out = ToAttributes(ino, r, parent);
+    txn.AddUsage(range, static_cast<int64_t>(schema::UsageBytes(r)), 1);
+    b->Insert(std::move(e));
+    txn.MarkBucketDirty(parent, bucket);
+    txn.SetEmbeddedLocation(ino, parent, bucket);
+    if (type == FileType::kDirectory) ++dir->nlink;
+    ++dir->size;
+    Touch(dir, now, true);
+    return txn.Commit();
+  };
+  return RunLocked(plan, body, /*sync=*/true);
+}
+
+Status FileSystemImpl::Mknod(Ino parent, std::string_view name, FileType type,
+                             const NewObject& obj, uint64_t rdev, Attributes* out) {
+  if (type == FileType::kRegular || type == FileType::kDirectory || type == FileType::kSymlink) {
+    return Status::InvalidArgument("mknod makes only devices, FIFOs and sockets");
+  }
+  return MakeNode(parent, name, type, obj, rdev, {}, true, out);
+}
+
+Status FileSystemImpl::Symlink(Ino parent, std::string_view name, std::string_view target,
+                               const NewObject& obj, Attributes* out) {
+  if (target.empty()) return Status::NotFound("empty symlink target");
+  if (target.size() > kMaxSymlinkLength) {
+    return Status::FromErrno(ENAMETOOLONG, "symlink target longer than 4095 bytes");
+  }
+  return MakeNode(parent, name, FileType::kSymlink, obj, 0, target, true, out);
+}
+
+Status FileSystemImpl::Link(Ino ino, Ino new_parent, std::string_view new_name, Attributes* out) {
+  KVFS_RETURN_IF_ERROR(CheckName(new_name));
+  const uint64_t bucket = BucketOfName(new_name);
+  auto plan = [&](std::vector<uint64_t>* ids) {
+    uint64_t id;
+    KVFS_RETURN_IF_ERROR(RecordLockId(ino, &id));
+    ids->push_back(id);
+    ids->push_back(DetachedLockId(ino));  // its record may become detached
+    KVFS_RETURN_IF_ERROR(RecordLockId(new_parent, &id));
+    ids->push_back(id);
+    ids->push_back(BucketLockId(new_parent, bucket));
+    return Status::OK();
+  };
+  auto body = [&]() -> Status {
+    Transaction txn(store_.get(), options_.block_size);
+    InodeRecord* dir;
+    KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(new_parent, &dir));
+    if (dir->type != FileType::kDirectory) return NotADirectory(new_parent);
+    InodeRecord* rec;
+    KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(ino, &rec));
+    if (rec->type == FileType::kDirectory) {
+      return Status::FromErrno(EPERM, "hard links to directories are not allowed");
+    }
+    if (rec->nlink == 0) return Status::NotFound("file was removed");
+    bool new_range;
+    if (RangeForChild(new_parent, rec->type, &new_range) != schema::RangeOf(ino)) {
+      return Status::FromErrno(EXDEV, "link would cross an inode range (top-level directory)");
+    }
+    Bucket* b;
+    KVFS_RETURN_IF_ERROR(txn.GetBucket(new_parent, bucket, &b));
+    if (b->Find(new_name)) return Status::Exists("'" + std::string(new_name) + "' exists");
+    int slot = b->FreeSlot();
+    if (slot < 0) return Status::FromErrno(ENOSPC, "too many names with the same hash");
+
+    const Timespec now = Now();
+    ++rec->nlink;
+    Touch(rec, now, false);
+    InodeLocation* loc;
+    KVFS_RETURN_IF_ERROR(txn.GetLocation(ino, &loc));
+    if (!loc->detached) {
+      // Move the record out of its entry: several names now share it.
+      InodeRecord moved = *rec;
+      Bucket* old_bucket;
+      KVFS_RETURN_IF_ERROR(txn.GetBucket(loc->parent, loc->bucket, &old_bucket));
+      Entry* old_entry = old_bucket->FindIno(ino);
+      old_entry->embedded = false;
+      old_entry->record = InodeRecord();
+      txn.MarkBucketDirty(loc->parent, loc->bucket);
+      txn.SetDetached(ino, moved);
+      KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(ino, &rec));
+    }
+    Entry e;
+    e.slot = static_cast<uint8_t>(slot);
+    e.name.assign(new_name);
+    e.ino = ino;
+    e.type = rec->type;
+    e.embedded = false;
+    b->Insert(std::move(e));
+    txn.MarkBucketDirty(new_parent, bucket);
+    ++dir->size;
+    Touch(dir, now, true);
+    *out = ToAttributes(ino, *rec, new_parent);
+    return txn.Commit();
+  };
+  return RunLocked(plan, body, /*sync=*/true);
+}
+
+void FileSystemImpl::DeleteObject(Transaction* txn, Ino ino, const InodeRecord& rec) {
+  if (!rec.inline_data) {
+    uint64_t n = BlockCount(rec.size, options_.block_size);
+    for (uint64_t i = 0; i < n; ++i) txn->DeleteBlock(ino, i);
+  }
+  txn->EraseLocation(ino);
+  txn->AddUsage(schema::RangeOf(ino), -static_cast<int64_t>(schema::UsageBytes(rec)), -1);
+}
+
+Status FileSystemImpl::DropLink(Transaction* txn, Ino ino, const InodeRecord& rec_in_entry,
+                                bool embedded, Timespec now) {
+  InodeRecord rec;
+  if (embedded) {
+    rec = rec_in_entry;
+  } else {
+    InodeRecord* detached;
+    KVFS_RETURN_IF_ERROR(txn->GetRecordForUpdate(ino, &detached));
+    rec = *detached;
+  }
+  if (rec.type == FileType::kDirectory) {
+    // Only empty directories get here (checked by the caller).
+    txn->EraseLocation(ino);
+    txn->AddUsage(schema::RangeOf(ino), 0, -1);
+    return Status::OK();
+  }
+  --rec.nlink;
+  Touch(&rec, now, false);
+  if (rec.nlink == 0) {
+    if (IsOpen(ino)) {
+      txn->SetDetached(ino, rec);
+      txn->batch()->Put(Column::kMeta, schema::OrphanKey(ino), "");
+    } else {
+      DeleteObject(txn, ino, rec);
+    }
+  } else {
+    txn->SetDetached(ino, rec);
+  }
+  return Status::OK();
+}
+
+Status FileSystemImpl::CheckEmpty(Ino dir) const {
+  IteratorOptions io;
+  io.upper_bound = schema::DirEnd(dir);
+  auto it = store_->NewIterator(Column::kEntries, io);
+  it->Seek(schema::DirBegin(dir));
+  if (it->Valid()) return Status::FromErrno(ENOTEMPTY, "directory not empty");
+  return it->status();
+}
+
+Status FileSystemImpl::Remove(Ino parent, std::string_view name, bool directory) {
+  KVFS_RETURN_IF_ERROR(CheckName(name));
+  const uint64_t bucket = BucketOfName(name);
+  auto plan = [&](std::vector<uint64_t>* ids) {
+    uint64_t id;
+    KVFS_RETURN_IF_ERROR(RecordLockId(parent, &id));
+    ids->push_back(id);
+    ids->push_back(BucketLockId(parent, bucket));
+    // The target's detached record, if any.
+    Attributes a;
+    Status s = Lookup(parent, name, &a);
+    if (s.ok()) ids->push_back(DetachedLockId(a.ino));
+    return Status::OK();
+  };
+  auto body = [&]() -> Status {
+    Transaction txn(store_.get(), options_.block_size);
+    InodeRecord* dir;
+    KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(parent, &dir));
+    if (dir->type != FileType::kDirectory) return NotADirectory(parent);
+    Bucket* b;
+    KVFS_RETURN_IF_ERROR(txn.GetBucket(parent, bucket, &b));
+    Entry* e = b->Find(name);
+    if (e == nullptr) return Status::NotFound("'" + std::string(name) + "' not found");
+    if (directory && e->type != FileType::kDirectory) return NotADirectory(e->ino);
+    if (!directory && e->type == FileType::kDirectory) {
+      return Status::FromErrno(EISDIR, "is a directory (use rmdir)");
+    }
+    if (directory) KVFS_RETURN_IF_ERROR(CheckEmpty(e->ino));
+    Entry removed = *e;
+    b->Remove(name);
+    txn.MarkBucketDirty(parent, bucket);
+    const Timespec now = Now();
+    KVFS_RETURN_IF_ERROR(DropLink(&txn, removed.ino, removed.record, removed.embedded, now));
+    if (directory) --dir->nlink;
+    --dir->size;
+    Touch(dir, now, true);
+    return txn.Commit();
+  };
+  return RunLocked(plan, body, /*sync=*/true);
+}
+
+Status FileSystemImpl::CheckNotAncestor(Ino dir, Ino of) const {
+  // Walks up from `of` to the root; `dir` must not be on the way.
+  Ino cur = of;
+  for (int depth = 0; cur != kRootIno; ++depth) {
+    if (cur == dir) {
+      return Status::InvalidArgument("cannot move a directory into its own subtree");
+    }
+    if (depth > 1000000) return Status::Corruption("directory parent chain has a cycle");
+    InodeLocation loc;
+    KVFS_RETURN_IF_ERROR(ReadLocation(cur, &loc, true));
+    if (loc.detached) return Status::Corruption("directory without a parent entry");
+    cur = loc.parent;
+  }
+  return Status::OK();
+}
+
+Status FileSystemImpl::Rename(Ino parent, std::string_view name, Ino new_parent,
+                              std::string_view new_name) {
+  KVFS_RETURN_IF_ERROR(CheckName(name));
+  KVFS_RETURN_IF_ERROR(CheckName(new_name));
+  const uint64_t src_bucket = BucketOfName(name);
+  const uint64_t dst_bucket = BucketOfName(new_name);
+
+  // A directory moving to another parent takes the rename mutex first (so
+  // the ancestor check is stable), then the record locks.
+  std::unique_lock<std::mutex> rename_lock(rename_mu_, std::defer_lock);
+  if (parent != new_parent) {
+    Attributes src;
+    Status s = Lookup(parent, name, &src);
+    if (s.ok() && src.type == FileType::kDirectory) rename_lock.lock();
+  }
+  auto plan = [&](std::vector<uint64_t>* ids) {
+    uint64_t id;
+    KVFS_RETURN_IF_ERROR(RecordLockId(parent, &id));
+    ids->push_back(id);
+    KVFS_RETURN_IF_ERROR(RecordLockId(new_parent, &id));
+    ids->push_back(id);
+    ids->push_back(BucketLockId(parent, src_bucket));
+    ids->push_back(BucketLockId(new_parent, dst_bucket));
+    Attributes a;
+    if (Lookup(parent, name, &a).ok()) ids->push_back(DetachedLockId(a.ino));
+    if (Lookup(new_parent, new_name, &a).ok()) ids->push_back(DetachedLockId(a.ino));
+    return Status::OK();
+  };
+  auto body = [&]() -> Status {
+    Transaction txn(store_.get(), options_.block_size);
+    InodeRecord* src_dir;
+    InodeRecord* dst_dir;
+    KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(parent, &src_dir));
+    KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(new_parent, &dst_dir));
+    if (src_dir->type != FileType::kDirectory) return NotADirectory(parent);
+    if (dst_dir->type != FileType::kDirectory) return NotADirectory(new_parent);
+    Bucket* sb;
+    Bucket* db;
+    KVFS_RETURN_IF_ERROR(txn.GetBucket(parent, src_bucket, &sb));
+    KVFS_RETURN_IF_ERROR(txn.GetBucket(new_parent, dst_bucket, &db));
+    Entry* src = sb->Find(name);
+    if (src == nullptr) return Status::NotFound("'" + std::string(name) + "' not found");
+    const bool is_dir = src->type == FileType::kDirectory;
+    if (is_dir && parent != new_parent && !rename_lock.owns_lock()) {
+      return Status::FromErrno(EAGAIN, "source changed type during rename");
+    }
+    // Inode ranges stay contiguous: an object never leaves its range.
+    bool new_range;
+    uint64_t dst_range = RangeForChild(new_parent, src->type, &new_range);
+    bool range_ok = new_range ? schema::IsRangeOwner(src->ino)
+                              : !schema::IsRangeOwner(src->ino) &&
+                                    schema::RangeOf(src->ino) == dst_range;
+    if (!range_ok) {
+      return Status::FromErrno(EXDEV, "rename would move an object out of its inode range "
+                                      "(top-level directory)");
+    }
+    if (is_dir && parent != new_parent) KVFS_RETURN_IF_ERROR(CheckNotAncestor(src->ino, new_parent));
+
+    Entry* dst = db->Find(new_name);
+    if (dst != nullptr && dst->ino == src->ino) return Status::OK();  // same object: no-op
+    const Timespec now = Now();
+    int64_t dst_size_delta = 1;
+    if (dst != nullptr) {
+      if (is_dir && dst->type != FileType::kDirectory) return NotADirectory(dst->ino);
+      if (!is_dir && dst->type == FileType::kDirectory) {
+        return Status::FromErrno(EISDIR, "target is a directory");
+      }
+      if (dst->type == FileType::kDirectory) {
+        KVFS_RETURN_IF_ERROR(CheckEmpty(dst->ino));
+        --dst_dir->nlink;
+      }
+      Entry replaced = *dst;
+      db->Remove(new_name);
+      KVFS_RETURN_IF_ERROR(DropLink(&txn, replaced.ino, replaced.record, replaced.embedded, now));
+      dst_size_delta = 0;
+    }
+    // Move the entry.
+    Entry moved = *src;
+    sb->Remove(name);
+    txn.MarkBucketDirty(parent, src_bucket);
+    int slot = db->FreeSlot();
+    if (slot < 0) return Status::FromErrno(ENOSPC, "too many names with the same hash");
+    moved.slot = static_cast<uint8_t>(slot);
+    moved.name.assign(new_name);
+    const Ino ino = moved.ino;
+    const bool embedded = moved.embedded;
+    db->Insert(std::move(moved));
+    txn.MarkBucketDirty(new_parent, dst_bucket);
+    if (embedded) txn.SetEmbeddedLocation(ino, new_parent, dst_bucket);
+    InodeRecord* rec;
+    KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(ino, &rec));
+    Touch(rec, now, false);
+    if (is_dir && parent != new_parent) {
+      --src_dir->nlink;
+      ++dst_dir->nlink;
+    }
+    // src_dir and dst_dir are the same record when parent == new_parent.
+    --src_dir->size;
+    dst_dir->size += dst_size_delta;
+    Touch(src_dir, now, true);
+    if (new_parent != parent) Touch(dst_dir, now, true);
+    return txn.Commit();
+  };
+  return RunLocked(plan, body, /*sync=*/true);
+}
+
+// ---- File contents ------------------------------------------------------------------
+
+Status FileSystemImpl::MoveInlineToBlocks(Transaction* txn, Ino ino, InodeRecord* rec) {
+  // inline_threshold <= block_size, so inline contents fit in block 0.
+  if (!rec->data.empty()) txn->PutBlock(ino, 0, std::move(rec->data));
+  rec->data.clear();
+  rec->inline_data = false;
+  return Status::OK();
+}
+
+Status FileSystemImpl::WriteData(Transaction* txn, Ino ino, InodeRecord* rec, uint64_t offset,
+                                 std::string_view data) {
+  if (offset > kMaxFileSize || data.size() > kMaxFileSize - offset) {
+    return Status::FromErrno(EFBIG, "write past the maximum file size");
+  }
+  const uint64_t end = offset + data.size();
+  const uint64_t new_size = std::max(rec->size, end);
+  if (data.empty()) return Status::OK();
+  if (new_size <= options_.inline_threshold) {
+    if (rec->data.size() < new_size) rec->data.resize(new_size, '\0');
+    std::memcpy(rec->data.data() + offset, data.data(), data.size());
+  } else {
+    if (rec->inline_data) KVFS_RETURN_IF_ERROR(MoveInlineToBlocks(txn, ino, rec));
+    const uint32_t bs = options_.block_size;
+    for (uint64_t block = offset / bs; block * bs < end; ++block) {
+      uint64_t block_start = block * bs;
+      uint64_t from = std::max(offset, block_start);
+      uint64_t to = std::min<uint64_t>(end, block_start + bs);
+      std::string buf;
+      if (from > block_start || to < block_start + bs) {
+        KVFS_RETURN_IF_ERROR(txn->GetBlock(ino, block, &buf));
+      }
+      if (buf.size() < to - block_start) buf.resize(to - block_start, '\0');
+      std::memcpy(buf.data() + (from - block_start), data.data() + (from - offset), to - from);
+      txn->PutBlock(ino, block, std::move(buf));
+    }
+  }
+  rec->size = new_size;
+  return Status::OK();
+}
+
+Status FileSystemImpl::Truncate(Transaction* txn, Ino ino, InodeRecord* rec, uint64_t size) {
+  if (size > kMaxFileSize) return Status::FromErrno(EFBIG, "size past the maximum file size");
+  const uint32_t bs = options_.block_size;
+  const uint64_t old_size = rec->size;
+  if (size <= options_.inline_threshold) {
+    if (!rec->inline_data) {
+      // size <= inline_threshold <= block_size: the contents are in block 0.
+      std::string content;
+      KVFS_RETURN_IF_ERROR(txn->GetBlock(ino, 0, &content));
+      content.resize(size, '\0');
+      for (uint64_t i = 0; i < BlockCount(old_size, bs); ++i) txn->DeleteBlock(ino, i);
+      rec->data = std::move(content);
+      rec->inline_data = true;
+    } else {
+      rec->data.resize(size, '\0');
+    }
+  } else if (rec->inline_data) {
+    KVFS_RETURN_IF_ERROR(MoveInlineToBlocks(txn, ino, rec));
+  } else if (size < old_size) {
+    for (uint64_t i = BlockCount(size, bs); i < BlockCount(old_size, bs); ++i) {
+      txn->DeleteBlock(ino, i);
+    }
+    if (size % bs != 0) {
+      // Cut the last block so a later extension reads zeros past `size`.
+      std::string blk;
+      KVFS_RETURN_IF_ERROR(txn->GetBlock(ino, size / bs, &blk));
+      if (blk.size() > size % bs) {
+        blk.resize(size % bs);
+        txn->PutBlock(ino, size / bs, std::move(blk));
+      }
+    }
+  }
+  rec->size = size;
+  return Status::OK();
+}
+
+Status FileSystemImpl::Write(Ino ino, uint64_t offset, std::string_view data, Stability stability,
+                             Attributes* out) {
+  auto plan = [&](std::vector<uint64_t>* ids) {
+    uint64_t id;
+    KVFS_RETURN_IF_ERROR(RecordLockId(ino, &id));
+    ids->push_back(id);
+    return Status::OK();
+  };
+  auto body = [&]() -> Status {
+    Transaction txn(store_.get(), options_.block_size);
+    InodeRecord* rec;
+    KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(ino, &rec));
+    if (rec->type == FileType::kDirectory) return Status::FromErrno(EISDIR, "is a directory");
+    if (rec->type != FileType::kRegular) return Status::InvalidArgument("not a regular file");
+    const uint64_t old_size = rec->size;
+    KVFS_RETURN_IF_ERROR(WriteData(&txn, ino, rec, offset, data));
+    Touch(rec, Now(), true);
+    txn.AddUsage(schema::RangeOf(ino), static_cast<int64_t>(rec->size - old_size), 0);
+    InodeLocation* loc;
+    KVFS_RETURN_IF_ERROR(txn.GetLocation(ino, &loc));
+    *out = ToAttributes(ino, *rec, loc->detached ? 0 : loc->parent);
+    return txn.Commit();
+  };
+  return RunLocked(plan, body, stability == Stability::kStable);
+}
+
+Status FileSystemImpl::SetAttr(Ino ino, const SetAttrRequest& req, Attributes* out) {
+  auto plan = [&](std::vector<uint64_t>* ids) {
+    uint64_t id;
+    KVFS_RETURN_IF_ERROR(RecordLockId(ino, &id));
+    ids->push_back(id);
+    return Status::OK();
+  };
+  auto body = [&]() -> Status {
+    Transaction txn(store_.get(), options_.block_size);
+    InodeRecord* rec;
+    KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(ino, &rec));
+    const Timespec now = Now();
+    if (req.size) {
+      if (rec->type == FileType::kDirectory) return Status::FromErrno(EISDIR, "is a directory");
+      if (rec->type != FileType::kRegular) return Status::InvalidArgument("not a regular file");
+      const uint64_t old_size = rec->size;
+      KVFS_RETURN_IF_ERROR(Truncate(&txn, ino, rec, *req.size));
+      txn.AddUsage(schema::RangeOf(ino),
+                   static_cast<int64_t>(rec->size) - static_cast<int64_t>(old_size), 0);
+      rec->mtime = now;
+    }
+    if (req.mode) rec->mode = *req.mode & 07777;
+    if (req.uid) rec->uid = *req.uid;
+    if (req.gid) rec->gid = *req.gid;
+    if (req.atime_now) rec->atime = now;
+    else if (req.atime) rec->atime = *req.atime;
+    if (req.mtime_now) rec->mtime = now;
+    else if (req.mtime) rec->mtime = *req.mtime;
+    Touch(rec, now, false);
+    InodeLocation* loc;
+    KVFS_RETURN_IF_ERROR(txn.GetLocation(ino, &loc));
+    *out = ToAttributes(ino, *rec, ino == kRootIno ? kRootIno : loc->detached ? 0 : loc->parent);
+    return txn.Commit();
+  };
+  return RunLocked(plan, body, /*sync=*/true);
+}
+
+// ---- Open files ----------------------------------------------------------------------
+
+Status FileSystemImpl::OpenFile(Ino ino) {
+  {
+    std::lock_guard<std::mutex> l(open_mu_);
+    ++open_[ino];
+  }
+  Attributes a;
+  Status s = GetAttr(ino, &a);
+  if (!s.ok()) {
+    std::lock_guard<std::mutex> l(open_mu_);
+    if (--open_[ino] == 0) open_.erase(ino);
+  }
+  return s;
+}
+
+Status FileSystemImpl::CloseFile(Ino ino) {
+  {
+    std::lock_guard<std::mutex> l(open_mu_);
+    auto it = open_.find(ino);
+    if (it == open_.end()) return Status::InvalidArgument("file is not open");
+    if (--it->second > 0) return Status::OK();
+    open_.erase(it);
+  }
+  // Last close: delete the file if it was unlinked while open.
+  auto plan = [&](std::vector<uint64_t>* ids) {
+    ids->push_back(DetachedLockId(ino));
+    return Status::OK();
+  };
+  bool deleted = false;
+  auto body = [&]() -> Status {
+    if (IsOpen(ino)) return Status::OK();  // reopened meanwhile
+    Transaction txn(store_.get(), options_.block_size);
+    InodeLocation* loc;
+    Status s = txn.GetLocation(ino, &loc);
+    if (s.posix_errno() == ESTALE) return Status::OK();
+    KVFS_RETURN_IF_ERROR(s);
+    if (!loc->detached || loc->record.nlink > 0) return Status::OK();
+    DeleteObject(&txn, ino, loc->record);
+    txn.batch()->Delete(Column::kMeta, schema::OrphanKey(ino));
+    deleted = true;
+    return txn.Commit();
+  };
+  KVFS_RETURN_IF_ERROR(RunLocked(plan, body, /*sync=*/false));
+  return deleted && options_.durable ? store_->Sync() : Status::OK();
+}
+
+}  // namespace kvfs
