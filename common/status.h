@@ -28,7 +28,9 @@ class [[nodiscard]] Status {
   static Status IOError(std::string_view msg) { return Status(EIO, msg); }
   // Stored data failed validation (bad version byte, truncated record...).
   // Reported to clients as EIO.
-  static Status Corruption(std::string_view msg) { return Status(EIO, "corruption: " + std::string(msg)); }
+  static Status Corruption(std::string_view msg) {
+    return Status(EIO, "corruption: " + std::string(msg));
+  }
   static Status NotSupported(std::string_view msg) { return Status(ENOTSUP, msg); }
 
   bool ok() const { return err_ == 0; }
@@ -50,8 +52,8 @@ class [[nodiscard]] Status {
 }  // namespace kvfs
 
 // Returns from the enclosing function if `expr` yields a non-OK Status.
-#define KVFS_RETURN_IF_ERROR(expr)        \
-  do {                                    \
-    ::kvfs::Status _kvfs_s = (expr);      \
-    if (!_kvfs_s.ok()) return _kvfs_s;    \
+#define KVFS_RETURN_IF_ERROR(expr)     \
+  do {                                 \
+    ::kvfs::Status _kvfs_s = (expr);   \
+    if (!_kvfs_s.ok()) return _kvfs_s; \
   } while (0)

@@ -34,13 +34,20 @@ using schema::InodeRecord;
 
 uint32_t FileTypeToMode(FileType t) {
   switch (t) {
-    case FileType::kRegular: return S_IFREG;
-    case FileType::kDirectory: return S_IFDIR;
-    case FileType::kSymlink: return S_IFLNK;
-    case FileType::kCharDevice: return S_IFCHR;
-    case FileType::kBlockDevice: return S_IFBLK;
-    case FileType::kFifo: return S_IFIFO;
-    case FileType::kSocket: return S_IFSOCK;
+    case FileType::kRegular:
+      return S_IFREG;
+    case FileType::kDirectory:
+      return S_IFDIR;
+    case FileType::kSymlink:
+      return S_IFLNK;
+    case FileType::kCharDevice:
+      return S_IFCHR;
+    case FileType::kBlockDevice:
+      return S_IFBLK;
+    case FileType::kFifo:
+      return S_IFIFO;
+    case FileType::kSocket:
+      return S_IFSOCK;
   }
   return 0;
 }
@@ -52,8 +59,7 @@ Timespec Now() {
 }
 
 NameHasher DefaultNameHasher() {
-  return NameHasher{"xxh3-64",
-                    [](std::string_view s) { return XXH3_64bits(s.data(), s.size()); }};
+  return NameHasher{"xxh3-64", [](std::string_view s) { return XXH3_64bits(s.data(), s.size()); }};
 }
 
 namespace {
@@ -77,6 +83,13 @@ Status CheckName(std::string_view name) {
   return Status::OK();
 }
 
+// Errors that mean "not there" (the operation itself will report them), as
+// opposed to failures of the store.
+bool IsAbsence(const Status& s) {
+  int e = s.posix_errno();
+  return e == ENOENT || e == ENOTDIR || e == ESTALE || e == ENAMETOOLONG;
+}
+
 Status NotADirectory(Ino ino) {
   return Status::FromErrno(ENOTDIR, "inode " + std::to_string(ino) + " is not a directory");
 }
@@ -96,9 +109,7 @@ void Touch(InodeRecord* r, Timespec now, bool modified) {
 class FileSystemImpl : public FileSystem {
  public:
   FileSystemImpl(const FileSystemOptions& options, std::unique_ptr<KVStore> store)
-      : options_(options),
-        store_(std::move(store)),
-        allocator_(store_.get(), /*chunk=*/4096) {}
+      : options_(options), store_(std::move(store)), allocator_(store_.get(), /*chunk=*/4096) {}
 
   Status Init();
 
@@ -145,6 +156,9 @@ class FileSystemImpl : public FileSystem {
   // Reads the record of `ino` wherever it lives; *parent is set for
   // embedded records.
   Status ReadRecord(Ino ino, InodeRecord* rec, Ino* parent, bool skip_data) const;
+  // Adds the lock id of the detached record `name` in `dir` would have, if
+  // the name exists. Fails only on I/O errors.
+  Status AddNamedLock(Ino dir, std::string_view name, std::vector<uint64_t>* ids) const;
   // Lock id of the record of `ino` as currently stored; ESTALE if absent.
   Status RecordLockId(Ino ino, uint64_t* id) const;
   // Attributes of an entry found in a bucket (reads a detached record).
@@ -324,6 +338,14 @@ Status FileSystemImpl::ReadRecord(Ino ino, InodeRecord* rec, Ino* parent, bool s
   *rec = std::move(e->record);
   *parent = loc.parent;
   return Status::OK();
+}
+
+Status FileSystemImpl::AddNamedLock(Ino dir, std::string_view name,
+                                    std::vector<uint64_t>* ids) const {
+  Attributes a;
+  Status s = const_cast<FileSystemImpl*>(this)->Lookup(dir, name, &a);
+  if (s.ok()) ids->push_back(DetachedLockId(a.ino));
+  return s.ok() || IsAbsence(s) ? Status::OK() : s;
 }
 
 Status FileSystemImpl::RecordLockId(Ino ino, uint64_t* id) const {
@@ -530,11 +552,15 @@ Status FileSystemImpl::StatFs(StatFsInfo* out) {
   std::string v;
   int64_t bytes = 0, inodes = 0;
   Status s = store_->Get(Column::kMeta, schema::TotalBytesKey(), &v);
-  if (s.ok()) bytes = DecodeCounter(v);
-  else if (!s.IsNotFound()) return s;
+  if (s.ok())
+    bytes = DecodeCounter(v);
+  else if (!s.IsNotFound())
+    return s;
   s = store_->Get(Column::kMeta, schema::TotalInodesKey(), &v);
-  if (s.ok()) inodes = DecodeCounter(v);
-  else if (!s.IsNotFound()) return s;
+  if (s.ok())
+    inodes = DecodeCounter(v);
+  else if (!s.IsNotFound())
+    return s;
   out->total_bytes = options_.capacity_bytes;
   out->total_inodes = options_.capacity_inodes;
   out->used_bytes = static_cast<uint64_t>(std::max<int64_t>(bytes, 0));
@@ -652,8 +678,8 @@ Status FileSystemImpl::MakeNode(Ino parent, std::string_view name, FileType type
   return RunLocked(plan, body, /*sync=*/true);
 }
 
-Status FileSystemImpl::Mknod(Ino parent, std::string_view name, FileType type,
-                             const NewObject& obj, uint64_t rdev, Attributes* out) {
+Status FileSystemImpl::Mknod(Ino parent, std::string_view name, FileType type, const NewObject& obj,
+                             uint64_t rdev, Attributes* out) {
   if (type == FileType::kRegular || type == FileType::kDirectory || type == FileType::kSymlink) {
     return Status::InvalidArgument("mknod makes only devices, FIFOs and sockets");
   }
@@ -793,11 +819,7 @@ Status FileSystemImpl::Remove(Ino parent, std::string_view name, bool directory)
     KVFS_RETURN_IF_ERROR(RecordLockId(parent, &id));
     ids->push_back(id);
     ids->push_back(BucketLockId(parent, bucket));
-    // The target's detached record, if any.
-    Attributes a;
-    Status s = Lookup(parent, name, &a);
-    if (s.ok()) ids->push_back(DetachedLockId(a.ino));
-    return Status::OK();
+    return AddNamedLock(parent, name, ids);
   };
   auto body = [&]() -> Status {
     Transaction txn(store_.get(), options_.block_size);
@@ -856,6 +878,7 @@ Status FileSystemImpl::Rename(Ino parent, std::string_view name, Ino new_parent,
     Attributes src;
     Status s = Lookup(parent, name, &src);
     if (s.ok() && src.type == FileType::kDirectory) rename_lock.lock();
+    if (!s.ok() && !IsAbsence(s)) return s;
   }
   auto plan = [&](std::vector<uint64_t>* ids) {
     uint64_t id;
@@ -865,10 +888,8 @@ Status FileSystemImpl::Rename(Ino parent, std::string_view name, Ino new_parent,
     ids->push_back(id);
     ids->push_back(BucketLockId(parent, src_bucket));
     ids->push_back(BucketLockId(new_parent, dst_bucket));
-    Attributes a;
-    if (Lookup(parent, name, &a).ok()) ids->push_back(DetachedLockId(a.ino));
-    if (Lookup(new_parent, new_name, &a).ok()) ids->push_back(DetachedLockId(a.ino));
-    return Status::OK();
+    KVFS_RETURN_IF_ERROR(AddNamedLock(parent, name, ids));
+    return AddNamedLock(new_parent, new_name, ids);
   };
   auto body = [&]() -> Status {
     Transaction txn(store_.get(), options_.block_size);
@@ -891,14 +912,16 @@ Status FileSystemImpl::Rename(Ino parent, std::string_view name, Ino new_parent,
     // Inode ranges stay contiguous: an object never leaves its range.
     bool new_range;
     uint64_t dst_range = RangeForChild(new_parent, src->type, &new_range);
-    bool range_ok = new_range ? schema::IsRangeOwner(src->ino)
-                              : !schema::IsRangeOwner(src->ino) &&
-                                    schema::RangeOf(src->ino) == dst_range;
+    bool range_ok = new_range
+                        ? schema::IsRangeOwner(src->ino)
+                        : !schema::IsRangeOwner(src->ino) && schema::RangeOf(src->ino) == dst_range;
     if (!range_ok) {
-      return Status::FromErrno(EXDEV, "rename would move an object out of its inode range "
-                                      "(top-level directory)");
+      return Status::FromErrno(EXDEV,
+                               "rename would move an object out of its inode range "
+                               "(top-level directory)");
     }
-    if (is_dir && parent != new_parent) KVFS_RETURN_IF_ERROR(CheckNotAncestor(src->ino, new_parent));
+    if (is_dir && parent != new_parent)
+      KVFS_RETURN_IF_ERROR(CheckNotAncestor(src->ino, new_parent));
 
     Entry* dst = db->Find(new_name);
     if (dst != nullptr && dst->ino == src->ino) return Status::OK();  // same object: no-op
@@ -1075,10 +1098,14 @@ Status FileSystemImpl::SetAttr(Ino ino, const SetAttrRequest& req, Attributes* o
     if (req.mode) rec->mode = *req.mode & 07777;
     if (req.uid) rec->uid = *req.uid;
     if (req.gid) rec->gid = *req.gid;
-    if (req.atime_now) rec->atime = now;
-    else if (req.atime) rec->atime = *req.atime;
-    if (req.mtime_now) rec->mtime = now;
-    else if (req.mtime) rec->mtime = *req.mtime;
+    if (req.atime_now)
+      rec->atime = now;
+    else if (req.atime)
+      rec->atime = *req.atime;
+    if (req.mtime_now)
+      rec->mtime = now;
+    else if (req.mtime)
+      rec->mtime = *req.mtime;
     Touch(rec, now, false);
     InodeLocation* loc;
     KVFS_RETURN_IF_ERROR(txn.GetLocation(ino, &loc));

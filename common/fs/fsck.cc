@@ -17,13 +17,13 @@ struct InodeInfo {
   bool detached = false;
   Ino parent = 0;  // embedded: where the index says the record is
   uint64_t bucket = 0;
-  InodeRecord record;      // detached: from the index; embedded: from its entry
+  InodeRecord record;  // detached: from the index; embedded: from its entry
   bool have_record = false;
   uint32_t references = 0;  // entries naming this inode
   uint32_t embedded_refs = 0;
-  uint64_t entries = 0;     // directories: entries inside
-  uint32_t subdirs = 0;     // directories: subdirectories inside
-  Ino entry_parent = 0;     // directories: the parent whose entry names it
+  uint64_t entries = 0;  // directories: entries inside
+  uint32_t subdirs = 0;  // directories: subdirectories inside
+  Ino entry_parent = 0;  // directories: the parent whose entry names it
 };
 
 class Checker {
@@ -72,8 +72,8 @@ class Checker {
       return Status::OK();
     }
     if (super_.hash_name != hasher_.name) {
-      Problem("store uses name hash '" + super_.hash_name + "', fsck was given '" +
-              hasher_.name + "'");
+      Problem("store uses name hash '" + super_.hash_name + "', fsck was given '" + hasher_.name +
+              "'");
       return Status::OK();
     }
     for (auto it = Scan(Column::kMeta); it->Valid(); it->Next()) {
@@ -242,8 +242,8 @@ class Checker {
         if (rec.type == FileType::kRegular) {
           bool should_inline = rec.size <= super_.inline_threshold;
           if (rec.inline_data != should_inline) {
-            Problem(w + ": contents " + (rec.inline_data ? "inline" : "in blocks") +
-                    " at size " + std::to_string(rec.size));
+            Problem(w + ": contents " + (rec.inline_data ? "inline" : "in blocks") + " at size " +
+                    std::to_string(rec.size));
           }
           if (rec.inline_data && rec.data.size() != rec.size) {
             Problem(w + ": inline contents of " + std::to_string(rec.data.size()) +
@@ -266,7 +266,8 @@ class Checker {
   void CheckReachability() {
     // Every directory must reach the root through its parents' entries.
     for (auto& [ino, info] : inodes_) {
-      if (!info.have_record || info.record.type != FileType::kDirectory || ino == kRootIno) continue;
+      if (!info.have_record || info.record.type != FileType::kDirectory || ino == kRootIno)
+        continue;
       Ino cur = ino;
       size_t steps = 0;
       while (cur != kRootIno && steps++ <= inodes_.size()) {

@@ -6,9 +6,9 @@
 #pragma once
 
 #include <cstdint>
+#include <list>
 #include <string>
 #include <string_view>
-#include <list>
 #include <vector>
 
 #include "common/fs/file_system.h"
@@ -137,7 +137,7 @@ inline constexpr std::string_view kRangePrefix = "range/";
 std::string RangeKey(uint64_t range);
 bool ParseRangeKey(std::string_view key, uint64_t* range);
 struct RangeRecord {
-  Ino owner = 0;           // the top-level directory, 0 once it is removed
+  Ino owner = 0;            // the top-level directory, 0 once it is removed
   uint64_t high_water = 0;  // every local number handed out is < high_water
 };
 std::string EncodeRangeRecord(const RangeRecord& r);

@@ -81,7 +81,8 @@ Status Transaction::GetRecordForUpdate(Ino ino, schema::InodeRecord** out) {
   KVFS_RETURN_IF_ERROR(GetBucket(loc->parent, loc->bucket, &b));
   schema::Entry* e = b->FindIno(ino);
   if (e == nullptr || !e->embedded) {
-    return Status::Corruption("inode " + std::to_string(ino) + " is not in the entry its index names");
+    return Status::Corruption("inode " + std::to_string(ino) +
+                              " is not in the entry its index names");
   }
   MarkBucketDirty(loc->parent, loc->bucket);
   *out = &e->record;
