@@ -1,0 +1,263 @@
+/* FSAL_KVFS exports: configuration, creation/release and export operations.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/param.h>
+
+#include "kvfs_int.h"
+
+#include "config_parsing.h"
+#include "export_mgr.h"
+#include "fsal_convert.h"
+#include "nfs_exports.h"
+
+/* Parameters of the FSAL block inside an EXPORT block. Ranges are checked by
+ * Ganesha's parser; an out-of-range or malformed value fails the export. */
+static struct config_item kvfs_export_params[] = {
+    CONF_ITEM_NOOP("name"),
+    CONF_MAND_PATH("db_path", 1, MAXPATHLEN, NULL, kvfs_export, db_path),
+    CONF_ITEM_PATH("subtree", 1, MAXPATHLEN, "/", kvfs_export, subtree),
+    CONF_ITEM_UI64("capacity_bytes", UINT64_C(1) << 20, UINT64_C(1) << 62,
+                   KVFS_DEFAULT_CAPACITY_BYTES, kvfs_export, capacity_bytes),
+    CONF_ITEM_UI64("capacity_inodes", 1, UINT64_C(1) << 62, KVFS_DEFAULT_CAPACITY_INODES,
+                   kvfs_export, capacity_inodes),
+    CONF_ITEM_UI64("block_cache_size", UINT64_C(1) << 20, UINT64_C(1) << 40,
+                   KVFS_DEFAULT_BLOCK_CACHE, kvfs_export, block_cache_size),
+    CONFIG_EOL};
+
+static struct config_block kvfs_export_param_block = {
+    .dbus_interface_name = "org.ganesha.nfsd.config.fsal.kvfs-export%d",
+    .blk_desc.name = "FSAL",
+    .blk_desc.type = CONFIG_BLOCK,
+    .blk_desc.u.blk.init = noop_conf_init,
+    .blk_desc.u.blk.params = kvfs_export_params,
+    .blk_desc.u.blk.commit = noop_conf_commit};
+
+/* Frees what the config parser and the bridge allocated for exp. */
+static void kvfs_free_export_fields(struct kvfs_export* exp) {
+  kvfs_fs_release(exp->fs);
+  exp->fs = NULL;
+  free(exp->canonical_db_path);
+  exp->canonical_db_path = NULL;
+  gsh_free(exp->db_path);
+  exp->db_path = NULL;
+  gsh_free(exp->subtree);
+  exp->subtree = NULL;
+}
+
+static void kvfs_release_export(struct fsal_export* exp_hdl) {
+  struct kvfs_export* exp = container_of(exp_hdl, struct kvfs_export, export);
+
+  LogDebug(COMPONENT_FSAL, "KVFS: releasing export of %s:%s", exp->canonical_db_path, exp->subtree);
+  fsal_detach_export(exp_hdl->fsal, &exp_hdl->exports);
+  free_export_ops(exp_hdl);
+  kvfs_free_export_fields(exp);
+  gsh_free(exp);
+}
+
+static fsal_status_t kvfs_get_dynamic_info(struct fsal_export* exp_hdl,
+                                           struct fsal_obj_handle* obj_hdl,
+                                           fsal_dynamicfsinfo_t* info) {
+  struct kvfs_export* exp = container_of(exp_hdl, struct kvfs_export, export);
+  struct kvfs_statfs st;
+  uint64_t capacity_bytes, capacity_inodes;
+  int err;
+
+  (void)obj_hdl;
+  err = kvfs_core_statfs(exp->fs, &st);
+  if (err != 0) {
+    LogMajor(COMPONENT_FSAL, "KVFS: statfs of %s failed: %s", exp->canonical_db_path,
+             kvfs_last_error());
+    return kvfs_status(err);
+  }
+
+  /* Capacity is per export (config); usage is the store's. */
+  capacity_bytes = atomic_fetch_uint64_t(&exp->capacity_bytes);
+  capacity_inodes = atomic_fetch_uint64_t(&exp->capacity_inodes);
+  info->total_bytes = capacity_bytes;
+  info->free_bytes = st.used_bytes < capacity_bytes ? capacity_bytes - st.used_bytes : 0;
+  info->avail_bytes = info->free_bytes;
+  info->total_files = capacity_inodes;
+  info->free_files = st.used_inodes < capacity_inodes ? capacity_inodes - st.used_inodes : 0;
+  info->avail_files = info->free_files;
+  /* Times are stored with nanoseconds. */
+  info->time_delta.tv_sec = 0;
+  info->time_delta.tv_nsec = 1;
+  return fsalstat(ERR_FSAL_NO_ERROR, 0);
+}
+
+/* Checks a handle from the wire: our format, and this export's. */
+static fsal_status_t kvfs_wire_to_host(struct fsal_export* exp_hdl, fsal_digesttype_t in_type,
+                                       struct gsh_buffdesc* fh_desc, int flags) {
+  struct kvfs_export* exp = container_of(exp_hdl, struct kvfs_export, export);
+  uint64_t ino;
+
+  /* The handle is little endian by definition: `flags`
+   * (FH_FSAL_BIG_ENDIAN) does not matter. */
+  (void)in_type;
+  (void)flags;
+  switch (kvfs_handle_decode(fh_desc->addr, fh_desc->len, exp->identity, &ino)) {
+    case KVFS_HANDLE_OK:
+      fh_desc->len = KVFS_HANDLE_SIZE;
+      return fsalstat(ERR_FSAL_NO_ERROR, 0);
+    case KVFS_HANDLE_OTHER_EXPORT:
+      LogDebug(COMPONENT_FSAL, "KVFS: handle of another export presented to %s:%s",
+               exp->canonical_db_path, exp->subtree);
+      return fsalstat(ERR_FSAL_STALE, ESTALE);
+    case KVFS_HANDLE_MALFORMED:
+    default:
+      LogDebug(COMPONENT_FSAL, "KVFS: malformed handle (%zu bytes)", fh_desc->len);
+      return fsalstat(ERR_FSAL_BADHANDLE, 0);
+  }
+}
+
+/* A state_t followed by this FSAL's fd, as fsal_find_fd() expects. */
+static struct state_t* kvfs_alloc_state(struct fsal_export* exp_hdl, enum state_type state_type,
+                                        struct state_t* related_state) {
+  struct state_t* state = gsh_calloc(1, sizeof(struct state_t) + sizeof(struct kvfs_fd));
+
+  return init_state(state, exp_hdl, state_type, related_state);
+}
+
+static void kvfs_export_ops_init(struct export_ops* ops) {
+  ops->release = kvfs_release_export;
+  ops->lookup_path = kvfs_lookup_path;
+  ops->wire_to_host = kvfs_wire_to_host;
+  ops->create_handle = kvfs_create_handle;
+  ops->get_fs_dynamic_info = kvfs_get_dynamic_info;
+  ops->alloc_state = kvfs_alloc_state;
+}
+
+/* Opens (or shares) the database and finds the subtree; logs why not. */
+static fsal_status_t kvfs_open_export(struct kvfs_export* exp, const char* export_path) {
+  struct kvfs_fs_options opts = {
+      .db_path = exp->db_path,
+      .block_cache_bytes = exp->block_cache_size,
+  };
+  struct kvfs_attr root;
+  int err;
+
+  if (exp->db_path[0] != '/') {
+    LogCrit(COMPONENT_FSAL, "KVFS export %s: db_path \"%s\" must be an absolute path", export_path,
+            exp->db_path);
+    return fsalstat(ERR_FSAL_INVAL, EINVAL);
+  }
+  if (exp->subtree[0] != '/') {
+    LogCrit(COMPONENT_FSAL, "KVFS export %s: subtree \"%s\" must start with '/'", export_path,
+            exp->subtree);
+    return fsalstat(ERR_FSAL_INVAL, EINVAL);
+  }
+
+  err = kvfs_fs_acquire(&opts, &exp->fs, &exp->canonical_db_path);
+  if (err != 0) {
+    LogCrit(COMPONENT_FSAL, "KVFS export %s: cannot open database %s: %s", export_path,
+            exp->db_path, kvfs_last_error());
+    return kvfs_status(err);
+  }
+
+  err = kvfs_core_resolve_path(exp->fs, exp->subtree, true, &root);
+  if (err == 0 && root.type != KVFS_TYPE_DIRECTORY) err = ENOTDIR;
+  if (err != 0) {
+    LogCrit(COMPONENT_FSAL, "KVFS export %s: subtree %s of %s is unusable: %s", export_path,
+            exp->subtree, exp->canonical_db_path,
+            err == ENOTDIR ? "not a directory" : kvfs_last_error());
+    return kvfs_status(err);
+  }
+
+  exp->root_ino = root.ino;
+  exp->identity = kvfs_export_identity(exp->canonical_db_path, root.ino);
+  exp->check_subtree = root.ino != KVFS_ROOT_INO;
+  return fsalstat(ERR_FSAL_NO_ERROR, 0);
+}
+
+fsal_status_t kvfs_create_export(struct fsal_module* fsal_hdl, void* parse_node,
+                                 struct config_error_type* err_type,
+                                 const struct fsal_up_vector* up_ops) {
+  struct kvfs_export* exp = gsh_calloc(1, sizeof(struct kvfs_export));
+  const char* export_path = CTX_FULLPATH(op_ctx);
+  fsal_status_t status;
+  int rc;
+
+  fsal_export_init(&exp->export);
+  kvfs_export_ops_init(&exp->export.exp_ops);
+
+  rc = load_config_from_node(parse_node, &kvfs_export_param_block, exp, true, err_type);
+  if (rc != 0) {
+    LogCrit(COMPONENT_FSAL, "KVFS export %s: invalid FSAL parameters (see the config errors above)",
+            export_path);
+    status = fsalstat(ERR_FSAL_INVAL, EINVAL);
+    goto err_free;
+  }
+
+  status = kvfs_open_export(exp, export_path);
+  if (FSAL_IS_ERROR(status)) goto err_free;
+
+  rc = fsal_attach_export(fsal_hdl, &exp->export.exports);
+  if (rc != 0) {
+    LogCrit(COMPONENT_FSAL, "KVFS export %s: could not attach", export_path);
+    status = posix2fsal_status(rc);
+    goto err_free;
+  }
+  exp->export.fsal = fsal_hdl;
+  exp->export.up_ops = up_ops;
+  op_ctx->fsal_export = &exp->export;
+
+  LogEvent(COMPONENT_FSAL,
+           "KVFS export %s: database %s, subtree %s (inode %" PRIu64 "), capacity %" PRIu64
+           " bytes / %" PRIu64 " inodes",
+           export_path, exp->canonical_db_path, exp->subtree, exp->root_ino, exp->capacity_bytes,
+           exp->capacity_inodes);
+  return fsalstat(ERR_FSAL_NO_ERROR, 0);
+
+err_free:
+  kvfs_free_export_fields(exp);
+  free_export_ops(&exp->export);
+  gsh_free(exp);
+  return status;
+}
+
+/* Config reload: capacities may change; the database and subtree may not,
+ * since clients hold handles of the running export. */
+fsal_status_t kvfs_update_export(struct fsal_module* fsal_hdl, void* parse_node,
+                                 struct config_error_type* err_type, struct fsal_export* original,
+                                 struct fsal_module* updated_super) {
+  struct kvfs_export* orig = container_of(original, struct kvfs_export, export);
+  struct kvfs_export parsed;
+  fsal_status_t status;
+  bool same;
+  int rc;
+
+  status = update_export(fsal_hdl, parse_node, err_type, original, updated_super);
+  if (FSAL_IS_ERROR(status)) return status;
+
+  memset(&parsed, 0, sizeof(parsed));
+  rc = load_config_from_node(parse_node, &kvfs_export_param_block, &parsed, true, err_type);
+  if (rc != 0) {
+    LogCrit(COMPONENT_FSAL, "KVFS export %s: invalid FSAL parameters in the updated config",
+            orig->subtree);
+    kvfs_free_export_fields(&parsed);
+    return fsalstat(ERR_FSAL_INVAL, EINVAL);
+  }
+
+  same = strcmp(parsed.db_path, orig->db_path) == 0 && strcmp(parsed.subtree, orig->subtree) == 0;
+  if (!same) {
+    LogCrit(COMPONENT_FSAL,
+            "KVFS: db_path and subtree of a running export cannot change (%s:%s -> %s:%s); restart "
+            "the server instead",
+            orig->db_path, orig->subtree, parsed.db_path, parsed.subtree);
+    kvfs_free_export_fields(&parsed);
+    return fsalstat(ERR_FSAL_INVAL, EINVAL);
+  }
+
+  atomic_store_uint64_t(&orig->capacity_bytes, parsed.capacity_bytes);
+  atomic_store_uint64_t(&orig->capacity_inodes, parsed.capacity_inodes);
+  if (parsed.block_cache_size != orig->block_cache_size)
+    LogWarn(COMPONENT_FSAL, "KVFS: block_cache_size changes take effect at the next restart");
+  kvfs_free_export_fields(&parsed);
+  LogEvent(COMPONENT_FSAL,
+           "KVFS export of %s:%s updated: capacity %" PRIu64 " bytes / %" PRIu64 " inodes",
+           orig->db_path, orig->subtree, orig->capacity_bytes, orig->capacity_inodes);
+  return fsalstat(ERR_FSAL_NO_ERROR, 0);
+}
