@@ -99,6 +99,7 @@ class FaultInjectionStore final : public KVStore {
   KVStore* base() const { return base_; }
 
   // KVStore, with failures injected as described above.
+  using KVStore::Get;  // the convenience overload, not hidden by the override
   Status Get(const ReadOptions& opts, Column c, std::string_view key, std::string* value) override;
   Status Write(const WriteOptions& opts, const WriteBatch& batch) override;
   std::unique_ptr<Iterator> NewIterator(Column c, const IteratorOptions& opts) override;

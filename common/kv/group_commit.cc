@@ -19,6 +19,11 @@ uint64_t GroupCommit::SyncCalls() const {
   return calls_;
 }
 
+int GroupCommit::Waiters() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return waiters_;
+}
+
 Status GroupCommit::Sync() {
   std::unique_lock<std::mutex> lock(mu_);
   std::shared_ptr<Round> round;
@@ -35,7 +40,9 @@ Status GroupCommit::Sync() {
     round = next_;
     // Wait until our round is finished by someone else, or until nothing is
     // running, in which case our round (still next_) is ours to lead.
+    ++waiters_;
     cv_.wait(lock, [&] { return round->done || running_ == nullptr; });
+    --waiters_;
     if (round->done) return round->status;
     // Invariant: a round that is neither done nor running is next_.
     next_ = nullptr;

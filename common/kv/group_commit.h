@@ -40,6 +40,9 @@ class GroupCommit {
 
   // Number of sync_fn calls started so far (for tests and statistics).
   uint64_t SyncCalls() const;
+  // Number of callers currently inside Sync() waiting for a sync_fn call
+  // they did not start (for tests and statistics).
+  int Waiters() const;
 
  private:
   struct Round;
@@ -53,6 +56,7 @@ class GroupCommit {
   // while running_ is in flight; null if nobody is waiting for one.
   std::shared_ptr<Round> next_;
   uint64_t calls_ = 0;
+  int waiters_ = 0;
 };
 
 }  // namespace kvfs

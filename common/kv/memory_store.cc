@@ -22,10 +22,13 @@ bool ValidColumn(Column c) { return static_cast<int>(c) < kNumColumns; }
 
 class MemorySnapshot final : public Snapshot {
  public:
-  explicit MemorySnapshot(Columns columns) : columns_(std::move(columns)) {}
+  MemorySnapshot(const KVStore* store, Columns columns)
+      : store_(store), columns_(std::move(columns)) {}
+  const KVStore* store() const { return store_; }
   const MapPtr& column(Column c) const { return columns_[static_cast<int>(c)]; }
 
  private:
+  const KVStore* const store_;  // the store it was taken from
   const Columns columns_;
 };
 
@@ -83,11 +86,13 @@ class MemoryStore final : public KVStore {
     if (!ValidColumn(c)) return Status::InvalidArgument("memory store: bad column");
     if (opts.snapshot != nullptr) {
       auto* snap = dynamic_cast<const MemorySnapshot*>(opts.snapshot);
-      if (snap == nullptr) return Status::InvalidArgument("snapshot of another store");
+      if (snap == nullptr || snap->store() != this) {
+        return Status::InvalidArgument("snapshot of another store");
+      }
       return Lookup(*snap->column(c), key, value);
     }
     // Look up under the lock rather than pinning the version, so that a
-    // concurrent writer need not copy the column.
+    // later writer need not copy the column.
     std::shared_lock lock(mu_);
     return Lookup(*columns_[static_cast<int>(c)], key, value);
   }
@@ -101,18 +106,15 @@ class MemoryStore final : public KVStore {
       }
     }
     std::unique_lock lock(mu_);
-    // Private copies of the columns touched by the batch: copied only if a
-    // snapshot or iterator still shares the current version.
+    // Copy-on-write: a pinned version is left to its readers and replaced by
+    // a private copy.
     std::array<Map*, kNumColumns> writable{};
     for (const auto& op : batch.ops()) {
       const int i = static_cast<int>(op.column);
       if (writable[i] != nullptr) continue;
-      if (columns_[i].use_count() > 1) {
+      if (pinned_[i].load(std::memory_order_relaxed)) {
         columns_[i] = std::make_shared<Map>(*columns_[i]);
-      } else {
-        // use_count() is a relaxed load; the fence orders our mutations after
-        // the (release) drop of the last reader's reference.
-        std::atomic_thread_fence(std::memory_order_acquire);
+        pinned_[i].store(false, std::memory_order_relaxed);
       }
       writable[i] = columns_[i].get();
     }
@@ -155,8 +157,8 @@ class MemoryStore final : public KVStore {
   std::unique_ptr<Snapshot> GetSnapshot() override {
     std::shared_lock lock(mu_);
     Columns columns;
-    for (int i = 0; i < kNumColumns; ++i) columns[i] = columns_[i];
-    return std::make_unique<MemorySnapshot>(std::move(columns));
+    for (int i = 0; i < kNumColumns; ++i) columns[i] = Pin(i);
+    return std::make_unique<MemorySnapshot>(this, std::move(columns));
   }
 
   Status Sync() override { return Status::OK(); }
@@ -175,20 +177,32 @@ class MemoryStore final : public KVStore {
   Status Version(const Snapshot* snapshot, Column c, MapPtr* map) {
     if (snapshot != nullptr) {
       auto* snap = dynamic_cast<const MemorySnapshot*>(snapshot);
-      if (snap == nullptr) return Status::InvalidArgument("snapshot of another store");
+      if (snap == nullptr || snap->store() != this) {
+        return Status::InvalidArgument("snapshot of another store");
+      }
       *map = snap->column(c);
       return Status::OK();
     }
     std::shared_lock lock(mu_);
-    *map = columns_[static_cast<int>(c)];
+    *map = Pin(static_cast<int>(c));
     return Status::OK();
   }
 
+  // The current version of column i, which from now on is never mutated.
+  // Requires mu_ held (shared suffices: pinned_ is atomic).
+  MapPtr Pin(int i) {
+    pinned_[i].store(true, std::memory_order_relaxed);
+    return columns_[i];
+  }
+
   std::shared_mutex mu_;
-  // Current version of each column, guarded by mu_. A map is mutated only
-  // under an exclusive lock and only while columns_ holds the sole reference;
-  // otherwise the writer replaces it with a copy (copy-on-write).
+  // Current version of each column, guarded by mu_. Get reads it under the
+  // shared lock; iterators and snapshots pin it (Pin) and read it without the
+  // lock. A writer (exclusive lock) mutates a version only if it is not
+  // pinned, else replaces it with an unpinned copy. Ordering between pinning
+  // and the writer's check comes from mu_, so relaxed atomics suffice.
   std::array<std::shared_ptr<Map>, kNumColumns> columns_;
+  std::array<std::atomic<bool>, kNumColumns> pinned_{};
 };
 
 }  // namespace

@@ -2,9 +2,11 @@
 //
 // Each column is a std::map guarded by one std::shared_mutex. Columns are
 // copy-on-write: snapshots and iterators share the current version of a
-// column, and a later write to that column copies it first, so iterators and
-// snapshots never observe later writes and stay safe while other threads
-// write. Nothing is durable: Sync() does nothing and returns OK.
+// column, and the first write to that column after one was taken copies the
+// column, so iterators and snapshots never observe later writes and stay
+// safe while other threads write. (Cost: a copy of the column per write that
+// follows a new iterator or snapshot; fine for unit tests.) Nothing is
+// durable: Sync() does nothing and returns OK.
 #pragma once
 
 #include <memory>
