@@ -978,6 +978,7 @@ TEST_F(RocksDBStoreTest, DestroyRemovesTheDatabase) {
   ASSERT_NO_FATAL_FAILURE(Reopen());
   EXPECT_EQ(Read(store_.get(), Column::kMeta, "k"), "<missing>");
   EXPECT_EQ(DestroyRocksDBStore("").posix_errno(), EINVAL);
+  EXPECT_OK(DestroyRocksDBStore(dir_.path() + "/nothing"));
 }
 
 // Kills a writer process at random points and checks after recovery that
