@@ -1064,7 +1064,7 @@ Status FileSystemImpl::Write(Ino ino, uint64_t offset, std::string_view data, St
     if (rec->type != FileType::kRegular) return Status::InvalidArgument("not a regular file");
     const uint64_t old_size = rec->size;
     KVFS_RETURN_IF_ERROR(WriteData(&txn, ino, rec, offset, data));
-    Touch(rec, Now(), true);
+    if (!data.empty()) Touch(rec, Now(), true);  // POSIX: a 0-byte write changes nothing
     txn.AddUsage(schema::RangeOf(ino), static_cast<int64_t>(rec->size - old_size), 0);
     InodeLocation* loc;
     KVFS_RETURN_IF_ERROR(txn.GetLocation(ino, &loc));
