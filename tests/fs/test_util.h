@@ -1,0 +1,79 @@
+// Helpers shared by the file system tests: status assertions, temporary
+// directories, a colliding name hash, fsck and tree comparison against a
+// local directory.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/fs/file_system.h"
+#include "common/status.h"
+
+#define ASSERT_OK(expr)                                     \
+  do {                                                      \
+    ::kvfs::Status _s = (expr);                             \
+    ASSERT_TRUE(_s.ok()) << #expr << ": " << _s.ToString(); \
+  } while (0)
+#define EXPECT_OK(expr)                                     \
+  do {                                                      \
+    ::kvfs::Status _s = (expr);                             \
+    EXPECT_TRUE(_s.ok()) << #expr << ": " << _s.ToString(); \
+  } while (0)
+
+namespace kvfs::testing {
+
+// A fresh directory under $TMPDIR (or /tmp), removed with its contents on
+// destruction.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix);
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// A deliberately weak hash: only the first byte of a name counts, so every
+// name with the same first byte lands in the same entry bucket.
+NameHasher FirstByteHasher();
+
+// Runs Fsck on the file system's store; returns its problems (and a line
+// for a failure to run it).
+std::vector<std::string> FsckProblems(FileSystem* fs, const NameHasher& hasher);
+
+// The whole contents of regular file `ino`.
+Status ReadAll(FileSystem* fs, Ino ino, std::string* out);
+
+// Contents of local file `path` (not following a final symlink); false if it
+// cannot be read.
+bool ReadLocalFile(const std::string& path, std::string* out);
+
+// What CompareTrees compares beyond names, types, permissions, link counts,
+// sizes, contents, symlink targets and hard-link identity.
+struct TreeCompareOptions {
+  // Owners (uid, gid).
+  bool owners = true;
+  // Compare every mtime (a copy that preserves times); otherwise only where
+  // the KVFS or the local mtime lies in [pinned_mtime_begin,
+  // pinned_mtime_end), the times a test set explicitly: one side keeping such
+  // a time while the other updated it is a difference.
+  bool all_mtimes = false;
+  int64_t pinned_mtime_begin = 0;
+  int64_t pinned_mtime_end = 0;
+};
+
+// Compares KVFS directory `dir` with local directory `local_dir`, both
+// recursively, and returns each difference as one line. Also checks that
+// Lookup agrees with ReadDir for every entry. Local FIFOs, sockets and
+// devices are compared by type only.
+std::vector<std::string> CompareTrees(FileSystem* fs, Ino dir, const std::string& local_dir,
+                                      const TreeCompareOptions& options);
+
+}  // namespace kvfs::testing
