@@ -27,6 +27,13 @@ static struct config_item kvfs_export_params[] = {
                    KVFS_DEFAULT_BLOCK_CACHE, kvfs_export, block_cache_size),
     CONFIG_EOL};
 
+/* What the parameters must look like, for the log line of a rejected block
+ * (Ganesha's own messages, logged after it, give only the line number). */
+static const char kvfs_params_help[] =
+    "Ganesha's config errors for this block follow; expected: db_path = absolute path "
+    "(required), subtree = absolute path in the store, capacity_bytes in [2^20, 2^62], "
+    "capacity_inodes in [1, 2^62], block_cache_size in [2^20, 2^40]";
+
 static struct config_block kvfs_export_param_block = {
     .dbus_interface_name = "org.ganesha.nfsd.config.fsal.kvfs-export%d",
     .blk_desc.name = "FSAL",
@@ -185,8 +192,8 @@ fsal_status_t kvfs_create_export(struct fsal_module* fsal_hdl, void* parse_node,
 
   rc = load_config_from_node(parse_node, &kvfs_export_param_block, exp, true, err_type);
   if (rc != 0) {
-    LogCrit(COMPONENT_FSAL, "KVFS export %s: invalid FSAL parameters (see the config errors above)",
-            export_path);
+    LogCrit(COMPONENT_FSAL, "KVFS export %s: invalid FSAL parameters. %s", export_path,
+            kvfs_params_help);
     status = fsalstat(ERR_FSAL_INVAL, EINVAL);
     goto err_free;
   }
@@ -235,8 +242,8 @@ fsal_status_t kvfs_update_export(struct fsal_module* fsal_hdl, void* parse_node,
   memset(&parsed, 0, sizeof(parsed));
   rc = load_config_from_node(parse_node, &kvfs_export_param_block, &parsed, true, err_type);
   if (rc != 0) {
-    LogCrit(COMPONENT_FSAL, "KVFS export %s: invalid FSAL parameters in the updated config",
-            orig->subtree);
+    LogCrit(COMPONENT_FSAL, "KVFS export %s: invalid FSAL parameters in the updated config. %s",
+            CTX_FULLPATH(op_ctx), kvfs_params_help);
     kvfs_free_export_fields(&parsed);
     return fsalstat(ERR_FSAL_INVAL, EINVAL);
   }

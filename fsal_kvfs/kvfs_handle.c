@@ -1,9 +1,10 @@
 /* FSAL_KVFS object handles and their operations.
  *
  * Each operation translates Ganesha's arguments, calls the bridge and
- * translates the result back. Error mapping rule: ENOENT about the object a
- * handle names means the object is gone, so it becomes ESTALE; ENOENT about
- * a name in a directory stays ENOENT unless the directory itself is gone.
+ * translates the result back. Error mapping rule: the core reports a missing
+ * inode as ESTALE (some paths as ENOENT); about the object a handle names,
+ * both mean the object is gone: ESTALE. ENOENT about a name in a directory
+ * stays ENOENT unless the directory itself is gone.
  */
 #include "config.h"
 
@@ -37,6 +38,9 @@ static void kvfs_log_error(const char* op, uint64_t ino, int err) {
     LogFullDebug(COMPONENT_FSAL, "KVFS %s on inode %" PRIu64 ": %s", op, ino, kvfs_last_error());
 }
 
+/* Whether a getattr result says the inode does not exist. */
+static inline bool kvfs_is_gone(int err) { return err == ENOENT || err == ESTALE; }
+
 /* Status of a failed operation on the object `ino` itself. */
 static fsal_status_t kvfs_obj_error(const char* op, uint64_t ino, int err) {
   kvfs_log_error(op, ino, err);
@@ -49,7 +53,7 @@ static fsal_status_t kvfs_dir_error(const char* op, kvfs_fs* fs, uint64_t dir, i
   struct kvfs_attr attr;
 
   kvfs_log_error(op, dir, err);
-  if (err == ENOENT && kvfs_core_getattr(fs, dir, &attr) == ENOENT) err = ESTALE;
+  if (err == ENOENT && kvfs_is_gone(kvfs_core_getattr(fs, dir, &attr))) err = ESTALE;
   return kvfs_status(err);
 }
 
@@ -395,7 +399,7 @@ static fsal_status_t kvfs_link(struct fsal_obj_handle* obj_hdl, struct fsal_obj_
   int err;
 
   err = kvfs_core_link(hdl->export->fs, hdl->ino, dir->ino, name, NULL);
-  if (err == ENOENT && kvfs_core_getattr(hdl->export->fs, hdl->ino, &attr) == ENOENT)
+  if (err == ENOENT && kvfs_is_gone(kvfs_core_getattr(hdl->export->fs, hdl->ino, &attr)))
     return kvfs_obj_error("link", hdl->ino, err);
   if (err != 0) return kvfs_dir_error("link", hdl->export->fs, dir->ino, err);
   return fsalstat(ERR_FSAL_NO_ERROR, 0);
@@ -412,7 +416,7 @@ static fsal_status_t kvfs_rename(struct fsal_obj_handle* obj_hdl,
 
   (void)obj_hdl;
   err = kvfs_core_rename(fs, olddir->ino, old_name, newdir->ino, new_name);
-  if (err == ENOENT && kvfs_core_getattr(fs, newdir->ino, &attr) == ENOENT)
+  if (err == ENOENT && kvfs_is_gone(kvfs_core_getattr(fs, newdir->ino, &attr)))
     return kvfs_obj_error("rename", newdir->ino, err);
   if (err != 0) return kvfs_dir_error("rename", fs, olddir->ino, err);
   return fsalstat(ERR_FSAL_NO_ERROR, 0);

@@ -1,0 +1,85 @@
+#include "tests/fsal/fsal_test_util.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <nfsc/libnfs.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace kvfs::fsal_test {
+
+TempDir::TempDir() {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string templ = std::string(tmp != nullptr ? tmp : "/tmp") + "/kvfs-fsal-test-XXXXXX";
+  if (mkdtemp(templ.data()) == nullptr) {
+    ADD_FAILURE() << "mkdtemp failed for " << templ;
+  }
+  path_ = templ;
+}
+
+TempDir::~TempDir() {
+  if (std::getenv("KVFS_E2E_KEEP") != nullptr) return;
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string Pattern(size_t n, uint32_t seed) {
+  std::string s(n, '\0');
+  uint32_t x = seed * 2654435761u + 1;
+  for (size_t i = 0; i < n; ++i) {
+    x = x * 1103515245u + 12345u;
+    s[i] = static_cast<char>(x >> 24);
+  }
+  return s;
+}
+
+uint64_t Checksum(std::string_view data) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+e2e::GaneshaOptions KvfsServerOptions(const std::vector<KvfsExport>& exports,
+                                      std::string_view fsal_dirs) {
+  e2e::GaneshaOptions opts;
+  opts.plugin_dirs = e2e::SplitPathList(fsal_dirs);
+  for (const KvfsExport& k : exports) {
+    e2e::GaneshaExport e;
+    e.export_id = k.export_id;
+    e.path = k.path;
+    e.fsal_name = "KVFS";
+    e.fsal_config = "db_path = \"" + k.db_path + "\"; subtree = \"" + k.subtree +
+                    "\"; capacity_bytes = " + std::to_string(k.capacity_bytes) +
+                    "; capacity_inodes = " + std::to_string(k.capacity_inodes) +
+                    "; block_cache_size = 16777216; " + k.fsal_extra;
+    e.extra_config = k.export_extra;
+    opts.exports.push_back(e);
+  }
+  return opts;
+}
+
+std::string VersionName(const ::testing::TestParamInfo<e2e::NfsVersion>& info) {
+  return e2e::NfsVersionName(info.param);
+}
+
+void SetUniqueClientName(e2e::NfsClient& client) {
+  static std::atomic<int> counter{0};
+  if (client.version() != e2e::NfsVersion::kV4) return;
+  std::string name = "kvfs-fsal-test-" + std::to_string(getpid()) + "-" + std::to_string(++counter);
+  nfs4_set_client_name(client.context(), name.c_str());
+}
+
+e2e::NfsVersion OtherVersion(e2e::NfsVersion v) {
+  return v == e2e::NfsVersion::kV3 ? e2e::NfsVersion::kV4 : e2e::NfsVersion::kV3;
+}
+
+}  // namespace kvfs::fsal_test

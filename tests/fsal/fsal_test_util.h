@@ -1,0 +1,77 @@
+// Helpers for the FSAL_KVFS end-to-end tests: temporary directories, test
+// data, and GaneshaOptions for servers with KVFS exports.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/e2e/ganesha_server.h"
+#include "tests/e2e/nfs_client.h"
+
+namespace kvfs::fsal_test {
+
+// A fresh directory under $TMPDIR (or /tmp), removed recursively when the
+// object is destroyed.
+class TempDir {
+ public:
+  TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir();
+
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// n bytes that differ at every offset and depend on seed (catches misplaced
+// or swapped chunks).
+std::string Pattern(size_t n, uint32_t seed);
+
+// 64-bit FNV-1a of data, as a content checksum.
+uint64_t Checksum(std::string_view data);
+
+// One KVFS export of a test server.
+struct KvfsExport {
+  int export_id = 1;
+  // Path (NFSv3) and Pseudo (NFSv4).
+  std::string path = "/kvfs";
+  // FSAL parameters.
+  std::string db_path;
+  std::string subtree = "/";
+  uint64_t capacity_bytes = 8ull << 30;
+  uint64_t capacity_inodes = 1000000;
+  // Extra lines in the FSAL block / the EXPORT block.
+  std::string fsal_extra;
+  std::string export_extra;
+};
+
+// The FSAL module directories of the test binary (kvfs_add_e2e_test defines
+// the macro for each test executable).
+#ifndef KVFS_E2E_FSAL_DIRS
+#define KVFS_E2E_FSAL_DIRS ""
+#endif
+
+// Options for a server serving `exports` with the libfsalkvfs.so found in
+// fsal_dirs (colon-separated; by default the build tree's).
+e2e::GaneshaOptions KvfsServerOptions(const std::vector<KvfsExport>& exports,
+                                      std::string_view fsal_dirs = KVFS_E2E_FSAL_DIRS);
+
+// The version's name for parameterised test names ("NFSv3", "NFSv4").
+std::string VersionName(const ::testing::TestParamInfo<e2e::NfsVersion>& info);
+
+// Gives an unmounted NFSv4 client a client name of its own. libnfs 4.0
+// names every context of a process alike, so a second NFSv4 client's
+// SETCLIENTID replaces the first's and its state expires (NFS4ERR_EXPIRED).
+void SetUniqueClientName(e2e::NfsClient& client);
+
+// The other protocol version.
+e2e::NfsVersion OtherVersion(e2e::NfsVersion v);
+
+}  // namespace kvfs::fsal_test
