@@ -197,7 +197,7 @@ class FileSystemImpl : public FileSystem {
   }
   Status CleanOrphans();
 
-  const FileSystemOptions options_;
+  FileSystemOptions options_;  // layout fields are set from the superblock
   std::unique_ptr<KVStore> store_;
   InodeAllocator allocator_;
   LockTable locks_;
@@ -228,14 +228,18 @@ Status FileSystemImpl::Init() {
   if (s.ok()) {
     schema::Superblock sb;
     KVFS_RETURN_IF_ERROR(schema::DecodeSuperblock(value, &sb));
-    if (sb.hash_name != options_.name_hasher.name ||
-        sb.inline_threshold != options_.inline_threshold || sb.block_size != options_.block_size) {
-      return Status::InvalidArgument(
-          "store was created with name hash " + sb.hash_name + ", inline threshold " +
-          std::to_string(sb.inline_threshold) + ", block size " + std::to_string(sb.block_size) +
-          "; opened with " + options_.name_hasher.name + ", " +
-          std::to_string(options_.inline_threshold) + ", " + std::to_string(options_.block_size));
+    if (sb.hash_name != options_.name_hasher.name) {
+      return Status::InvalidArgument("store was created with name hash " + sb.hash_name +
+                                     ", opened with " + options_.name_hasher.name);
     }
+    if (sb.block_size == 0 || sb.inline_threshold > sb.block_size) {
+      return Status::Corruption("superblock has inline threshold " +
+                                std::to_string(sb.inline_threshold) + " and block size " +
+                                std::to_string(sb.block_size));
+    }
+    // The layout parameters are the store's, whatever the options say.
+    options_.inline_threshold = sb.inline_threshold;
+    options_.block_size = sb.block_size;
   } else if (s.IsNotFound()) {
     // Format, but only an empty store.
     for (int c = 0; c < kNumColumns; ++c) {

@@ -149,9 +149,11 @@ struct FileSystemOptions {
   // for tests and bulk tools that call Sync() themselves.
   bool durable = true;
   // Contents of files of at most this many bytes live inside the directory
-  // entry; larger files live in blocks. Fixed when the store is created.
+  // entry; larger files live in blocks. Used when a store is created; an
+  // existing store keeps the values in its superblock.
   uint32_t inline_threshold = 4096;
-  // Size of a content block. Fixed when the store is created.
+  // Size of a content block. Used when a store is created, like
+  // inline_threshold.
   uint32_t block_size = 65536;
   NameHasher name_hasher = DefaultNameHasher();
 };
@@ -159,8 +161,8 @@ struct FileSystemOptions {
 class FileSystem {
  public:
   // Opens the file system stored in `store`, formatting an empty store.
-  // Fails with EINVAL if the store was created with other fixed parameters
-  // (hash, inline threshold, block size), or EIO if it is not a KVFS store.
+  // Fails with EINVAL if the store was created with another name hash, or
+  // EIO if it is not a KVFS store.
   static Status Open(const FileSystemOptions& options, std::unique_ptr<KVStore> store,
                      std::unique_ptr<FileSystem>* out);
 

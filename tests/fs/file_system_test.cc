@@ -43,6 +43,9 @@ class FileSystemTest : public ::testing::TestWithParam<Config> {
            ("kvfs_fs_test_" + std::to_string(getpid()) + "_" + std::to_string(counter_++));
     std::filesystem::remove_all(dir_);
     if (GetParam().weak_hash) options_.name_hasher = WeakHasher();
+    // The boundaries the tests below aim at.
+    options_.inline_threshold = 4096;
+    options_.block_size = 65536;
     Reopen();
   }
 
@@ -243,6 +246,36 @@ TEST_P(FileSystemTest, ReadWriteAcrossInlineThresholdAndBlocks) {
   Reopen();
   f = Get(f).ino;
   check();
+}
+
+TEST_P(FileSystemTest, LayoutParametersComeFromTheStore) {
+  Ino f = MkFile(kRootIno, "f", std::string(5000, 'a'));  // in blocks at threshold 4096
+  options_.inline_threshold = 8192;                       // ignored: the store says 4096
+  options_.block_size = 16384;
+  Reopen();
+  Attributes a;
+  ASSERT_TRUE(fs_->Write(f, 5000, std::string(70000, 'b'), Stability::kStable, &a).ok());
+  EXPECT_EQ(ReadAll(f), std::string(5000, 'a') + std::string(70000, 'b'));
+  Ino g = MkFile(kRootIno, "g", std::string(6000, 'c'));
+  EXPECT_EQ(Get(g).space_used, 65536u);  // one 64 KiB block: the store's block size
+  // A different name hash is refused with a clear error.
+  options_.name_hasher = NameHasher{"other", [](std::string_view) { return uint64_t{0}; }};
+  fs_.reset();
+  std::unique_ptr<KVStore> store;
+  if (GetParam().rocksdb) {
+    RocksDBOptions ro;
+    ro.path = dir_.string();
+    ASSERT_TRUE(OpenRocksDBStore(ro, &store).ok());
+  } else {
+    store = std::make_unique<FaultInjectionStore>(memory_store_.get());
+  }
+  std::unique_ptr<FileSystem> other;
+  Status s = FileSystem::Open(options_, std::move(store), &other);
+  EXPECT_EQ(s.posix_errno(), EINVAL);
+  EXPECT_NE(s.message().find("name hash"), std::string::npos) << s.ToString();
+  other.reset();
+  options_.name_hasher = GetParam().weak_hash ? WeakHasher() : DefaultNameHasher();
+  Reopen();
 }
 
 TEST_P(FileSystemTest, WriteUpdatesTimesAndChange) {
