@@ -477,11 +477,17 @@ static fsal_status_t kvfs_close(struct fsal_obj_handle* obj_hdl) {
   return status;
 }
 
-/* Truncates `ino` to zero bytes. */
-static int kvfs_truncate(kvfs_fs* fs, uint64_t ino) {
+/* Truncates the file to zero bytes for an open with FSAL_O_TRUNC. Ganesha
+ * checks open permissions only after an open by name (or MDCACHE's open by
+ * handle on its behalf) returns, so check write access before destroying
+ * data. */
+static int kvfs_truncate(struct kvfs_handle* hdl) {
   struct kvfs_setattr req = {.mask = KVFS_SET_SIZE, .size = 0};
+  fsal_status_t status =
+      hdl->obj_handle.obj_ops->test_access(&hdl->obj_handle, FSAL_WRITE_ACCESS, NULL, NULL, false);
 
-  return kvfs_core_setattr(fs, ino, &req, NULL);
+  if (FSAL_IS_ERROR(status)) return status.major == ERR_FSAL_PERM ? EPERM : EACCES;
+  return kvfs_core_setattr(hdl->export->fs, hdl->ino, &req, NULL);
 }
 
 /* Fills attrs_out after an open; honours ATTR_RDATTR_ERR. */
@@ -529,7 +535,7 @@ static fsal_status_t kvfs_open_by_handle(struct kvfs_handle* hdl, struct state_t
       opened_core = err == 0;
     }
   }
-  if (err == 0 && (openflags & FSAL_O_TRUNC)) err = kvfs_truncate(fs, hdl->ino);
+  if (err == 0 && (openflags & FSAL_O_TRUNC)) err = kvfs_truncate(hdl);
   if (err == 0 && createmode >= FSAL_EXCLUSIVE && createmode != FSAL_EXCLUSIVE_9P) {
     struct kvfs_attr attr;
     struct fsal_attrlist current;
@@ -618,22 +624,23 @@ static fsal_status_t kvfs_open_by_name(struct kvfs_handle* dir, struct state_t* 
   if (attr.type == KVFS_TYPE_SYMLINK) return fsalstat(ERR_FSAL_SYMLINK, 0);
   if (attr.type != KVFS_TYPE_REGULAR) return fsalstat(ERR_FSAL_INVAL, 0);
 
+  hdl = kvfs_alloc_handle(exp, &attr);
   if (created) {
     /* Times (an exclusive create's verifier), size. */
     err = kvfs_set_remaining(exp, &attr, attrs_set);
   } else if (openflags & FSAL_O_TRUNC) {
-    err = kvfs_truncate(fs, attr.ino);
+    err = kvfs_truncate(hdl);
     if (err == 0) err = kvfs_core_getattr(fs, attr.ino, &attr);
   }
   if (err == 0 && state != NULL) err = kvfs_core_open_file(fs, attr.ino);
   if (err != 0) {
     fsal_status_t status = kvfs_obj_error("open", attr.ino, err);
 
+    kvfs_release(&hdl->obj_handle);
     if (created) (void)kvfs_core_unlink(fs, dir->ino, name);
     return status;
   }
 
-  hdl = kvfs_alloc_handle(exp, &attr);
   if (state != NULL) {
     fd = kvfs_state_fd(state);
     fd->core_open = true;
@@ -707,7 +714,7 @@ static fsal_status_t kvfs_reopen2(struct fsal_obj_handle* obj_hdl, struct state_
     err = kvfs_core_open_file(fs, hdl->ino);
     opened_core = err == 0;
   }
-  if (err == 0 && (openflags & FSAL_O_TRUNC)) err = kvfs_truncate(fs, hdl->ino);
+  if (err == 0 && (openflags & FSAL_O_TRUNC)) err = kvfs_truncate(hdl);
   if (err != 0) {
     if (opened_core) (void)kvfs_core_close_file(fs, hdl->ino);
     update_share_counters(&hdl->share, openflags, old_openflags);

@@ -110,4 +110,27 @@ int RawReaddir(e2e::NfsClient& client, const FileHandle& dir, uint64_t cookie, u
   return Wait(rpc, &p);
 }
 
+int RawCreateExclusive(e2e::NfsClient& client, const FileHandle& dir, const std::string& name,
+                       uint64_t verifier, int* status, uint64_t* fileid) {
+  struct rpc_context* rpc = nfs_get_rpc_context(client.context());
+  CREATE3args args;
+  std::memset(&args, 0, sizeof(args));
+  args.where.dir = ToFh3(dir);
+  std::string n = name;
+  args.where.name = n.data();
+  args.how.mode = EXCLUSIVE;
+  std::memcpy(args.how.createhow3_u.verf, &verifier, sizeof(verifier));
+  Pending p;
+  p.on_reply = [&](void* data) {
+    auto* res = static_cast<CREATE3res*>(data);
+    *status = res->status;
+    *fileid = 0;
+    if (res->status == NFS3_OK && res->CREATE3res_u.resok.obj_attributes.attributes_follow) {
+      *fileid = res->CREATE3res_u.resok.obj_attributes.post_op_attr_u.attributes.fileid;
+    }
+  };
+  if (rpc_nfs3_create_async(rpc, Complete, &args, &p) != 0) return -EIO;
+  return Wait(rpc, &p);
+}
+
 }  // namespace kvfs::fsal_test

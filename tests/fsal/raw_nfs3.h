@@ -17,6 +17,7 @@ using FileHandle = std::vector<uint8_t>;
 // NFSv3 status codes the tests look for (RFC 1813).
 inline constexpr int kNfs3Ok = 0;
 inline constexpr int kNfs3ErrNoEnt = 2;
+inline constexpr int kNfs3ErrExist = 17;
 inline constexpr int kNfs3ErrStale = 70;
 inline constexpr int kNfs3ErrBadHandle = 10001;
 inline constexpr int kNfs3ErrBadCookie = 10003;
@@ -41,5 +42,10 @@ struct RawDirEntry {
 // (including "." and "..") to *entries; sets *status and *eof.
 int RawReaddir(e2e::NfsClient& client, const FileHandle& dir, uint64_t cookie, uint64_t* verifier,
                uint32_t count, std::vector<RawDirEntry>* entries, bool* eof, int* status);
+
+// CREATE of `name` in `dir` in EXCLUSIVE mode with an 8-byte verifier; sets
+// *status and, if OK, *fileid of the file (0 if the reply carries none).
+int RawCreateExclusive(e2e::NfsClient& client, const FileHandle& dir, const std::string& name,
+                       uint64_t verifier, int* status, uint64_t* fileid);
 
 }  // namespace kvfs::fsal_test

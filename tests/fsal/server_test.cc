@@ -195,6 +195,46 @@ TEST(KvfsServer, HandlesOfRemovedObjectsAreStale) {
   f.Close();
 }
 
+// NFSv3 EXCLUSIVE create: the verifier is stored with the file, so a
+// retransmission (same verifier) succeeds with the same file while another
+// client's create (other verifier) fails, also after a restart.
+TEST(KvfsServer, ExclusiveCreateVerifier) {
+  TempDir dir;
+  KvfsExport e;
+  e.db_path = dir.path() + "/db";
+  GaneshaServer server(KvfsServerOptions({e}));
+  ASSERT_NO_FATAL_FAILURE(StartOrDie(server));
+  auto c = Mount(NfsVersion::kV3, "/kvfs");
+  ASSERT_NE(c, nullptr);
+  ASSERT_EQ(c->Mkdir("/x"), 0);
+  FileHandle dir_fh;
+  ASSERT_EQ(HandleOf(*c, "/x", &dir_fh), 0);
+
+  int status = -1;
+  uint64_t first = 0, again = 0;
+  ASSERT_EQ(RawCreateExclusive(*c, dir_fh, "f", 0x1122334455667788ull, &status, &first), 0);
+  ASSERT_EQ(status, kNfs3Ok);
+  ASSERT_EQ(RawCreateExclusive(*c, dir_fh, "f", 0x1122334455667788ull, &status, &again), 0);
+  EXPECT_EQ(status, kNfs3Ok);
+  EXPECT_EQ(again, first);
+  ASSERT_EQ(RawCreateExclusive(*c, dir_fh, "f", 0x99ull, &status, &again), 0);
+  EXPECT_EQ(status, kNfs3ErrExist);
+
+  // The client then sets the real times; the file is an ordinary file.
+  struct timeval times[2] = {{1600000000, 0}, {1600000000, 0}};
+  ASSERT_EQ(c->Utimes("/x/f", times), 0);
+  ASSERT_EQ(c->WriteFile("/x/f", "content"), 0);
+
+  ASSERT_TRUE(server.Restart().ok());
+  ASSERT_EQ(RawCreateExclusive(*c, dir_fh, "g", 42, &status, &first), 0);
+  ASSERT_EQ(status, kNfs3Ok);
+  ASSERT_TRUE(server.Restart().ok());
+  ASSERT_EQ(RawCreateExclusive(*c, dir_fh, "g", 42, &status, &again), 0);
+  EXPECT_EQ(status, kNfs3Ok);
+  ASSERT_EQ(RawCreateExclusive(*c, dir_fh, "g", 43, &status, &again), 0);
+  EXPECT_EQ(status, kNfs3ErrExist);
+}
+
 // Two databases, three exports of the first (its root and two subtrees) and
 // one of the second.
 class MultiExportTest : public ::testing::Test {
