@@ -7,11 +7,13 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -440,6 +442,48 @@ TEST(KvfsServer, ReaddirCookiesSurviveChangesAndRestarts) {
   std::vector<std::string> after = list_from(middle_cookie);
   EXPECT_EQ(before, after);
   EXPECT_GT(after.size(), 100u);
+}
+
+// The sample configuration's MDCACHE and EXPORT blocks (config/ganesha.conf)
+// parse without a diagnostic and serve, with its paths moved to a temporary
+// directory.
+TEST(KvfsServer, SampleConfigurationServes) {
+  std::ifstream in(std::string(KVFS_SOURCE_DIR) + "/config/ganesha.conf");
+  ASSERT_TRUE(in.good());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  size_t begin = text.find("\nMDCACHE {");
+  size_t end = text.find("\nLOG {");
+  ASSERT_NE(begin, std::string::npos);
+  ASSERT_NE(end, std::string::npos);
+  std::string blocks = text.substr(begin, end - begin);
+  TempDir dir;
+  for (size_t at; (at = blocks.find("/srv/kvfs")) != std::string::npos;) {
+    blocks.replace(at, std::strlen("/srv/kvfs"), dir.path());
+  }
+
+  GaneshaOptions opts = KvfsServerOptions({});
+  opts.raw_exports = blocks;
+  for (const char* path : {"/kvfs", "/projects", "/datasets"}) {
+    opts.probes.push_back({NfsVersion::kV3, path});
+    opts.probes.push_back({NfsVersion::kV4, path});
+  }
+  GaneshaServer server(opts);
+  ASSERT_NO_FATAL_FAILURE(StartOrDie(server));
+  EXPECT_EQ(server.ConfigDiagnostics(), "");
+
+  auto projects = Mount(NfsVersion::kV3, "/projects");
+  ASSERT_NE(projects, nullptr);
+  e2e::NfsStatVfs st;
+  ASSERT_EQ(projects->StatVfs("/", &st), 0);
+  EXPECT_EQ(st.f_blocks * st.f_frsize, 100ull << 30);
+  EXPECT_EQ(st.f_files, 10000000u);
+  auto whole = Mount(NfsVersion::kV4, "/kvfs");
+  ASSERT_NE(whole, nullptr);
+  std::vector<std::string> names;
+  EXPECT_EQ(whole->ListDir("/", &names), 0);
+  EXPECT_TRUE(names.empty());
 }
 
 // A broken FSAL block stops that export with a clear log line; the server
