@@ -37,9 +37,9 @@ NameHasher FirstByteHasher() {
                     }};
 }
 
-std::vector<std::string> FsckProblems(FileSystem* fs, const NameHasher& hasher) {
+std::vector<std::string> FsckProblems(KVStore* store, const NameHasher& hasher) {
   FsckReport report;
-  Status s = Fsck(fs->store(), hasher, &report);
+  Status s = Fsck(store, hasher, &report);
   if (!s.ok()) return {"fsck could not run: " + s.ToString()};
   return report.problems;
 }

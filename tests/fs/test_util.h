@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/fs/file_system.h"
+#include "common/kv/kv_store.h"
 #include "common/status.h"
 
 #define ASSERT_OK(expr)                                     \
@@ -44,9 +45,13 @@ class TempDir {
 // name with the same first byte lands in the same entry bucket.
 NameHasher FirstByteHasher();
 
-// Runs Fsck on the file system's store; returns its problems (and a line
-// for a failure to run it).
-std::vector<std::string> FsckProblems(FileSystem* fs, const NameHasher& hasher);
+// Runs Fsck on `store`; returns its problems (and a line for a failure to
+// run it).
+std::vector<std::string> FsckProblems(KVStore* store, const NameHasher& hasher);
+// The same on the file system's store.
+inline std::vector<std::string> FsckProblems(FileSystem* fs, const NameHasher& hasher) {
+  return FsckProblems(fs->store(), hasher);
+}
 
 // The whole contents of regular file `ino`.
 Status ReadAll(FileSystem* fs, Ino ino, std::string* out);
