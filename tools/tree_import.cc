@@ -142,7 +142,7 @@ class Importer {
     return fs_->SetAttr(ino, req, &attrs);
   }
 
-  // Creates directory `name` in `parent`, or reuses an existing one.
+  // Creates directory `name` in `parent`, or reuses an existing directory.
   Status MakeDirectory(Ino parent, const std::string& name, const struct stat& st,
                        Attributes* out) {
     Status s = fs_->Mkdir(parent, name, NewObjectOf(st), out);
@@ -187,9 +187,23 @@ class Importer {
     return s;
   }
 
+  // Makes way for a new object of `type` called `name` in `parent`: removes
+  // an existing non-directory; an existing directory stays (to be merged
+  // into) if `type` is a directory, else it is an error.
+  Status ClearName(Ino parent, const std::string& name, FileType type) {
+    Attributes existing;
+    Status s = fs_->Lookup(parent, name, &existing);
+    if (s.IsNotFound()) return Status::OK();
+    KVFS_RETURN_IF_ERROR(s);
+    if (existing.type != FileType::kDirectory) return fs_->Unlink(parent, name);
+    if (type == FileType::kDirectory) return Status::OK();
+    return Status::Exists("'" + name + "' is a directory in KVFS");
+  }
+
   Status ImportOne(int dirfd, const std::string& name, const std::string& path,
                    const struct stat& st, Ino parent) {
     Attributes attrs;
+    KVFS_RETURN_IF_ERROR(ClearName(parent, name, TypeOfMode(st.st_mode)));
     switch (TypeOfMode(st.st_mode)) {
       case FileType::kDirectory: {
         int fd = openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -238,10 +252,7 @@ class Importer {
     int fd = openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return LocalError("open", path);
     FdCloser closer(fd);
-    KVFS_RETURN_IF_ERROR(fs_->Create(parent, name, NewObjectOf(st), /*exclusive=*/false, attrs));
-    if (attrs->type != FileType::kRegular) {
-      return Status::Exists("'" + name + "' exists and is not a regular file");
-    }
+    KVFS_RETURN_IF_ERROR(fs_->Create(parent, name, NewObjectOf(st), /*exclusive=*/true, attrs));
     uint64_t size;
     KVFS_RETURN_IF_ERROR(CopyFileContents(fs_, fd, attrs->ino, &size));
     ++stats_->files;

@@ -39,8 +39,10 @@ struct ImportStats {
 // files with several names become hard links in KVFS (or, where KVFS refuses
 // the link with EXDEV because the names lie in different top-level
 // directories, separate copies). `dest` is created if it does not exist (its
-// parent must); an existing directory is merged into, existing regular files
-// being overwritten. Local symbolic links are never followed.
+// parent must); an existing directory is merged into: its non-directories
+// that the local tree also has are replaced, a directory where the local
+// tree has a non-directory is an error. Local symbolic links are never
+// followed.
 //
 // Objects that fail to import are recorded in stats->errors and skipped; the
 // returned status is non-OK only if the import could not start (`local_dir`
