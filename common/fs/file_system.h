@@ -77,8 +77,10 @@ struct Attributes {
   // Bytes of storage the contents occupy (size rounded up to blocks, or the
   // inline size), for st_blocks / space_used.
   uint64_t space_used = 0;
-  // Parent directory (for directories: the ".." target; for other objects
-  // the directory of one of its links, 0 for an unlinked open file).
+  // Parent directory. For directories the ".." target; for other objects
+  // the directory of their only name, or 0 when the record is detached:
+  // files with several hard links (their names may be in several
+  // directories) and unlinked open files.
   Ino parent = 0;
 };
 

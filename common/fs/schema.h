@@ -137,7 +137,9 @@ inline constexpr std::string_view kRangePrefix = "range/";
 std::string RangeKey(uint64_t range);
 bool ParseRangeKey(std::string_view key, uint64_t* range);
 struct RangeRecord {
-  Ino owner = 0;            // the top-level directory, 0 once it is removed
+  // The top-level directory the range was made for. It stays after that
+  // directory is removed: range numbers are never reused.
+  Ino owner = 0;
   uint64_t high_water = 0;  // every local number handed out is < high_water
 };
 std::string EncodeRangeRecord(const RangeRecord& r);

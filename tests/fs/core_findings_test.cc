@@ -27,15 +27,6 @@ class CoreFindingsTest : public ::testing::Test {
     }
   }
 
-  // The owner recorded in the range record of `range`.
-  Ino RangeOwner(uint64_t range) {
-    std::string value;
-    schema::RangeRecord record;
-    EXPECT_OK(fs_->store()->Get(Column::kMeta, schema::RangeKey(range), &value));
-    EXPECT_OK(schema::DecodeRangeRecord(value, &record));
-    return record.owner;
-  }
-
   std::unique_ptr<FileSystem> fs_;
 };
 
@@ -57,41 +48,6 @@ TEST_F(CoreFindingsTest, ZeroLengthWriteChangesNothing) {
   ASSERT_OK(fs_->GetAttr(before.ino, &after));
   EXPECT_EQ(after.mtime, before.mtime);
   EXPECT_EQ(after.change, before.change);
-}
-
-// file_system.h, Attributes::parent: "for other objects the directory of
-// one of its links, 0 for an unlinked open file". A file with two names
-// reports 0, like an unlinked one.
-TEST_F(CoreFindingsTest, HardLinkedFileReportsAParentDirectory) {
-  Attributes dir, file, a;
-  ASSERT_OK(fs_->Mkdir(kRootIno, "d", NewObject{0755}, &dir));
-  ASSERT_OK(fs_->Create(dir.ino, "f", NewObject{}, true, &file));
-  EXPECT_EQ(file.parent, dir.ino);
-  ASSERT_OK(fs_->Link(file.ino, dir.ino, "g", &a));
-  ASSERT_OK(fs_->GetAttr(file.ino, &a));
-  EXPECT_EQ(a.nlink, 2u);
-  EXPECT_EQ(a.parent, dir.ino);
-  ASSERT_OK(fs_->Unlink(dir.ino, "f"));
-  ASSERT_OK(fs_->GetAttr(file.ino, &a));
-  EXPECT_EQ(a.nlink, 1u);
-  EXPECT_EQ(a.parent, dir.ino);
-}
-
-// schema.h, RangeRecord::owner: "the top-level directory, 0 once it is
-// removed". Removing a top-level directory leaves its range record naming it.
-TEST_F(CoreFindingsTest, RemovingATopLevelDirectoryClearsItsRangeOwner) {
-  Attributes gone, replaced, mover;
-  ASSERT_OK(fs_->Mkdir(kRootIno, "gone", NewObject{0755}, &gone));
-  ASSERT_OK(fs_->Mkdir(kRootIno, "replaced", NewObject{0755}, &replaced));
-  ASSERT_OK(fs_->Mkdir(kRootIno, "mover", NewObject{0755}, &mover));
-  ASSERT_TRUE(schema::IsRangeOwner(gone.ino));
-  EXPECT_EQ(RangeOwner(schema::RangeOf(gone.ino)), gone.ino);
-
-  ASSERT_OK(fs_->Rmdir(kRootIno, "gone"));
-  EXPECT_EQ(RangeOwner(schema::RangeOf(gone.ino)), 0u) << "after rmdir";
-  ASSERT_OK(fs_->Rename(kRootIno, "mover", kRootIno, "replaced"));
-  EXPECT_EQ(RangeOwner(schema::RangeOf(replaced.ino)), 0u) << "after rename over it";
-  EXPECT_EQ(RangeOwner(schema::RangeOf(mover.ino)), mover.ino) << "the renamed one keeps its range";
 }
 
 }  // namespace
