@@ -251,9 +251,9 @@ fsal_status_t kvfs_update_export(struct fsal_module* fsal_hdl, void* parse_node,
   same = strcmp(parsed.db_path, orig->db_path) == 0 && strcmp(parsed.subtree, orig->subtree) == 0;
   if (!same) {
     LogCrit(COMPONENT_FSAL,
-            "KVFS: db_path and subtree of a running export cannot change (%s:%s -> %s:%s); restart "
-            "the server instead",
-            orig->db_path, orig->subtree, parsed.db_path, parsed.subtree);
+            "KVFS export %s: db_path and subtree cannot change under a running export (%s:%s -> "
+            "%s:%s); restart the server instead",
+            CTX_FULLPATH(op_ctx), orig->db_path, orig->subtree, parsed.db_path, parsed.subtree);
     kvfs_free_export_fields(&parsed);
     return fsalstat(ERR_FSAL_INVAL, EINVAL);
   }

@@ -4,7 +4,9 @@
 // and restarts, and configuration errors. Mostly NFSv3, whose raw calls let
 // the tests present handles of their choosing.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -484,6 +486,55 @@ TEST(KvfsServer, SampleConfigurationServes) {
   std::vector<std::string> names;
   EXPECT_EQ(whole->ListDir("/", &names), 0);
   EXPECT_TRUE(names.empty());
+}
+
+// SIGHUP reloads the exports: a new capacity applies at once; a changed
+// db_path is refused and the export keeps serving its database.
+TEST(KvfsServer, ConfigReloadUpdatesCapacity) {
+  TempDir dir;
+  KvfsExport e;
+  e.db_path = dir.path() + "/db";
+  e.capacity_bytes = 1ull << 30;
+  GaneshaServer server(KvfsServerOptions({e}));
+  ASSERT_NO_FATAL_FAILURE(StartOrDie(server));
+  auto c = Mount(NfsVersion::kV3, "/kvfs");
+  ASSERT_NE(c, nullptr);
+  ASSERT_EQ(c->WriteFile("/f", "data"), 0);
+  e2e::NfsStatVfs st;
+  ASSERT_EQ(c->StatVfs("/", &st), 0);
+  EXPECT_EQ(st.f_blocks * st.f_frsize, 1ull << 30);
+
+  auto rewrite = [&](const std::string& from, const std::string& to) {
+    std::ifstream in(server.config_path());
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string text = ss.str();
+    size_t at = text.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    text.replace(at, from.size(), to);
+    std::ofstream(server.config_path(), std::ios::trunc) << text;
+  };
+  auto reload_and_wait = [&](const std::string& log_line) {
+    size_t before = server.LogSinceStart().size();
+    ASSERT_EQ(kill(server.pid(), SIGHUP), 0);
+    for (int i = 0; i < 500; i++) {
+      if (server.LogSinceStart().find(log_line, before) != std::string::npos) return;
+      usleep(10000);
+    }
+    FAIL() << "no \"" << log_line << "\" in the log after SIGHUP:\n" << server.LogTail();
+  };
+
+  rewrite("capacity_bytes = 1073741824", "capacity_bytes = 2147483648");
+  ASSERT_NO_FATAL_FAILURE(reload_and_wait("capacity 2147483648 bytes"));
+  ASSERT_EQ(c->StatVfs("/", &st), 0);
+  EXPECT_EQ(st.f_blocks * st.f_frsize, 2ull << 30);
+
+  rewrite(e.db_path, dir.path() + "/other");
+  ASSERT_NO_FATAL_FAILURE(reload_and_wait("cannot change under a running export"));
+  EXPECT_TRUE(server.running());
+  std::string data;
+  ASSERT_EQ(c->ReadFile("/f", &data), 0);
+  EXPECT_EQ(data, "data");
 }
 
 // A broken FSAL block stops that export with a clear log line; the server
