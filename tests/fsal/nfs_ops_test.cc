@@ -500,6 +500,21 @@ TEST_P(KvfsNfsTest, UnlinkOfAnOpenFile) {
     f.Close();
   }
   EXPECT_EQ(c().Stat("/u/f", &st), -ENOENT);
+
+  if (v4()) {
+    // Same for a file replaced by a rename while open.
+    ASSERT_EQ(c().WriteFile("/u/g", "old content"), 0);
+    NfsFile g;
+    ASSERT_EQ(c().Open("/u/g", O_RDONLY, &g), 0);
+    ASSERT_EQ(c().WriteFile("/u/h", "new content"), 0);
+    ASSERT_EQ(c().Rename("/u/h", "/u/g"), 0);
+    std::string old(11, '\0');
+    EXPECT_EQ(g.Pread(old.data(), old.size(), 0), 11);
+    EXPECT_EQ(old, "old content");
+    EXPECT_EQ(g.Close(), 0);
+    EXPECT_EQ(ReadAll(c(), "/u/g"), "new content");
+    ASSERT_EQ(c().Unlink("/u/g"), 0);
+  }
   // The space is given back once the last user is gone.
   NfsStatVfs vfs;
   ASSERT_EQ(c().StatVfs("/", &vfs), 0);
