@@ -34,7 +34,7 @@ namespace {
 // export creation and release take the lock; operations never do.
 struct Registry {
   std::mutex mu;
-  std::map<std::string, kvfs_fs*> open;
+  std::map<std::string, std::unique_ptr<kvfs_fs>> open;  // guarded by mu
 };
 
 Registry& GetRegistry() {
@@ -176,37 +176,34 @@ int kvfs_fs_acquire(const kvfs_fs_options* options, kvfs_fs** out, char** canoni
 
     Registry& reg = GetRegistry();
     std::lock_guard<std::mutex> lock(reg.mu);
-    auto it = reg.open.find(path);
-    kvfs_fs* shared = nullptr;
-    if (it != reg.open.end()) {
-      shared = it->second;
-    } else {
+    std::unique_ptr<kvfs_fs>& slot = reg.open[path];
+    if (slot == nullptr) {
       kvfs::RocksDBOptions ropts;
       ropts.path = path;
       ropts.block_cache_bytes = static_cast<size_t>(options->block_cache_bytes);
       ropts.create_if_missing = true;
       std::unique_ptr<kvfs::KVStore> store;
-      kvfs::Status s = kvfs::OpenRocksDBStore(ropts, &store);
-      if (!s.ok()) return Fail(s);
       auto entry = std::make_unique<kvfs_fs>();
       entry->path = path;
-      s = kvfs::FileSystem::Open(kvfs::FileSystemOptions(), std::move(store), &entry->fs);
-      if (!s.ok()) return Fail(s);
-      shared = entry.release();
-      reg.open.emplace(path, shared);
+      kvfs::Status s = kvfs::OpenRocksDBStore(ropts, &store);
+      if (s.ok()) {
+        s = kvfs::FileSystem::Open(kvfs::FileSystemOptions(), std::move(store), &entry->fs);
+      }
+      if (!s.ok()) {
+        reg.open.erase(path);
+        return Fail(s);
+      }
+      slot = std::move(entry);
     }
     if (canonical_path != nullptr) {
       *canonical_path = strdup(path.c_str());
       if (*canonical_path == nullptr) {
-        if (shared->refs == 0) {
-          reg.open.erase(path);
-          delete shared;
-        }
+        if (slot->refs == 0) reg.open.erase(path);
         return Fail(ENOMEM, "out of memory");
       }
     }
-    shared->refs++;
-    *out = shared;
+    slot->refs++;
+    *out = slot.get();
     return 0;
   });
 }
@@ -215,16 +212,13 @@ void kvfs_fs_release(kvfs_fs* fs) {
   if (fs == nullptr) return;
   (void)Guard([&]() -> int {
     Registry& reg = GetRegistry();
-    std::unique_ptr<kvfs_fs> doomed;
-    {
-      std::lock_guard<std::mutex> lock(reg.mu);
-      if (--fs->refs > 0) return 0;
-      reg.open.erase(fs->path);
-      doomed.reset(fs);
-    }
-    // Close outside the lock: flushing RocksDB may take a while.
-    (void)doomed->fs->Sync();
-    doomed.reset();
+    // Closed under the lock, so that a new export of the same database
+    // cannot try to open it while RocksDB still holds its lock file.
+    std::lock_guard<std::mutex> lock(reg.mu);
+    if (--fs->refs > 0) return 0;
+    (void)fs->fs->Sync();
+    const std::string path = fs->path;  // (erase destroys fs and its path)
+    reg.open.erase(path);
     return 0;
   });
 }
