@@ -139,6 +139,7 @@ std::string FormatTime(const Timespec& t) {
 // "2026-01-02 03:04" (UTC), for listings.
 std::string ShortTime(const Timespec& t) { return FormatTime(t).substr(0, 16); }
 
+// The long name of a type, for stat.
 const char* TypeName(FileType t) {
   switch (t) {
     case FileType::kRegular:
@@ -198,6 +199,7 @@ std::string ModeString(FileType type, uint32_t mode) {
   return s;
 }
 
+// Permission bits as four octal digits.
 std::string Octal(uint32_t mode) {
   char buf[16];
   std::snprintf(buf, sizeof(buf), "%04o", mode);
@@ -212,6 +214,7 @@ std::string InoString(Ino ino) {
 
 // ---- Dump -------------------------------------------------------------------------------
 
+// Every field of an inode record on one line.
 std::string RecordString(const schema::InodeRecord& r) {
   std::string s = std::string("type=") + TypeTag(r.type) + " mode=" + Octal(r.mode) +
                   " uid=" + std::to_string(r.uid) + " gid=" + std::to_string(r.gid) +
@@ -309,6 +312,7 @@ std::string DescribeBlock(std::string_view key, std::string_view value) {
          " length=" + std::to_string(value.size()) + " data=" + Hex(value, 16);
 }
 
+// Decodes a key/value pair of column `c`.
 std::string Describe(Column c, std::string_view key, std::string_view value) {
   switch (c) {
     case Column::kMeta:
@@ -323,18 +327,20 @@ std::string Describe(Column c, std::string_view key, std::string_view value) {
   return "";
 }
 
+// Prints one dump line: column, key in hex, decoded value.
 void PrintKV(Column c, std::string_view key, std::string_view value) {
   std::cout << ColumnName(c) << ' ' << Hex(key) << "  " << Describe(c, key, value) << '\n';
 }
 
 // ---- Arguments and opening --------------------------------------------------------------
 
+// The parsed command line of one command.
 struct Args {
-  std::string db;
-  std::optional<std::string> column;
-  std::optional<std::string> key;
-  std::set<char> flags;
-  std::vector<std::string> operands;
+  std::string db;                     // --db
+  std::optional<std::string> column;  // dump --column
+  std::optional<std::string> key;     // dump --key (hex)
+  std::set<char> flags;               // single-letter flags (-R, -p, -r)
+  std::vector<std::string> operands;  // positional arguments
 };
 
 // Fails with a message for the usage error `what`.
@@ -352,6 +358,7 @@ Status HasherByName(const std::string& name, NameHasher* out) {
   return Status::OK();
 }
 
+// Opens the RocksDB store named by --db (creating it if `create`).
 Status OpenStore(const Args& args, bool create, std::unique_ptr<KVStore>* out) {
   if (args.db.empty()) return UsageError("--db PATH is required");
   RocksDBOptions opts;
@@ -389,6 +396,7 @@ Status OpenFs(const Args& args, bool create, std::unique_ptr<FileSystem>* out) {
   return FileSystem::Open(opts, std::move(store), out);
 }
 
+// A new object owned by this process with `mode` less the umask.
 NewObject NewObjectWithMode(uint32_t mode) {
   mode_t mask = umask(0);
   umask(mask);
@@ -407,6 +415,8 @@ NewObject SymlinkObject() {
 }
 
 // ---- Commands -------------------------------------------------------------------------------
+// Each Run* function implements one command; *exit_code may be set to a
+// non-error exit status other than 0 (fsck's 1).
 
 Status RunFsck(const Args& args, int* exit_code) {
   std::unique_ptr<KVStore> store;
@@ -432,6 +442,7 @@ Status RunFsck(const Args& args, int* exit_code) {
   return Status::OK();
 }
 
+// The column called `name` (ColumnName).
 Status ParseColumn(const std::string& name, Column* out) {
   for (int c = 0; c < kNumColumns; ++c) {
     if (name == ColumnName(static_cast<Column>(c))) {
@@ -701,6 +712,7 @@ Status RunImport(const Args& args, int*) {
   return ImportAndReport(fs.get(), args.operands[0], args.operands[1]);
 }
 
+// Prints what StatFs reports.
 Status PrintStatFs(FileSystem* fs) {
   StatFsInfo info;
   KVFS_RETURN_IF_ERROR(fs->StatFs(&info));
@@ -792,10 +804,11 @@ Status RunDemo(const Args& args, int*) {
 
 // ---- Dispatch -------------------------------------------------------------------------------
 
+// One subcommand and the arguments it accepts.
 struct Command {
   const char* name;
   Status (*run)(const Args&, int* exit_code);
-  size_t min_operands;
+  size_t min_operands;  // positional arguments
   size_t max_operands;
   const char* flags;  // single-letter flags it accepts
   bool dump_options;  // accepts --column and --key
@@ -860,6 +873,7 @@ Status ParseArgs(const Command& cmd, int argc, char** argv, Args* args) {
   return Status::OK();
 }
 
+// Dispatches to the command; returns the exit status.
 int Main(int argc, char** argv) {
   if (argc < 2) {
     std::cerr << kUsage;

@@ -156,10 +156,12 @@ class Importer {
   }
 
  private:
+  // Mode and owner of a new object copied from `st`.
   static NewObject NewObjectOf(const struct stat& st) {
     return NewObject{static_cast<uint32_t>(st.st_mode & 07777), st.st_uid, st.st_gid};
   }
 
+  // Records that the object at local `path` could not be imported.
   void Fail(const std::string& path, const Status& s) {
     stats_->errors.push_back(path + ": " + s.ToString());
   }
@@ -200,6 +202,8 @@ class Importer {
     return Status::Exists("'" + name + "' is a directory in KVFS");
   }
 
+  // Copies local object `name` of `dirfd` (at `path`, described by `st`)
+  // into KVFS directory `parent`.
   Status ImportOne(int dirfd, const std::string& name, const std::string& path,
                    const struct stat& st, Ino parent) {
     Attributes attrs;
@@ -247,6 +251,7 @@ class Importer {
     return CopyAttributes(attrs.ino, st);
   }
 
+  // Creates regular file `name` in `parent` with the local file's contents.
   Status ImportFile(int dirfd, const std::string& name, const std::string& path,
                     const struct stat& st, Ino parent, Attributes* attrs) {
     int fd = openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
