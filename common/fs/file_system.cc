@@ -632,6 +632,9 @@ Status FileSystemImpl::MakeNode(Ino parent, std::string_view name, FileType type
         return Status::Exists("'" + std::string(name) + "' exists");
       }
       if (e->type == FileType::kDirectory) return Status::FromErrno(EISDIR, "is a directory");
+      if (e->type != FileType::kRegular) {
+        return Status::Exists("'" + std::string(name) + "' exists and is not a regular file");
+      }
       return EntryAttributes(parent, *e, true, out);
     }
     int slot = b->FreeSlot();

@@ -164,6 +164,11 @@ TEST_P(FileSystemTest, CreateLookupGetattr) {
   // Non-exclusive create of an existing file returns it.
   ASSERT_TRUE(fs_->Create(kRootIno, "hello.txt", NewObject(), false, &a).ok());
   EXPECT_EQ(a.ino, f);
+  // ... but not an existing directory or special file.
+  MkDir(kRootIno, "dir");
+  EXPECT_EQ(Errno(fs_->Create(kRootIno, "dir", NewObject(), false, &a)), EISDIR);
+  ASSERT_TRUE(fs_->Symlink(kRootIno, "sl", "x", NewObject(), &a).ok());
+  EXPECT_EQ(Errno(fs_->Create(kRootIno, "sl", NewObject(), false, &a)), EEXIST);
   EXPECT_EQ(Errno(fs_->GetAttr(987654321, &a)), ESTALE);
 }
 
