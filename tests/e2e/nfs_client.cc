@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <utility>
@@ -133,6 +134,11 @@ NfsClient::NfsClient(NfsVersion version, NfsClientOptions options)
   nfs_set_dircache(nfs_, options_.dircache ? 1 : 0);
   nfs_set_uid(nfs_, options_.uid);
   nfs_set_gid(nfs_, options_.gid);
+  // libnfs gives every NFSv4 client of a process the same client name, so a
+  // second client would expire the first one's state: name each one.
+  static std::atomic<int> counter{0};
+  std::string name = "kvfs-e2e-" + std::to_string(getpid()) + "-" + std::to_string(++counter);
+  nfs4_set_client_name(nfs_, name.c_str());
 }
 
 NfsClient::~NfsClient() {

@@ -71,13 +71,6 @@ std::string VersionName(const ::testing::TestParamInfo<e2e::NfsVersion>& info) {
   return e2e::NfsVersionName(info.param);
 }
 
-void SetUniqueClientName(e2e::NfsClient& client) {
-  static std::atomic<int> counter{0};
-  if (client.version() != e2e::NfsVersion::kV4) return;
-  std::string name = "kvfs-fsal-test-" + std::to_string(getpid()) + "-" + std::to_string(++counter);
-  nfs4_set_client_name(client.context(), name.c_str());
-}
-
 e2e::NfsVersion OtherVersion(e2e::NfsVersion v) {
   return v == e2e::NfsVersion::kV3 ? e2e::NfsVersion::kV4 : e2e::NfsVersion::kV3;
 }

@@ -66,11 +66,6 @@ e2e::GaneshaOptions KvfsServerOptions(const std::vector<KvfsExport>& exports,
 // The version's name for parameterised test names ("NFSv3", "NFSv4").
 std::string VersionName(const ::testing::TestParamInfo<e2e::NfsVersion>& info);
 
-// Gives an unmounted NFSv4 client a client name of its own. libnfs 4.0
-// names every context of a process alike, so a second NFSv4 client's
-// SETCLIENTID replaces the first's and its state expires (NFS4ERR_EXPIRED).
-void SetUniqueClientName(e2e::NfsClient& client);
-
 // The other protocol version.
 e2e::NfsVersion OtherVersion(e2e::NfsVersion v);
 

@@ -63,7 +63,6 @@ class KvfsNfsTest : public ::testing::TestWithParam<NfsVersion> {
 
   std::unique_ptr<NfsClient> Connect(NfsVersion v) {
     auto c = std::make_unique<NfsClient>(v);
-    SetUniqueClientName(*c);
     int rc = c->Mount("/kvfs");
     EXPECT_EQ(rc, 0) << c->LastError();
     return rc == 0 ? std::move(c) : nullptr;
@@ -397,7 +396,6 @@ TEST_P(KvfsNfsTest, PermissionsAreEnforced) {
   opts.uid = 1000;
   opts.gid = 1000;
   NfsClient user(GetParam(), opts);
-  SetUniqueClientName(user);
   ASSERT_EQ(user.Mount("/kvfs"), 0) << user.LastError();
   NfsFile f;
   EXPECT_EQ(user.Open("/p/ro", O_WRONLY, &f), -EACCES);
@@ -430,7 +428,6 @@ TEST_P(KvfsNfsTest, TwoClientsWriterAndReader) {
   std::atomic<int> writer_rc{0};
   std::thread writer([&] {
     NfsClient w(GetParam());
-    SetUniqueClientName(w);
     if (w.Mount("/kvfs") != 0) {
       writer_rc = -1;
       writer_done = true;

@@ -45,7 +45,6 @@ constexpr size_t kFhFsal = 5;
 
 std::unique_ptr<NfsClient> Mount(NfsVersion v, const std::string& path) {
   auto c = std::make_unique<NfsClient>(v);
-  SetUniqueClientName(*c);
   int rc = c->Mount(path);
   EXPECT_EQ(rc, 0) << path << ": " << c->LastError();
   return rc == 0 ? std::move(c) : nullptr;
