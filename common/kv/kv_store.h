@@ -117,6 +117,33 @@ struct WriteOptions {
   bool sync = false;
 };
 
+// Loads many new keys into a KVStore at once (KVStore::NewBulkLoader), e.g. a
+// whole subtree built by the ingest sidecar.
+//
+// Keys are added column by column, each column's keys in strictly ascending
+// byte order (columns may be interleaved). Commit() then makes all of them
+// visible atomically and durably, with the effect of one synced WriteBatch of
+// Puts: after a crash either every key is there or none. A key that already
+// exists is overwritten. Destroying a loader without a successful Commit()
+// discards what was added and leaves the store untouched; so does a failed
+// Commit(). Loads are fastest when their keys lie in a key range the store
+// holds nothing in (a fresh inode range): RocksDB then places the files
+// without rewriting any existing data.
+//
+// Not thread-safe: one thread adds and commits.
+class BulkLoader {
+ public:
+  virtual ~BulkLoader() = default;
+  // Adds key -> value to column c. InvalidArgument if the key is not greater
+  // than the previous key added to that column, or after Commit().
+  virtual Status Add(Column c, std::string_view key, std::string_view value) = 0;
+  // Makes every key added visible and durable, atomically. Call at most
+  // once.
+  virtual Status Commit() = 0;
+  // Bytes of keys and values added so far.
+  virtual uint64_t BytesAdded() const = 0;
+};
+
 class KVStore {
  public:
   virtual ~KVStore() = default;
@@ -135,6 +162,13 @@ class KVStore {
   virtual Status Sync() = 0;
   // A short name of the implementation ("rocksdb", "memory", ...).
   virtual std::string Name() const = 0;
+  // A new BulkLoader. `staging_dir` is a directory on the store's file
+  // system for the loader's temporary files (created if missing; the loader
+  // removes what it creates there); stores that need no files ignore it. This
+  // default implementation buffers everything in one WriteBatch, written
+  // synced by Commit(): correct for any store, but memory grows with the
+  // load (the memory store uses it). RocksDB writes SST files instead.
+  virtual Status NewBulkLoader(const std::string& staging_dir, std::unique_ptr<BulkLoader>* out);
 
   // Convenience wrappers.
   Status Get(Column c, std::string_view key, std::string* value) {

@@ -8,9 +8,14 @@
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
+#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
+#include <stdlib.h>
 
 #include <algorithm>
+#include <array>
+#include <filesystem>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -119,6 +124,85 @@ class RocksDBIterator final : public Iterator {
   std::unique_ptr<rocksdb::Iterator> iter_;
 };
 
+// BulkLoader over SST files: one SstFileWriter per column, writing into a
+// private directory under the staging directory, and one atomic
+// IngestExternalFiles call across the column families on Commit(). The
+// files are moved (hard-linked) into the database, not copied, so the
+// staging directory must be on the database's file system. The private
+// directory and whatever is left in it are removed on destruction.
+class SstBulkLoader final : public BulkLoader {
+ public:
+  // `dir` is the loader's own (already created) directory.
+  SstBulkLoader(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> column_handles,
+                std::string dir)
+      : db_(db), handles_(std::move(column_handles)), dir_(std::move(dir)) {}
+
+  ~SstBulkLoader() override {
+    writers_ = {};  // close files before removing them
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);  // best effort: nothing to report to
+  }
+
+  SstBulkLoader(const SstBulkLoader&) = delete;
+  SstBulkLoader& operator=(const SstBulkLoader&) = delete;
+
+  Status Add(Column c, std::string_view key, std::string_view value) override {
+    if (!ValidColumn(c)) return Status::InvalidArgument("bulk load: bad column");
+    if (committed_) return Status::InvalidArgument("bulk load: already committed");
+    const int i = static_cast<int>(c);
+    if (!writers_[i]) {
+      writers_[i] = std::make_unique<rocksdb::SstFileWriter>(
+          rocksdb::EnvOptions(), db_->GetOptions(handles_[i]), handles_[i]);
+      KVFS_RETURN_IF_ERROR(FromRocks(writers_[i]->Open(FileOf(c)), "bulk load: open SST file"));
+    }
+    rocksdb::Status rs = writers_[i]->Put(ToSlice(key), ToSlice(value));
+    if (!rs.ok()) {
+      // Out-of-order keys are the caller's mistake, not an I/O error.
+      if (rs.IsInvalidArgument()) {
+        return Status::InvalidArgument(std::string("bulk load: column ") + ColumnName(c) + ": " +
+                                       rs.ToString());
+      }
+      return FromRocks(rs, "bulk load: write SST file");
+    }
+    bytes_ += key.size() + value.size();
+    return Status::OK();
+  }
+
+  Status Commit() override {
+    if (committed_) return Status::InvalidArgument("bulk load: already committed");
+    committed_ = true;
+    std::vector<rocksdb::IngestExternalFileArg> args;
+    for (int i = 0; i < kNumColumns; ++i) {
+      if (!writers_[i]) continue;
+      // Finish syncs the file.
+      KVFS_RETURN_IF_ERROR(FromRocks(writers_[i]->Finish(), "bulk load: finish SST file"));
+      rocksdb::IngestExternalFileArg arg;
+      arg.column_family = handles_[i];
+      arg.external_files.push_back(FileOf(static_cast<Column>(i)));
+      arg.options.move_files = true;
+      // The keys of a fresh range overlap nothing: no global sequence number
+      // is needed; if one is (overwritten keys), keep it in the manifest
+      // rather than rewriting the file.
+      arg.options.write_global_seqno = false;
+      args.push_back(std::move(arg));
+    }
+    if (args.empty()) return Status::OK();
+    return FromRocks(db_->IngestExternalFiles(args), "bulk load: ingest SST files");
+  }
+
+  uint64_t BytesAdded() const override { return bytes_; }
+
+ private:
+  std::string FileOf(Column c) const { return dir_ + "/" + ColumnName(c) + ".sst"; }
+
+  rocksdb::DB* const db_;
+  const std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // one per Column
+  const std::string dir_;
+  std::array<std::unique_ptr<rocksdb::SstFileWriter>, kNumColumns> writers_;
+  bool committed_ = false;
+  uint64_t bytes_ = 0;
+};
+
 class RocksDBStore final : public KVStore {
  public:
   // Takes ownership of db and handles (handles[0] is "default", then one per
@@ -195,6 +279,23 @@ class RocksDBStore final : public KVStore {
   Status Sync() override { return group_commit_.Sync(); }
 
   std::string Name() const override { return "rocksdb"; }
+
+  Status NewBulkLoader(const std::string& staging_dir, std::unique_ptr<BulkLoader>* out) override {
+    if (staging_dir.empty()) return Status::InvalidArgument("bulk load: empty staging directory");
+    std::error_code ec;
+    std::filesystem::create_directories(staging_dir, ec);
+    if (ec) {
+      return Status::FromErrno(ec.value(), "bulk load: create staging directory " + staging_dir);
+    }
+    std::string dir = staging_dir + "/bulk-XXXXXX";
+    if (mkdtemp(dir.data()) == nullptr) {
+      return Status::FromErrno(errno, "bulk load: create a directory in " + staging_dir);
+    }
+    *out = std::make_unique<SstBulkLoader>(
+        db_.get(), std::vector<rocksdb::ColumnFamilyHandle*>(handles_.begin() + 1, handles_.end()),
+        std::move(dir));
+    return Status::OK();
+  }
 
  private:
   rocksdb::ColumnFamilyHandle* Handle(Column c) const { return handles_[1 + static_cast<int>(c)]; }

@@ -10,6 +10,12 @@
 // among concurrent callers (GroupCommit), so a machine crash loses nothing
 // written before Sync() was called. Write(sync=true) fsyncs before returning.
 //
+// Bulk loads (NewBulkLoader) write one SST file per column into a private
+// directory under the staging directory and ingest them all with one
+// DB::IngestExternalFiles call, which records them atomically in the
+// MANIFEST; the files are moved (hard-linked), so the staging directory must
+// be on the database's file system (e.g. inside its directory).
+//
 // Iterators and snapshots must be destroyed before the store.
 #pragma once
 
