@@ -247,7 +247,7 @@ std::string DescribeMeta(std::string_view key, std::string_view value) {
     Status s = schema::DecodeRangeRecord(value, &r);
     if (!s.ok()) return "range " + std::to_string(n) + " UNDECODABLE (" + s.message() + ")";
     return "range " + std::to_string(n) + " owner=" + std::to_string(r.owner) +
-           " high_water=" + std::to_string(r.high_water);
+           " high_water=" + std::to_string(r.high_water) + (r.loading ? " loading" : "");
   }
   if (schema::ParseOrphanKey(key, &n)) return "orphan ino=" + InoString(n);
   if (key.starts_with(schema::kUsagePrefix)) {

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstring>
 #include <ctime>
+#include <limits>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -145,6 +146,10 @@ class FileSystemImpl : public FileSystem {
   Status CookieOf(Ino dir, std::string_view name, uint64_t* cookie) override;
   Status StatFs(StatFsInfo* out) override;
   KVStore* store() override { return store_.get(); }
+  Status ReserveRange(uint64_t at_least, uint64_t* range) override;
+  Status PublishTree(const LoadedTree& tree, uint64_t* replaced_range) override;
+  Status AbandonRange(uint64_t range) override;
+  Status DropTree(std::string_view name, uint64_t* dropped_range) override;
 
  private:
   uint64_t BucketOfName(std::string_view name) const {
@@ -196,6 +201,18 @@ class FileSystemImpl : public FileSystem {
     return open_.count(ino) > 0;
   }
   Status CleanOrphans();
+
+  // Runs `body` holding every lock stripe, so that no mutation is in flight
+  // (whole-range operations), then waits for durability.
+  Status RunExclusive(const std::function<Status()>& body);
+  Status ReadRangeRecord(uint64_t range, schema::RangeRecord* r) const;
+  // Adds to the transaction's batch the deletion of every key of `range`
+  // (entries, inodes, blocks, orphans, usage counters, whose values leave
+  // the totals) and either deletes its record or keeps it with owner 0, so
+  // the number is never reused. Requires no mutation in flight.
+  Status DropRangeKeys(Transaction* txn, uint64_t range, bool keep_record);
+  // Deletes what interrupted bulk loads left behind (loading ranges).
+  Status CleanLoadingRanges();
 
   FileSystemOptions options_;  // layout fields are set from the superblock
   std::unique_ptr<KVStore> store_;
@@ -274,6 +291,7 @@ Status FileSystemImpl::Init() {
   } else {
     return s;
   }
+  KVFS_RETURN_IF_ERROR(CleanLoadingRanges());
   KVFS_RETURN_IF_ERROR(allocator_.Recover());
   return CleanOrphans();
 }
@@ -1167,6 +1185,219 @@ Status FileSystemImpl::CloseFile(Ino ino) {
   };
   KVFS_RETURN_IF_ERROR(RunLocked(plan, body, /*sync=*/false));
   return deleted && options_.durable ? store_->Sync() : Status::OK();
+}
+
+// ---- Whole top-level directories ----------------------------------------------------
+
+Status FileSystemImpl::RunExclusive(const std::function<Status()>& body) {
+  Status s;
+  {
+    LockTable::MultiLock all(&locks_);
+    s = body();
+  }
+  if (s.ok() && options_.durable) s = store_->Sync();
+  return s;
+}
+
+Status FileSystemImpl::ReadRangeRecord(uint64_t range, schema::RangeRecord* r) const {
+  std::string value;
+  Status s = store_->Get(Column::kMeta, schema::RangeKey(range), &value);
+  if (s.IsNotFound()) {
+    return Status::InvalidArgument("inode range " + std::to_string(range) + " has no record");
+  }
+  KVFS_RETURN_IF_ERROR(s);
+  return schema::DecodeRangeRecord(value, r);
+}
+
+Status FileSystemImpl::DropRangeKeys(Transaction* txn, uint64_t range, bool keep_record) {
+  const Ino begin = schema::RangeBegin(range);
+  const Ino end = schema::RangeEnd(range);
+  WriteBatch* b = txn->batch();
+  b->DeleteRange(Column::kEntries, schema::DirBegin(begin), schema::DirBegin(end));
+  b->DeleteRange(Column::kInodes, schema::InodeKey(begin), schema::InodeKey(end));
+  b->DeleteRange(Column::kBlocks, schema::BlockKey(begin, 0), schema::BlockKey(end, 0));
+  b->DeleteRange(Column::kMeta, schema::OrphanKey(begin), schema::OrphanKey(end));
+  // No mutation is in flight, so the counters are exact: move them out of
+  // the totals.
+  int64_t usage[2] = {0, 0};
+  const std::string keys[2] = {schema::UsageBytesKey(range), schema::UsageInodesKey(range)};
+  for (int i = 0; i < 2; ++i) {
+    std::string v;
+    Status s = store_->Get(Column::kMeta, keys[i], &v);
+    if (s.ok()) {
+      usage[i] = DecodeCounter(v);
+      b->Delete(Column::kMeta, keys[i]);
+    } else if (!s.IsNotFound()) {
+      return s;
+    }
+  }
+  if (usage[0] != 0) b->Add(Column::kMeta, schema::TotalBytesKey(), -usage[0]);
+  if (usage[1] != 0) b->Add(Column::kMeta, schema::TotalInodesKey(), -usage[1]);
+  if (keep_record) {
+    schema::RangeRecord r;
+    KVFS_RETURN_IF_ERROR(ReadRangeRecord(range, &r));
+    r.owner = 0;
+    r.loading = false;
+    b->Put(Column::kMeta, schema::RangeKey(range), schema::EncodeRangeRecord(r));
+  } else {
+    b->Delete(Column::kMeta, schema::RangeKey(range));
+  }
+  return Status::OK();
+}
+
+Status FileSystemImpl::CleanLoadingRanges() {
+  std::vector<uint64_t> loading;
+  {
+    IteratorOptions io;
+    io.upper_bound = schema::RangeKey(std::numeric_limits<uint64_t>::max());
+    auto it = store_->NewIterator(Column::kMeta, io);
+    for (it->Seek(schema::kRangePrefix); it->Valid(); it->Next()) {
+      uint64_t range;
+      schema::RangeRecord r;
+      if (!schema::ParseRangeKey(it->key(), &range)) continue;
+      KVFS_RETURN_IF_ERROR(schema::DecodeRangeRecord(it->value(), &r));
+      if (r.loading) loading.push_back(range);
+    }
+    KVFS_RETURN_IF_ERROR(it->status());
+  }
+  for (uint64_t range : loading) {
+    // Nothing of a loading range was ever visible: its number may be reused.
+    Transaction txn(store_.get(), options_.block_size);
+    KVFS_RETURN_IF_ERROR(DropRangeKeys(&txn, range, /*keep_record=*/false));
+    KVFS_RETURN_IF_ERROR(txn.Commit());
+  }
+  return loading.empty() ? Status::OK() : store_->Sync();
+}
+
+Status FileSystemImpl::ReserveRange(uint64_t at_least, uint64_t* range) {
+  uint64_t r;
+  KVFS_RETURN_IF_ERROR(allocator_.ReserveRange(at_least, &r));
+  schema::RangeRecord record;
+  record.owner = schema::RangeOwnerIno(r);
+  record.high_water = 2;
+  record.loading = true;
+  WriteBatch b;
+  b.Put(Column::kMeta, schema::RangeKey(r), schema::EncodeRangeRecord(record));
+  // Always synced: the record must be on disk before any key of the range
+  // is, or a machine crash could leave keys that nothing accounts for.
+  WriteOptions wo;
+  wo.sync = true;
+  KVFS_RETURN_IF_ERROR(store_->Write(wo, b));
+  *range = r;
+  return Status::OK();
+}
+
+Status FileSystemImpl::AbandonRange(uint64_t range) {
+  return RunExclusive([&]() -> Status {
+    schema::RangeRecord r;
+    KVFS_RETURN_IF_ERROR(ReadRangeRecord(range, &r));
+    if (!r.loading) {
+      return Status::InvalidArgument("inode range " + std::to_string(range) + " is not loading");
+    }
+    Transaction txn(store_.get(), options_.block_size);
+    KVFS_RETURN_IF_ERROR(DropRangeKeys(&txn, range, /*keep_record=*/false));
+    return txn.Commit();
+  });
+}
+
+Status FileSystemImpl::PublishTree(const LoadedTree& tree, uint64_t* replaced_range) {
+  if (replaced_range != nullptr) *replaced_range = 0;
+  KVFS_RETURN_IF_ERROR(CheckName(tree.name));
+  if (tree.attrs.type != FileType::kDirectory) {
+    return Status::InvalidArgument("a loaded tree's top must be a directory");
+  }
+  if (tree.high_water < 2 || tree.high_water > schema::kLocalMask + 1) {
+    return Status::InvalidArgument("bad high-water mark for a loaded tree");
+  }
+  const uint64_t bucket = BucketOfName(tree.name);
+  const Ino owner = schema::RangeOwnerIno(tree.range);
+  return RunExclusive([&]() -> Status {
+    schema::RangeRecord range_record;
+    KVFS_RETURN_IF_ERROR(ReadRangeRecord(tree.range, &range_record));
+    if (!range_record.loading) {
+      return Status::InvalidArgument("inode range " + std::to_string(tree.range) +
+                                     " is not loading");
+    }
+    Transaction txn(store_.get(), options_.block_size);
+    InodeRecord* root;
+    KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(kRootIno, &root));
+    Bucket* b;
+    KVFS_RETURN_IF_ERROR(txn.GetBucket(kRootIno, bucket, &b));
+    Entry* existing = b->Find(tree.name);
+    uint8_t slot;
+    if (existing != nullptr) {
+      if (!tree.replace) return Status::Exists("'" + tree.name + "' exists");
+      if (existing->type != FileType::kDirectory || !schema::IsRangeOwner(existing->ino)) {
+        return Status::Exists("'" + tree.name + "' exists and is not a top-level directory");
+      }
+      const uint64_t old_range = schema::RangeOf(existing->ino);
+      KVFS_RETURN_IF_ERROR(DropRangeKeys(&txn, old_range, /*keep_record=*/true));
+      if (replaced_range != nullptr) *replaced_range = old_range;
+      slot = existing->slot;  // readdir cookies of the root stay valid
+      b->Remove(tree.name);
+    } else {
+      int free_slot = b->FreeSlot();
+      if (free_slot < 0) return Status::FromErrno(ENOSPC, "too many names with the same hash");
+      slot = static_cast<uint8_t>(free_slot);
+      ++root->nlink;
+      ++root->size;
+    }
+    Entry e;
+    e.slot = slot;
+    e.name = tree.name;
+    e.ino = owner;
+    e.type = FileType::kDirectory;
+    e.embedded = true;
+    InodeRecord& r = e.record;
+    r.type = FileType::kDirectory;
+    r.mode = tree.attrs.mode & 07777;
+    r.uid = tree.attrs.uid;
+    r.gid = tree.attrs.gid;
+    r.nlink = tree.attrs.nlink;
+    r.size = tree.attrs.size;
+    r.atime = tree.attrs.atime;
+    r.mtime = tree.attrs.mtime;
+    r.ctime = tree.attrs.ctime;
+    r.change = std::max<uint64_t>(tree.attrs.change, 1);
+    r.inline_data = true;
+    b->Insert(std::move(e));
+    txn.MarkBucketDirty(kRootIno, bucket);
+    txn.SetEmbeddedLocation(owner, kRootIno, bucket);
+    Touch(root, Now(), true);
+    range_record.owner = owner;
+    range_record.high_water = tree.high_water;
+    range_record.loading = false;
+    txn.batch()->Put(Column::kMeta, schema::RangeKey(tree.range),
+                     schema::EncodeRangeRecord(range_record));
+    txn.AddUsage(tree.range, static_cast<int64_t>(tree.bytes), static_cast<int64_t>(tree.inodes));
+    return txn.Commit();
+  });
+}
+
+Status FileSystemImpl::DropTree(std::string_view name, uint64_t* dropped_range) {
+  KVFS_RETURN_IF_ERROR(CheckName(name));
+  const uint64_t bucket = BucketOfName(name);
+  return RunExclusive([&]() -> Status {
+    Transaction txn(store_.get(), options_.block_size);
+    InodeRecord* root;
+    KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(kRootIno, &root));
+    Bucket* b;
+    KVFS_RETURN_IF_ERROR(txn.GetBucket(kRootIno, bucket, &b));
+    Entry* e = b->Find(name);
+    if (e == nullptr) return Status::NotFound("'" + std::string(name) + "' not found");
+    if (e->type != FileType::kDirectory || !schema::IsRangeOwner(e->ino)) {
+      return Status::InvalidArgument("'" + std::string(name) + "' is not a top-level directory");
+    }
+    const uint64_t range = schema::RangeOf(e->ino);
+    KVFS_RETURN_IF_ERROR(DropRangeKeys(&txn, range, /*keep_record=*/true));
+    b->Remove(name);
+    txn.MarkBucketDirty(kRootIno, bucket);
+    --root->nlink;
+    --root->size;
+    Touch(root, Now(), true);
+    if (dropped_range != nullptr) *dropped_range = range;
+    return txn.Commit();
+  });
 }
 
 }  // namespace kvfs

@@ -127,6 +127,32 @@ struct StatFsInfo {
   uint32_t max_name_length = kMaxNameLength;
 };
 
+// A top-level directory whose subtree a bulk loader wrote into an inode
+// range reserved with FileSystem::ReserveRange, ready to be linked into the
+// root by FileSystem::PublishTree (see docs/ingest.md). The loader writes
+// every key below the top directory (its entries, the index and records of
+// everything inside, blocks); PublishTree writes the top directory's own
+// record and index, the root entry, the range record and the usage.
+struct LoadedTree {
+  uint64_t range = 0;
+  // Its name in the root directory.
+  std::string name;
+  // The top directory's record: mode, uid, gid, nlink, size (its number of
+  // entries), atime, mtime, ctime and change. Type must be kDirectory; ino,
+  // rdev, space_used and parent are ignored.
+  Attributes attrs;
+  // One more than the highest local inode number used in the range.
+  uint64_t high_water = 2;
+  // Usage of the whole range, the top directory included, as the usage
+  // counters count it (schema::UsageBytes per inode; inodes).
+  uint64_t bytes = 0;
+  uint64_t inodes = 1;
+  // If `name` exists in the root: fail with EEXIST, or (replace) replace it
+  // if it is a top-level directory, dropping its whole range in the same
+  // batch.
+  bool replace = false;
+};
+
 // How durable a Write must be when it returns.
 enum class Stability : uint8_t {
   kUnstable,  // may be lost in a crash until Fsync/Sync (NFS UNSTABLE)
@@ -226,6 +252,34 @@ class FileSystem {
   virtual Status CookieOf(Ino dir, std::string_view name, uint64_t* cookie) = 0;
 
   virtual Status StatFs(StatFsInfo* out) = 0;
+
+  // ---- Whole top-level directories (bulk ingest, eviction) -------------------
+  // A top-level directory owns an inode range (docs/schema.md), so a whole
+  // subtree can be added or dropped with a constant number of key-range
+  // operations. These operations wait for every mutation in flight and hold
+  // off new ones while their (single) batch is written; reads go on.
+
+  // Reserves a fresh inode range, numbered at least `at_least` and above
+  // every range this store has used, for a tree a bulk loader will write:
+  // records it durably as loading and sets *range. Nothing in a loading range
+  // is reachable. A crash before PublishTree or AbandonRange leaves the range
+  // to Open, which deletes it.
+  virtual Status ReserveRange(uint64_t at_least, uint64_t* range) = 0;
+  // Links a loaded tree into the root in one durable batch (see LoadedTree).
+  // EINVAL if tree.range is not a loading range or the record is not a
+  // directory; EEXIST if the name exists (and is not a top-level directory
+  // to replace). On success *replaced_range (if not null) is the range that
+  // was dropped by a replacement, 0 if none.
+  virtual Status PublishTree(const LoadedTree& tree, uint64_t* replaced_range) = 0;
+  // Gives up a loading range: deletes every key in it and its record.
+  // EINVAL if the range is not loading.
+  virtual Status AbandonRange(uint64_t range) = 0;
+  // Evicts top-level directory `name` with everything below it: removes its
+  // root entry, range-deletes every key of its range, and subtracts the
+  // range's usage from the totals, in one durable batch. The range number is
+  // never used again. EINVAL if `name` is not a top-level directory (a
+  // directory in the root). *dropped_range (if not null) is set to its range.
+  virtual Status DropTree(std::string_view name, uint64_t* dropped_range) = 0;
 
   // The underlying store (for tools such as fsck and dump).
   virtual KVStore* store() = 0;

@@ -46,6 +46,11 @@ class Checker {
 
  private:
   void Problem(std::string s) { report_->problems.push_back(std::move(s)); }
+  // True if `ino` lies in a range that is being bulk loaded.
+  bool Loading(Ino ino) const {
+    auto r = ranges_.find(schema::RangeOf(ino));
+    return r != ranges_.end() && r->second.loading;
+  }
   static std::string InoStr(Ino ino) { return "inode " + std::to_string(ino); }
 
   std::unique_ptr<Iterator> Scan(Column c) {
@@ -86,6 +91,7 @@ class Checker {
           Problem("range " + std::to_string(range) + ": undecodable record");
         } else {
           ranges_[range] = r;
+          if (r.loading) ++report_->loading_ranges;
         }
       } else if (schema::ParseOrphanKey(key, &ino)) {
         orphans_.insert(ino);
@@ -106,6 +112,7 @@ class Checker {
         Problem("inode index: malformed key");
         continue;
       }
+      if (Loading(ino)) continue;
       schema::InodeLocation loc;
       Status s = schema::DecodeLocation(it->value(), &loc);
       if (!s.ok()) {
@@ -133,6 +140,7 @@ class Checker {
         Problem("entries: malformed key");
         continue;
       }
+      if (Loading(dir)) continue;
       schema::Bucket b;
       Status s = schema::DecodeBucket(it->value(), &b);
       std::string where = "directory " + std::to_string(dir) + " bucket " + std::to_string(bucket);
@@ -155,6 +163,10 @@ class Checker {
           Problem(ew + ": invalid name");
         }
         if (schema::BucketOf(hasher_.hash(e.name)) != bucket) Problem(ew + ": in the wrong bucket");
+        if (Loading(e.ino)) {
+          Problem(ew + ": names " + InoStr(e.ino) + " of a range that is still loading");
+          continue;
+        }
         auto t = inodes_.find(e.ino);
         if (t == inodes_.end()) {
           Problem(ew + ": names " + InoStr(e.ino) + " which is not in the inode index");
@@ -207,6 +219,8 @@ class Checker {
         Problem(w + ": its range " + std::to_string(range) + " has no record");
       } else if ((ino & schema::kLocalMask) >= r->second.high_water) {
         Problem(w + ": above its range's high-water mark");
+      } else if (range != 0 && r->second.owner == 0) {
+        Problem(w + ": in range " + std::to_string(range) + ", which was dropped");
       }
       if (!info.have_record) {
         Problem(w + ": index points at an entry that does not hold it");
@@ -288,6 +302,7 @@ class Checker {
         Problem("blocks: malformed key");
         continue;
       }
+      if (Loading(ino)) continue;
       ++report_->blocks;
       std::string w = InoStr(ino) + " block " + std::to_string(block);
       auto t = inodes_.find(ino);

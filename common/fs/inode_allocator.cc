@@ -1,8 +1,14 @@
 #include "common/fs/inode_allocator.h"
 
+#include <algorithm>
 #include <limits>
 
 namespace kvfs {
+
+namespace {
+// Range numbers are 32 bits.
+constexpr uint64_t kRangeLimit = 1ull << (64 - schema::kRangeShift);
+}  // namespace
 
 InodeAllocator::InodeAllocator(KVStore* store, uint64_t chunk) : store_(store), chunk_(chunk) {}
 
@@ -64,13 +70,20 @@ Status InodeAllocator::Allocate(uint64_t range, Ino* ino) {
 
 Status InodeAllocator::NewRange(uint64_t* range, schema::RangeRecord* record) {
   std::lock_guard<std::mutex> l(next_range_mu_);
-  if (next_range_ >= (1ull << (64 - schema::kRangeShift))) {
-    return Status::FromErrno(ENOSPC, "no inode ranges left");
-  }
+  if (next_range_ >= kRangeLimit) return Status::FromErrno(ENOSPC, "no inode ranges left");
   *range = next_range_++;
   record->owner = schema::RangeOwnerIno(*range);
   // Local 1 is the owner itself; allocation in the range starts at 2.
   record->high_water = 2;
+  return Status::OK();
+}
+
+Status InodeAllocator::ReserveRange(uint64_t at_least, uint64_t* range) {
+  std::lock_guard<std::mutex> l(next_range_mu_);
+  const uint64_t r = std::max(next_range_, at_least);
+  if (r >= kRangeLimit) return Status::FromErrno(ENOSPC, "no inode ranges left");
+  *range = r;
+  next_range_ = r + 1;
   return Status::OK();
 }
 

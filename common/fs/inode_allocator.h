@@ -35,6 +35,11 @@ class InodeAllocator {
   // that creates the directory; nothing is reserved if that batch fails.
   Status NewRange(uint64_t* range, schema::RangeRecord* record);
 
+  // Picks the range number max(at_least, next unused) for a tree that will
+  // be bulk loaded; later NewRange calls continue above it. ENOSPC past the
+  // last range number.
+  Status ReserveRange(uint64_t at_least, uint64_t* range);
+
  private:
   struct RangeState {
     std::mutex mu;

@@ -21,6 +21,12 @@ LockTable::MultiLock::MultiLock(LockTable* table, std::vector<uint64_t> ids) : t
   for (size_t s : stripes_) table_->mutexes_[s].lock();
 }
 
+LockTable::MultiLock::MultiLock(LockTable* table) : table_(table) {
+  stripes_.resize(table->stripes_);
+  for (size_t s = 0; s < stripes_.size(); ++s) stripes_[s] = s;
+  for (size_t s : stripes_) table_->mutexes_[s].lock();
+}
+
 LockTable::MultiLock::~MultiLock() {
   for (auto it = stripes_.rbegin(); it != stripes_.rend(); ++it) table_->mutexes_[*it].unlock();
 }

@@ -24,6 +24,9 @@ class LockTable {
   class MultiLock {
    public:
     MultiLock(LockTable* table, std::vector<uint64_t> ids);
+    // Holds every stripe: waits for all lock holders and keeps everyone
+    // else out (for operations on whole subtrees).
+    explicit MultiLock(LockTable* table);
     ~MultiLock();
     MultiLock(const MultiLock&) = delete;
     MultiLock& operator=(const MultiLock&) = delete;

@@ -52,6 +52,10 @@ bool ValidType(uint8_t t) { return t >= 1 && t <= 7; }
 // Record flags.
 constexpr uint8_t kFlagInline = 1;
 
+// Range records: version 2 adds a flags byte.
+constexpr uint8_t kRangeRecordVersionWithFlags = 2;
+constexpr uint8_t kRangeFlagLoading = 1;
+
 }  // namespace
 
 std::string EntryKey(Ino parent, uint64_t bucket) { return TwoPartKey(parent, bucket); }
@@ -249,18 +253,23 @@ bool ParseRangeKey(std::string_view key, uint64_t* range) {
 
 std::string EncodeRangeRecord(const RangeRecord& r) {
   std::string v;
-  PutFixed8(&v, kFormatVersion);
+  PutFixed8(&v, r.loading ? kRangeRecordVersionWithFlags : kFormatVersion);
   PutFixed64(&v, r.owner);
   PutFixed64(&v, r.high_water);
+  if (r.loading) PutFixed8(&v, kRangeFlagLoading);
   return v;
 }
 
 Status DecodeRangeRecord(std::string_view value, RangeRecord* r) {
-  uint8_t version;
-  if (!GetFixed8(&value, &version) || version != kFormatVersion || !GetFixed64(&value, &r->owner) ||
-      !GetFixed64(&value, &r->high_water) || !value.empty()) {
-    return Status::Corruption("bad inode range record");
+  uint8_t version, flags = 0;
+  bool ok = GetFixed8(&value, &version) &&
+            (version == kFormatVersion || version == kRangeRecordVersionWithFlags) &&
+            GetFixed64(&value, &r->owner) && GetFixed64(&value, &r->high_water);
+  if (ok && version == kRangeRecordVersionWithFlags) {
+    ok = GetFixed8(&value, &flags) && (flags & ~kRangeFlagLoading) == 0;
   }
+  if (!ok || !value.empty()) return Status::Corruption("bad inode range record");
+  r->loading = (flags & kRangeFlagLoading) != 0;
   return Status::OK();
 }
 

@@ -141,7 +141,17 @@ struct RangeRecord {
   // directory is removed: range numbers are never reused.
   Ino owner = 0;
   uint64_t high_water = 0;  // every local number handed out is < high_water
+  // The range is being bulk loaded (docs/ingest.md): its keys are not linked
+  // into the tree yet. FileSystem::Open deletes what a crash left of such a
+  // range. Encoded as record version 2 (flags byte, bit 0); a range that is
+  // not loading keeps the version 1 encoding.
+  bool loading = false;
 };
+// The first and the first-after inode number of `range`: every key of the
+// range in the entries, inodes and blocks columns lies in
+// [key(RangeBegin), key(RangeEnd)) of that column's key builder.
+inline Ino RangeBegin(uint64_t range) { return MakeIno(range, 0); }
+inline Ino RangeEnd(uint64_t range) { return MakeIno(range + 1, 0); }
 std::string EncodeRangeRecord(const RangeRecord& r);
 Status DecodeRangeRecord(std::string_view value, RangeRecord* r);
 
