@@ -1,0 +1,204 @@
+// conformance_server: serves a fresh KVFS store through ganesha.nfsd and the
+// freshly built libfsalkvfs.so while conformance suites run against it.
+//
+//   conformance_server --work-dir DIR [--step-timeout SECONDS]
+//                      -- STEP [--restart STEP]...
+//
+// Each STEP is a command line (argv words) run as a child process while the
+// server runs; `--restart` between two steps stops the server cleanly and
+// starts it again on the same store. The export is Path = Pseudo = /kvfs
+// (kExportPath); children get it as KVFS_CONFORMANCE_EXPORT.
+//
+// The run fails (exit 1) and prints the tail of Ganesha's log when the server
+// does not start, dies while a step runs (crash), does not stop cleanly, or
+// when a step exceeds the step timeout (hang); otherwise the exit status is
+// the first non-zero status of a step (0 if all passed). DIR keeps the store
+// (DIR/store) and Ganesha's work directory (DIR/ganesha: config and log).
+// Must run inside ci/run-in-namespace.sh, like every e2e test.
+#include <signal.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/e2e/ganesha_server.h"
+#include "tests/fsal/fsal_test_util.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using kvfs::e2e::GaneshaServer;
+
+constexpr char kExportPath[] = "/kvfs";
+constexpr auto kPollInterval = std::chrono::milliseconds(100);
+constexpr auto kChildGrace = std::chrono::seconds(5);
+
+struct Args {
+  std::string work_dir;
+  std::chrono::seconds step_timeout{900};
+  std::vector<std::vector<std::string>> steps;
+};
+
+int Usage(const char* argv0) {
+  std::cerr << "usage: " << argv0
+            << " --work-dir DIR [--step-timeout SECONDS] -- STEP [--restart STEP]...\n";
+  return 2;
+}
+
+bool ParseArgs(int argc, char** argv, Args* args) {
+  int i = 1;
+  for (; i < argc && std::strcmp(argv[i], "--") != 0; ++i) {
+    const std::string opt = argv[i];
+    if (i + 1 >= argc) return false;
+    if (opt == "--work-dir") {
+      args->work_dir = argv[++i];
+    } else if (opt == "--step-timeout") {
+      args->step_timeout = std::chrono::seconds(std::atoi(argv[++i]));
+    } else {
+      return false;
+    }
+  }
+  args->steps.emplace_back();
+  for (++i; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--restart") == 0) {
+      args->steps.emplace_back();
+    } else {
+      args->steps.back().push_back(argv[i]);
+    }
+  }
+  if (args->work_dir.empty() || args->step_timeout.count() <= 0) return false;
+  for (const auto& step : args->steps) {
+    if (step.empty()) return false;
+  }
+  return true;
+}
+
+std::string Join(const std::vector<std::string>& words) {
+  std::string s;
+  for (const std::string& w : words) s += (s.empty() ? "" : " ") + w;
+  return s;
+}
+
+pid_t Spawn(const std::vector<std::string>& step) {
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  // Own process group, so a hung suite is killed with all its children.
+  setpgid(0, 0);
+  std::vector<char*> argv;
+  for (const std::string& w : step) argv.push_back(const_cast<char*>(w.c_str()));
+  argv.push_back(nullptr);
+  execvp(argv[0], argv.data());
+  std::cerr << "conformance_server: exec " << step[0] << ": " << std::strerror(errno) << "\n";
+  _exit(127);
+}
+
+// Ends a step's process group: SIGTERM, then SIGKILL after a grace period.
+void KillStep(pid_t pid) {
+  kill(-pid, SIGTERM);
+  const auto deadline = Clock::now() + kChildGrace;
+  int status;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (Clock::now() > deadline) {
+      kill(-pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(kPollInterval);
+  }
+  kill(-pid, SIGKILL);  // leftovers of the group, if any
+}
+
+// Runs one step while watching the server. Returns the step's exit status,
+// or -1 if the server died or the step timed out (reported on stderr).
+int RunStep(const std::vector<std::string>& step, GaneshaServer& server,
+            std::chrono::seconds timeout) {
+  std::cout << "conformance_server: running " << Join(step) << std::endl;
+  const pid_t pid = Spawn(step);
+  if (pid < 0) {
+    std::cerr << "conformance_server: fork: " << std::strerror(errno) << "\n";
+    return -1;
+  }
+  const auto deadline = Clock::now() + timeout;
+  while (true) {
+    int status;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      if (WIFEXITED(status)) return WEXITSTATUS(status);
+      return 128 + WTERMSIG(status);
+    }
+    if (!server.running()) {
+      KillStep(pid);
+      std::cerr << "conformance_server: FAILURE: ganesha.nfsd died during `" << Join(step) << "` ("
+                << server.exit_description() << "); log tail:\n"
+                << server.LogTail(80) << "\n";
+      return -1;
+    }
+    if (Clock::now() > deadline) {
+      KillStep(pid);
+      std::cerr << "conformance_server: FAILURE: `" << Join(step) << "` did not finish within "
+                << timeout.count() << " s (server hang?); log tail:\n"
+                << server.LogTail(80) << "\n";
+      return -1;
+    }
+    std::this_thread::sleep_for(kPollInterval);
+  }
+}
+
+int Run(const Args& args) {
+  namespace fs = std::filesystem;
+  const fs::path work = fs::absolute(args.work_dir);
+  std::error_code ec;
+  fs::remove_all(work, ec);  // a fresh store and log for every run
+  fs::create_directories(work, ec);
+  if (ec) {
+    std::cerr << "conformance_server: create " << work << ": " << ec.message() << "\n";
+    return 1;
+  }
+
+  kvfs::fsal_test::KvfsExport kvfs_export;
+  kvfs_export.path = kExportPath;
+  kvfs_export.db_path = (work / "store").string();
+  kvfs_export.export_extra = "UseCookieVerifier = false;";
+  kvfs::e2e::GaneshaOptions options = kvfs::fsal_test::KvfsServerOptions({kvfs_export});
+  options.work_dir = (work / "ganesha").string();
+  options.keep_work_dir = true;
+  setenv("KVFS_CONFORMANCE_EXPORT", kExportPath, 1);
+
+  GaneshaServer server(options);
+  int result = 0;
+  for (size_t i = 0; i < args.steps.size(); ++i) {
+    kvfs::Status s = i == 0 ? server.Start() : server.Restart();
+    if (!s.ok()) {
+      std::cerr << "conformance_server: FAILURE: " << (i == 0 ? "start" : "restart") << ": "
+                << s.ToString() << "\n";
+      return 1;
+    }
+    const int status = RunStep(args.steps[i], server, args.step_timeout);
+    if (status < 0) return 1;
+    if (result == 0) result = status;
+  }
+  kvfs::Status s = server.Stop();
+  if (!s.ok()) {
+    std::cerr << "conformance_server: FAILURE: ganesha.nfsd did not stop cleanly: " << s.ToString()
+              << "; log tail:\n"
+              << server.LogTail(80) << "\n";
+    return 1;
+  }
+  std::cout << "conformance_server: logs in " << work.string() << std::endl;
+  return result;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args;
+  if (!ParseArgs(argc, argv, &args)) return Usage(argv[0]);
+  return Run(args);
+}

@@ -1,0 +1,276 @@
+#!/usr/bin/python3
+"""Runs one conformance suite against the KVFS export and checks its results.
+
+    run_suite.py --suites DIR --expected DIR --out DIR [--phase PHASE] SUITE
+
+SUITE is pynfs40, pynfs41 or cthon04; DIR of --suites holds the suites as
+tests/conformance/build_suites.sh built them. The server is already running
+(conformance_server starts it and exports KVFS_CONFORMANCE_EXPORT).
+
+Every test that does not pass must be listed in --expected/SUITE.txt (one
+`CODE  reason` a line; CODE may end in `*` to cover a family); the run fails
+on a test that is not listed and does not pass, and on a listed test that
+passes. It prints `SUITE: N passed, N failed ...` and keeps the suite's own
+output in --out (printed, for the offending tests, on failure).
+
+--phase splits a pynfs run around a server restart: `maketree` only builds
+pynfs's test tree, `existing` runs the whole suite on the tree left there.
+"""
+
+import argparse
+import fnmatch
+import os
+import re
+import subprocess
+import sys
+import time
+
+SERVER = "127.0.0.1"
+PASS = "PASS"
+FAIL = "FAILURE"
+# A suite that hangs is stopped by conformance_server's step timeout.
+
+
+def export_path():
+    return os.environ.get("KVFS_CONFORMANCE_EXPORT", "/kvfs")
+
+
+# ---------------------------------------------------------------- pynfs
+
+# `CODE     st_module.testName        : RESULT`, then indented message lines.
+PYNFS_RESULT = re.compile(r"^(\S+)\s+(st_\S+)\s+: (PASS|FAILURE|WARNING|UNSUPPORTED|OMIT)\s*$")
+
+
+def run_pynfs(args, minor_dir):
+    """Runs testserver.py; returns ({code: status}, {code: detail}, log path)."""
+    suite_dir = os.path.join(args.suites, "pynfs", minor_dir)
+    log = os.path.join(args.out, f"{args.suite}.{args.phase}.log")
+    cmd = ["/usr/bin/python3", "testserver.py", f"{SERVER}:{export_path()}"]
+    if args.phase in ("all", "maketree"):
+        cmd.append("--maketree")
+    if args.phase == "maketree":
+        # The tree is built by the environment's set-up; one cheap test
+        # is enough to get there.
+        cmd.append("INIT")
+    else:
+        cmd.append("all")
+    # testserver.py finds its libraries relative to the working directory.
+    run_logged(cmd, suite_dir, log)
+    results, details = {}, {}
+    current = None
+    with open(log, errors="replace") as f:
+        for line in f:
+            m = PYNFS_RESULT.match(line)
+            if m:
+                current = m.group(1)
+                results[current] = m.group(3)
+                details[current] = line
+            elif current and line.startswith(" " * 10):
+                details[current] += line
+            else:
+                current = None
+    return results, details, log
+
+
+# ---------------------------------------------------------------- cthon04
+
+BASIC = [f"test{i}" for i in range(1, 10)]
+
+# general/runtests.wrk's steps, each on its own (the script stops at the
+# first failure); each runs once instead of five timed times.
+GENERAL = {
+    "small_compile": "$CC $CFLAGS -o stat stat.c -lm",
+    "tbl": "tbl nroff.in > nroff.tbl",
+    "nroff": "nroff < nroff.tbl > nroff.out && rm nroff.out",
+    "large_compile": "$CC $CFLAGS -o large large.c && rm large",
+    "four_large_compiles": "./large4.sh",
+    "makefile": "./mkdummy && make -e -f makefile.tst > /dev/null && ./rmdummy",
+}
+
+# special/runtests.wrk's steps, each on its own.
+SPECIAL = {
+    "op_unlk": "TMPDIR= ./op_unlk",
+    "op_ren": "TMPDIR= ./op_ren",
+    "op_chmod": "TMPDIR= ./op_chmod",
+    "dupreq": "./dupreq 100 testfile",
+    "excltest": "./excltest",
+    "negseek": "./negseek testfile",
+    "rename": "./rename 100",
+    "truncate": "./truncate",
+    "holey": "./holey",
+    "nfsidem": "./nfsidem 50 testdir",
+    "rewind": "./rewind",
+    "telldir": "./telldir",
+    "freesp": "./freesp",
+    "bigfile": "./bigfile -s 30 bigfile$$",
+    "bigfile2": "./bigfile2 bigfile$$",
+}
+
+
+class FuseNfsMount:
+    """A fuse-nfs mount of the export over NFSv3 (third_party/README.md)."""
+
+    def __init__(self, suites, mountpoint, log):
+        self.binary = os.path.join(suites, "fuse-nfs", "fuse", "fuse-nfs")
+        self.mountpoint = mountpoint
+        self.log = log
+        self.proc = None
+
+    def __enter__(self):
+        os.makedirs(self.mountpoint, exist_ok=True)
+        url = f"nfs://{SERVER}{export_path()}"
+        cmd = [self.binary, "-n", url, "-m", self.mountpoint,
+               "-a", "-t", "0", "-q", "-T", "0", "-E", "0", "-N", "0"]
+        env = dict(os.environ, FUSE_NFS_FOREGROUND="1")
+        self.log_file = open(self.log, "w")
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log_file, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while not os.path.ismount(self.mountpoint):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.__exit__(None, None, None)
+                raise RuntimeError(f"fuse-nfs did not mount {url}; see {self.log}")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc):
+        if os.path.ismount(self.mountpoint):
+            subprocess.run(["fusermount", "-u", self.mountpoint], check=False)
+        if self.proc and self.proc.poll() is None:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log_file.close()
+
+
+def run_cthon04(args):
+    cthon = os.path.join(args.suites, "cthon04")
+    log = os.path.join(args.out, "cthon04.log")
+    mnt = os.path.join(args.out, "mnt")
+    results, details = {}, {}
+    with FuseNfsMount(args.suites, mnt, os.path.join(args.out, "fuse-nfs.log")), \
+            open(log, "w") as out:
+        # PATH with "." as tests.init sets it: test2 runs test1 to build its tree.
+        env = dict(os.environ, PATH=os.environ["PATH"] + ":.", CC="cc", CFLAGS="-DLINUX -DHAVE_SOCKLEN_T -DGLIBC=22 -DMMAP "
+                   "-DSTDARG -w", LIBS="-lnsl")
+
+        def run(name, shell_cmd, cwd, test_env):
+            out.write(f"==== {name}: {shell_cmd} (in {cwd})\n")
+            out.flush()
+            start = out.tell()
+            proc = subprocess.run(["/bin/sh", "-c", shell_cmd], cwd=cwd, env=test_env,
+                                  stdout=out, stderr=subprocess.STDOUT)
+            out.write(f"==== {name}: exit status {proc.returncode}\n")
+            out.flush()
+            results[name] = PASS if proc.returncode == 0 else FAIL
+            with open(log, errors="replace") as f:
+                f.seek(start)
+                details[name] = f.read()
+
+        for test in BASIC:
+            testdir = os.path.join(mnt, f"basic.{test}")
+            run(f"basic/{test}", f"./{test} -t", os.path.join(cthon, "basic"),
+                dict(env, NFSTESTDIR=testdir))
+        for suite, tests in (("general", GENERAL), ("special", SPECIAL)):
+            # What the suite's runtests does before runtests.wrk.
+            testdir = os.path.join(mnt, suite)
+            os.mkdir(testdir)
+            subprocess.run(["make", "-s", "copy", f"DESTDIR={testdir}"],
+                           cwd=os.path.join(cthon, suite), stdout=out, stderr=subprocess.STDOUT,
+                           check=True, env=env)
+            for name, shell_cmd in tests.items():
+                run(f"{suite}/{name}", f"umask 0; {shell_cmd}", testdir, env)
+    return results, details, log
+
+
+# ---------------------------------------------------------------- common
+
+
+def run_logged(cmd, cwd, log):
+    with open(log, "w") as out:
+        subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, check=False)
+
+
+def read_expected(path):
+    """{pattern: reason} from an expected-results file."""
+    expected = {}
+    if not os.path.exists(path):
+        return expected
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            code, _, reason = line.partition(" ")
+            expected[code] = reason.strip()
+    return expected
+
+
+def check(args, results, details, log):
+    expected_file = os.path.join(args.expected, f"{args.suite}.txt")
+    expected = read_expected(expected_file)
+
+    def listed(code):
+        return any(fnmatch.fnmatchcase(code, pattern) for pattern in expected)
+
+    passed = [c for c, r in results.items() if r == PASS]
+    failed = [c for c, r in results.items() if r != PASS]
+    unexpected = sorted(c for c in failed if not listed(c))
+    now_passing = sorted(c for c in passed if listed(c))
+    unmatched = sorted(p for p in expected if not any(fnmatch.fnmatchcase(c, p) for c in results))
+
+    by_status = {}
+    for r in results.values():
+        by_status[r] = by_status.get(r, 0) + 1
+    extra = ", ".join(f"{n} {s.lower()}" for s, n in sorted(by_status.items()) if s != PASS)
+    print(f"{args.suite}: {len(passed)} passed, {len(failed)} failed"
+          + (f" ({extra})" if extra else "") + f"; log {log}")
+
+    ok = True
+    if not results:
+        print(f"{args.suite}: FAILURE: no results; end of {log}:")
+        with open(log, errors="replace") as f:
+            print("".join(f.readlines()[-60:]))
+        return False
+    for code in unexpected:
+        ok = False
+        print(f"{args.suite}: UNEXPECTED {results[code]} (not in {expected_file}):")
+        print(details.get(code, "").rstrip()[-4000:])
+    for code in now_passing:
+        ok = False
+        print(f"{args.suite}: {code} passes now; remove it from {expected_file}")
+    for pattern in unmatched:
+        ok = False
+        print(f"{args.suite}: {pattern} in {expected_file} matches no test that ran")
+    if ok:
+        print(f"{args.suite}: every failure is listed in {expected_file}")
+    return ok
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--suites", required=True)
+    p.add_argument("--expected", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--phase", choices=["all", "maketree", "existing"], default="all")
+    p.add_argument("suite", choices=["pynfs40", "pynfs41", "cthon04"])
+    args = p.parse_args()
+    args.suites = os.path.abspath(args.suites)
+    args.out = os.path.abspath(args.out)
+    os.makedirs(args.out, exist_ok=True)
+
+    if args.suite == "cthon04":
+        results, details, log = run_cthon04(args)
+    else:
+        results, details, log = run_pynfs(args, "nfs4.0" if args.suite == "pynfs40" else "nfs4.1")
+    if args.phase == "maketree":
+        ok = all(r == PASS for r in results.values()) and results
+        print(f"{args.suite}: test tree made" if ok else
+              f"{args.suite}: FAILURE: making the test tree failed; see {log}")
+        return 0 if ok else 1
+    return 0 if check(args, results, details, log) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
