@@ -98,6 +98,9 @@ struct SetAttrRequest {
   std::optional<uint32_t> uid;
   std::optional<uint32_t> gid;
   std::optional<uint64_t> size;  // truncate or extend (regular files only)
+  // With size: only extend a smaller file, never truncate a larger one
+  // (fallocate, NFSv4.2 ALLOCATE), atomically with concurrent writes.
+  bool size_grow_only = false;
   std::optional<Timespec> atime;
   std::optional<Timespec> mtime;
   bool atime_now = false;  // set atime to the server's clock

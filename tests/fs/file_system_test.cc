@@ -319,6 +319,22 @@ TEST_P(FileSystemTest, SetAttr) {
   EXPECT_EQ(Errno(fs_->SetAttr(d, trunc, &a)), EISDIR);
 }
 
+TEST_P(FileSystemTest, SetAttrSizeGrowOnly) {
+  Ino f = MkFile(kRootIno, "f", "abcdef");
+  SetAttrRequest req;
+  req.size = 3;
+  req.size_grow_only = true;
+  Attributes a;
+  ASSERT_TRUE(fs_->SetAttr(f, req, &a).ok());
+  EXPECT_EQ(a.size, 6u);
+  EXPECT_EQ(ReadAll(f), "abcdef");
+  req.size = 100000;
+  ASSERT_TRUE(fs_->SetAttr(f, req, &a).ok());
+  EXPECT_EQ(a.size, 100000u);
+  Reopen();
+  EXPECT_EQ(ReadAll(f), "abcdef" + std::string(100000 - 6, '\0'));
+}
+
 TEST_P(FileSystemTest, MkdirRmdirAndLinkCounts) {
   Ino d = MkDir(kRootIno, "d");
   EXPECT_EQ(Get(kRootIno).nlink, 3u);
