@@ -1114,6 +1114,8 @@ Status FileSystemImpl::SetAttr(Ino ino, const SetAttrRequest& req, Attributes* o
     if (req.size) {
       if (rec->type == FileType::kDirectory) return Status::FromErrno(EISDIR, "is a directory");
       if (rec->type != FileType::kRegular) return Status::InvalidArgument("not a regular file");
+    }
+    if (req.size && !(req.size_grow_only && *req.size <= rec->size)) {
       const uint64_t old_size = rec->size;
       KVFS_RETURN_IF_ERROR(Truncate(&txn, ino, rec, *req.size));
       txn.AddUsage(schema::RangeOf(ino),
