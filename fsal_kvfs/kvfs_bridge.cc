@@ -249,6 +249,7 @@ int kvfs_core_setattr(kvfs_fs* fs, uint64_t ino, const kvfs_setattr* req, kvfs_a
     if (req->mask & KVFS_SET_UID) r.uid = req->uid;
     if (req->mask & KVFS_SET_GID) r.gid = req->gid;
     if (req->mask & KVFS_SET_SIZE) r.size = req->size;
+    r.size_grow_only = (req->mask & KVFS_SET_SIZE_GROW_ONLY) != 0;
     if (req->mask & KVFS_SET_ATIME) r.atime = FromC(req->atime);
     if (req->mask & KVFS_SET_MTIME) r.mtime = FromC(req->mtime);
     r.atime_now = (req->mask & KVFS_SET_ATIME_NOW) != 0;

@@ -83,6 +83,8 @@ struct kvfs_new_object {
 #define KVFS_SET_MTIME 0x20u      // to kvfs_setattr::mtime
 #define KVFS_SET_ATIME_NOW 0x40u  // to the server's clock
 #define KVFS_SET_MTIME_NOW 0x80u  // to the server's clock
+// With KVFS_SET_SIZE: only extend a smaller file, never truncate (fallocate).
+#define KVFS_SET_SIZE_GROW_ONLY 0x100u
 
 // A setattr request: fields whose bit is set in mask are changed.
 struct kvfs_setattr {

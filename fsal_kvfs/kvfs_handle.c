@@ -838,6 +838,34 @@ static fsal_status_t kvfs_commit2(struct fsal_obj_handle* obj_hdl, off_t offset,
   return fsalstat(ERR_FSAL_NO_ERROR, 0);
 }
 
+/* NFSv4.2 ALLOCATE. KVFS keeps no unwritten extents and reserves no space
+ * (an export's capacity is not a quota), so allocating a range only makes
+ * the file at least offset + length long, in one core call, atomic with
+ * concurrent writes. DEALLOCATE (punching holes) is not supported. */
+static fsal_status_t kvfs_fallocate(struct fsal_obj_handle* obj_hdl, struct state_t* state,
+                                    uint64_t offset, uint64_t length, bool allocate) {
+  struct kvfs_handle* hdl = kvfs_hdl(obj_hdl);
+  struct kvfs_setattr req = {.mask = KVFS_SET_SIZE | KVFS_SET_SIZE_GROW_ONLY};
+  struct kvfs_attr attr;
+  fsal_status_t status;
+  bool has_lock = false;
+  int err;
+
+  if (!allocate) return fsalstat(ERR_FSAL_NOTSUPP, 0);
+  if (obj_hdl->type != REGULAR_FILE)
+    return fsalstat(obj_hdl->type == DIRECTORY ? ERR_FSAL_ISDIR : ERR_FSAL_INVAL, 0);
+  if (length > UINT64_MAX - offset) return fsalstat(ERR_FSAL_FBIG, 0);
+
+  status = kvfs_find_fd(hdl, false, state, FSAL_O_WRITE, &has_lock);
+  if (!FSAL_IS_ERROR(status)) {
+    req.size = offset + length;
+    err = kvfs_core_setattr(hdl->export->fs, hdl->ino, &req, &attr);
+    if (err != 0) status = kvfs_obj_error("allocate", hdl->ino, err);
+  }
+  if (has_lock) PTHREAD_RWLOCK_unlock(&obj_hdl->obj_lock);
+  return status;
+}
+
 /* Byte-range locks are arbitrated by Ganesha's state layer (SAL), which
  * sees every client of the store since one server process owns it; the
  * FSAL has nothing to enforce and only reports "no conflict". */
@@ -917,6 +945,7 @@ void kvfs_handle_ops_init(struct fsal_obj_ops* ops) {
   ops->read2 = kvfs_read2;
   ops->write2 = kvfs_write2;
   ops->commit2 = kvfs_commit2;
+  ops->fallocate = kvfs_fallocate;
   ops->lock_op2 = kvfs_lock_op2;
   ops->close2 = kvfs_close2;
   ops->handle_to_wire = kvfs_handle_to_wire;
