@@ -166,6 +166,13 @@ class FileSystemImpl : public FileSystem {
   Status AddNamedLock(Ino dir, std::string_view name, std::vector<uint64_t>* ids) const;
   // Lock id of the record of `ino` as currently stored; ESTALE if absent.
   Status RecordLockId(Ino ino, uint64_t* id) const;
+  // Adds the lock ids an entry change in <dir, bucket> needs: the bucket and
+  // the directory's own record (its size, times and link count change).
+  Status AddEntryLocks(Ino dir, uint64_t bucket, std::vector<uint64_t>* ids) const;
+  // Loads directory `dir`'s record and its bucket `bucket` for update
+  // (ENOTDIR if `dir` is not a directory).
+  Status LoadDirBucket(Transaction* txn, Ino dir, uint64_t bucket, InodeRecord** dir_rec,
+                       Bucket** b) const;
   // Attributes of an entry found in a bucket (reads a detached record).
   Status EntryAttributes(Ino dir, const Entry& e, bool skip_data, Attributes* out) const;
   Attributes ToAttributes(Ino ino, const InodeRecord& r, Ino parent) const;
@@ -368,6 +375,21 @@ Status FileSystemImpl::AddNamedLock(Ino dir, std::string_view name,
   Status s = const_cast<FileSystemImpl*>(this)->Lookup(dir, name, &a);
   if (s.ok()) ids->push_back(DetachedLockId(a.ino));
   return s.ok() || IsAbsence(s) ? Status::OK() : s;
+}
+
+Status FileSystemImpl::AddEntryLocks(Ino dir, uint64_t bucket, std::vector<uint64_t>* ids) const {
+  uint64_t id;
+  KVFS_RETURN_IF_ERROR(RecordLockId(dir, &id));
+  ids->push_back(id);
+  ids->push_back(BucketLockId(dir, bucket));
+  return Status::OK();
+}
+
+Status FileSystemImpl::LoadDirBucket(Transaction* txn, Ino dir, uint64_t bucket,
+                                     InodeRecord** dir_rec, Bucket** b) const {
+  KVFS_RETURN_IF_ERROR(txn->GetRecordForUpdate(dir, dir_rec));
+  if ((*dir_rec)->type != FileType::kDirectory) return NotADirectory(dir);
+  return txn->GetBucket(dir, bucket, b);
 }
 
 Status FileSystemImpl::RecordLockId(Ino ino, uint64_t* id) const {
@@ -631,20 +653,12 @@ Status FileSystemImpl::MakeNode(Ino parent, std::string_view name, FileType type
                                 bool exclusive, Attributes* out) {
   KVFS_RETURN_IF_ERROR(CheckName(name));
   const uint64_t bucket = BucketOfName(name);
-  auto plan = [&](std::vector<uint64_t>* ids) {
-    uint64_t id;
-    KVFS_RETURN_IF_ERROR(RecordLockId(parent, &id));
-    ids->push_back(id);
-    ids->push_back(BucketLockId(parent, bucket));
-    return Status::OK();
-  };
+  auto plan = [&](std::vector<uint64_t>* ids) { return AddEntryLocks(parent, bucket, ids); };
   auto body = [&]() -> Status {
     Transaction txn(store_.get(), options_.block_size);
     InodeRecord* dir;
-    KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(parent, &dir));
-    if (dir->type != FileType::kDirectory) return NotADirectory(parent);
     Bucket* b;
-    KVFS_RETURN_IF_ERROR(txn.GetBucket(parent, bucket, &b));
+    KVFS_RETURN_IF_ERROR(LoadDirBucket(&txn, parent, bucket, &dir, &b));
     if (Entry* e = b->Find(name)) {
       if (exclusive || type != FileType::kRegular) {
         return Status::Exists("'" + std::string(name) + "' exists");
@@ -728,16 +742,13 @@ Status FileSystemImpl::Link(Ino ino, Ino new_parent, std::string_view new_name, 
     KVFS_RETURN_IF_ERROR(RecordLockId(ino, &id));
     ids->push_back(id);
     ids->push_back(DetachedLockId(ino));  // its record may become detached
-    KVFS_RETURN_IF_ERROR(RecordLockId(new_parent, &id));
-    ids->push_back(id);
-    ids->push_back(BucketLockId(new_parent, bucket));
-    return Status::OK();
+    return AddEntryLocks(new_parent, bucket, ids);
   };
   auto body = [&]() -> Status {
     Transaction txn(store_.get(), options_.block_size);
     InodeRecord* dir;
-    KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(new_parent, &dir));
-    if (dir->type != FileType::kDirectory) return NotADirectory(new_parent);
+    Bucket* b;
+    KVFS_RETURN_IF_ERROR(LoadDirBucket(&txn, new_parent, bucket, &dir, &b));
     InodeRecord* rec;
     KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(ino, &rec));
     if (rec->type == FileType::kDirectory) {
@@ -748,8 +759,6 @@ Status FileSystemImpl::Link(Ino ino, Ino new_parent, std::string_view new_name, 
     if (RangeForChild(new_parent, rec->type, &new_range) != schema::RangeOf(ino)) {
       return Status::FromErrno(EXDEV, "link would cross an inode range (top-level directory)");
     }
-    Bucket* b;
-    KVFS_RETURN_IF_ERROR(txn.GetBucket(new_parent, bucket, &b));
     if (b->Find(new_name)) return Status::Exists("'" + std::string(new_name) + "' exists");
     int slot = b->FreeSlot();
     if (slot < 0) return Status::FromErrno(ENOSPC, "too many names with the same hash");
@@ -840,19 +849,14 @@ Status FileSystemImpl::Remove(Ino parent, std::string_view name, bool directory)
   KVFS_RETURN_IF_ERROR(CheckName(name));
   const uint64_t bucket = BucketOfName(name);
   auto plan = [&](std::vector<uint64_t>* ids) {
-    uint64_t id;
-    KVFS_RETURN_IF_ERROR(RecordLockId(parent, &id));
-    ids->push_back(id);
-    ids->push_back(BucketLockId(parent, bucket));
+    KVFS_RETURN_IF_ERROR(AddEntryLocks(parent, bucket, ids));
     return AddNamedLock(parent, name, ids);
   };
   auto body = [&]() -> Status {
     Transaction txn(store_.get(), options_.block_size);
     InodeRecord* dir;
-    KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(parent, &dir));
-    if (dir->type != FileType::kDirectory) return NotADirectory(parent);
     Bucket* b;
-    KVFS_RETURN_IF_ERROR(txn.GetBucket(parent, bucket, &b));
+    KVFS_RETURN_IF_ERROR(LoadDirBucket(&txn, parent, bucket, &dir, &b));
     Entry* e = b->Find(name);
     if (e == nullptr) return Status::NotFound("'" + std::string(name) + "' not found");
     if (directory && e->type != FileType::kDirectory) return NotADirectory(e->ino);
@@ -906,13 +910,8 @@ Status FileSystemImpl::Rename(Ino parent, std::string_view name, Ino new_parent,
     if (!s.ok() && !IsAbsence(s)) return s;
   }
   auto plan = [&](std::vector<uint64_t>* ids) {
-    uint64_t id;
-    KVFS_RETURN_IF_ERROR(RecordLockId(parent, &id));
-    ids->push_back(id);
-    KVFS_RETURN_IF_ERROR(RecordLockId(new_parent, &id));
-    ids->push_back(id);
-    ids->push_back(BucketLockId(parent, src_bucket));
-    ids->push_back(BucketLockId(new_parent, dst_bucket));
+    KVFS_RETURN_IF_ERROR(AddEntryLocks(parent, src_bucket, ids));
+    KVFS_RETURN_IF_ERROR(AddEntryLocks(new_parent, dst_bucket, ids));
     KVFS_RETURN_IF_ERROR(AddNamedLock(parent, name, ids));
     return AddNamedLock(new_parent, new_name, ids);
   };
@@ -920,14 +919,10 @@ Status FileSystemImpl::Rename(Ino parent, std::string_view name, Ino new_parent,
     Transaction txn(store_.get(), options_.block_size);
     InodeRecord* src_dir;
     InodeRecord* dst_dir;
-    KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(parent, &src_dir));
-    KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(new_parent, &dst_dir));
-    if (src_dir->type != FileType::kDirectory) return NotADirectory(parent);
-    if (dst_dir->type != FileType::kDirectory) return NotADirectory(new_parent);
     Bucket* sb;
     Bucket* db;
-    KVFS_RETURN_IF_ERROR(txn.GetBucket(parent, src_bucket, &sb));
-    KVFS_RETURN_IF_ERROR(txn.GetBucket(new_parent, dst_bucket, &db));
+    KVFS_RETURN_IF_ERROR(LoadDirBucket(&txn, parent, src_bucket, &src_dir, &sb));
+    KVFS_RETURN_IF_ERROR(LoadDirBucket(&txn, new_parent, dst_bucket, &dst_dir, &db));
     Entry* src = sb->Find(name);
     if (src == nullptr) return Status::NotFound("'" + std::string(name) + "' not found");
     const bool is_dir = src->type == FileType::kDirectory;
