@@ -12,6 +12,8 @@ PACKAGES=(
   libzstd-dev liblz4-dev libsnappy-dev libbz2-dev zlib1g-dev
   # ingest
   libarchive-dev libarchive-tools xz-utils zstd
+  # the real tree of the ingest round-trip test and benchmark (/usr/src/linux-source-6.1.tar.xz)
+  linux-source-6.1
   # Ganesha FSAL (headers come from the orig source tarball, see ci/ganesha-source.sh)
   nfs-ganesha nfs-ganesha-mem nfs-ganesha-vfs libntirpc-dev liburcu-dev libdbus-1-dev libkrb5-dev libnfsidmap-dev
   libcap-dev libblkid-dev uuid-dev dpkg-dev

@@ -1,0 +1,310 @@
+#include "ingest/archive.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <sys/stat.h>
+
+#include <vector>
+
+namespace kvfs::ingest {
+
+namespace {
+
+constexpr size_t kReadBuffer = 1 << 20;
+
+struct ArchiveFree {
+  void operator()(struct archive* a) const { archive_free(a); }
+};
+using ArchivePtr = std::unique_ptr<struct archive, ArchiveFree>;
+
+struct EntryFree {
+  void operator()(struct archive_entry* e) const { archive_entry_free(e); }
+};
+using EntryPtr = std::unique_ptr<struct archive_entry, EntryFree>;
+
+Timespec ToTimespec(time_t sec, long nsec) {
+  return Timespec{static_cast<int64_t>(sec), static_cast<uint32_t>(nsec)};
+}
+
+class LibarchiveReader final : public ArchiveReader {
+ public:
+  explicit LibarchiveReader(std::unique_ptr<ObjectReader> in)
+      : in_(std::move(in)), buffer_(kReadBuffer) {}
+
+  Status Init() {
+    a_.reset(archive_read_new());
+    if (!a_) return Status::FromErrno(ENOMEM, "archive_read_new");
+    // Tar formats only; the common compressions, none through external
+    // programs.
+    archive_read_support_format_tar(a_.get());
+    archive_read_support_format_gnutar(a_.get());
+    archive_read_support_filter_gzip(a_.get());
+    archive_read_support_filter_bzip2(a_.get());
+    archive_read_support_filter_xz(a_.get());
+    archive_read_support_filter_zstd(a_.get());
+    archive_read_support_filter_lz4(a_.get());
+    int r = archive_read_open(a_.get(), this, nullptr, &LibarchiveReader::ReadCallback, nullptr);
+    if (r != ARCHIVE_OK) return Error("cannot read the tarball");
+    return Status::OK();
+  }
+
+  Status Next(Member* m, bool* end) override {
+    struct archive_entry* e = nullptr;
+    int r = archive_read_next_header(a_.get(), &e);
+    if (r == ARCHIVE_EOF) {
+      *end = true;
+      return Status::OK();
+    }
+    if (r != ARCHIVE_OK) return Error("bad member header");
+    *end = false;
+    const char* path = archive_entry_pathname(e);
+    if (path == nullptr) path = archive_entry_pathname_utf8(e);
+    if (path == nullptr) return Status::InvalidArgument("archive: member without a path");
+    m->path = path;
+    m->mode = static_cast<uint32_t>(archive_entry_perm(e)) & 07777;
+    m->uid = static_cast<uint32_t>(archive_entry_uid(e));
+    m->gid = static_cast<uint32_t>(archive_entry_gid(e));
+    m->size = archive_entry_size_is_set(e) ? static_cast<uint64_t>(archive_entry_size(e)) : 0;
+    m->mtime = ToTimespec(archive_entry_mtime(e), archive_entry_mtime_nsec(e));
+    m->has_atime = archive_entry_atime_is_set(e) != 0;
+    m->atime =
+        m->has_atime ? ToTimespec(archive_entry_atime(e), archive_entry_atime_nsec(e)) : m->mtime;
+    m->rdev = archive_entry_rdev(e);
+    m->link_target.clear();
+    if (const char* hard = archive_entry_hardlink(e)) {
+      m->type = MemberType::kHardLink;
+      m->link_target = hard;
+      return Status::OK();
+    }
+    switch (archive_entry_filetype(e)) {
+      case AE_IFREG:
+        m->type = MemberType::kRegular;
+        break;
+      case AE_IFDIR:
+        m->type = MemberType::kDirectory;
+        break;
+      case AE_IFLNK: {
+        m->type = MemberType::kSymlink;
+        const char* target = archive_entry_symlink(e);
+        if (target == nullptr) target = archive_entry_symlink_utf8(e);
+        if (target == nullptr) {
+          return Status::InvalidArgument("archive: symlink '" + m->path + "' has no target");
+        }
+        m->link_target = target;
+        break;
+      }
+      case AE_IFCHR:
+        m->type = MemberType::kCharDevice;
+        break;
+      case AE_IFBLK:
+        m->type = MemberType::kBlockDevice;
+        break;
+      case AE_IFIFO:
+        m->type = MemberType::kFifo;
+        break;
+      case AE_IFSOCK:
+        m->type = MemberType::kSocket;
+        break;
+      default:
+        return Status::InvalidArgument("archive: member '" + m->path + "' has an unknown type");
+    }
+    return Status::OK();
+  }
+
+  Status ReadData(uint64_t* offset, std::string_view* data, bool* end) override {
+    const void* buf = nullptr;
+    size_t size = 0;
+    la_int64_t off = 0;
+    int r = archive_read_data_block(a_.get(), &buf, &size, &off);
+    if (r == ARCHIVE_EOF) {
+      *end = true;
+      return Status::OK();
+    }
+    if (r != ARCHIVE_OK) return Error("bad member contents");
+    *end = false;
+    *offset = static_cast<uint64_t>(off);
+    *data = std::string_view(static_cast<const char*>(buf), size);
+    return Status::OK();
+  }
+
+  uint64_t input_bytes() const override { return input_bytes_; }
+
+ private:
+  static la_ssize_t ReadCallback(struct archive* a, void* self, const void** buf) {
+    auto* r = static_cast<LibarchiveReader*>(self);
+    size_t got = 0;
+    Status s = r->in_->Read(r->buffer_.data(), r->buffer_.size(), &got);
+    if (!s.ok()) {
+      r->read_error_ = s;
+      archive_set_error(a, s.posix_errno(), "%s", s.ToString().c_str());
+      return -1;
+    }
+    r->input_bytes_ += got;
+    *buf = r->buffer_.data();
+    return static_cast<la_ssize_t>(got);
+  }
+
+  // A libarchive failure: a read error of the input keeps its errno; any
+  // other failure is bad input (EINVAL).
+  Status Error(std::string_view what) {
+    if (!read_error_.ok()) return read_error_;
+    const char* msg = archive_error_string(a_.get());
+    return Status::InvalidArgument("archive: " + std::string(what) + ": " +
+                                   (msg != nullptr ? msg : "unknown error"));
+  }
+
+  std::unique_ptr<ObjectReader> in_;
+  std::vector<char> buffer_;
+  ArchivePtr a_;
+  Status read_error_;
+  uint64_t input_bytes_ = 0;
+};
+
+class LibarchiveWriter final : public ArchiveWriter {
+ public:
+  explicit LibarchiveWriter(ObjectWriter* out) : out_(out) {}
+
+  Status Init(Compression compression) {
+    a_.reset(archive_write_new());
+    entry_.reset(archive_entry_new());
+    if (!a_ || !entry_) return Status::FromErrno(ENOMEM, "archive_write_new");
+    // Full pax: nanosecond times and long names and large values in
+    // extended headers.
+    if (archive_write_set_format_pax(a_.get()) != ARCHIVE_OK) return Error("pax format");
+    // Names are bytes, not text in some charset: keep them exactly
+    // (hdrcharset=BINARY) instead of failing on what is not UTF-8.
+    if (archive_write_set_format_option(a_.get(), "pax", "hdrcharset", "BINARY") != ARCHIVE_OK) {
+      return Error("pax hdrcharset");
+    }
+    int r = ARCHIVE_OK;
+    switch (compression) {
+      case Compression::kNone:
+        break;
+      case Compression::kGzip:
+        r = archive_write_add_filter_gzip(a_.get());
+        break;
+      case Compression::kZstd:
+        r = archive_write_add_filter_zstd(a_.get());
+        break;
+      case Compression::kXz:
+        r = archive_write_add_filter_xz(a_.get());
+        break;
+    }
+    if (r != ARCHIVE_OK) return Error("compression");
+    // No padding of the last block beyond the 512-byte records.
+    archive_write_set_bytes_in_last_block(a_.get(), 1);
+    if (archive_write_open(a_.get(), this, nullptr, &LibarchiveWriter::WriteCallback, nullptr) !=
+        ARCHIVE_OK) {
+      return Error("open");
+    }
+    return Status::OK();
+  }
+
+  ~LibarchiveWriter() override {
+    // Without Close() the archive is abandoned: nothing more reaches out_.
+    if (a_ && !closed_) archive_write_fail(a_.get());
+  }
+
+  Status WriteHeader(const Member& m) override {
+    struct archive_entry* e = entry_.get();
+    archive_entry_clear(e);
+    archive_entry_set_pathname(e, m.path.c_str());
+    archive_entry_set_uid(e, m.uid);
+    archive_entry_set_gid(e, m.gid);
+    archive_entry_set_mtime(e, static_cast<time_t>(m.mtime.sec), m.mtime.nsec);
+    if (m.has_atime) archive_entry_set_atime(e, static_cast<time_t>(m.atime.sec), m.atime.nsec);
+    mode_t type = AE_IFREG;
+    switch (m.type) {
+      case MemberType::kRegular:
+        archive_entry_set_size(e, static_cast<la_int64_t>(m.size));
+        break;
+      case MemberType::kDirectory:
+        type = AE_IFDIR;
+        break;
+      case MemberType::kSymlink:
+        type = AE_IFLNK;
+        archive_entry_set_symlink(e, m.link_target.c_str());
+        break;
+      case MemberType::kHardLink:
+        archive_entry_set_hardlink(e, m.link_target.c_str());
+        archive_entry_set_size(e, 0);
+        break;
+      case MemberType::kCharDevice:
+        type = AE_IFCHR;
+        archive_entry_set_rdev(e, static_cast<dev_t>(m.rdev));
+        break;
+      case MemberType::kBlockDevice:
+        type = AE_IFBLK;
+        archive_entry_set_rdev(e, static_cast<dev_t>(m.rdev));
+        break;
+      case MemberType::kFifo:
+        type = AE_IFIFO;
+        break;
+      case MemberType::kSocket:
+        return Status::NotSupported("tar cannot hold sockets ('" + m.path + "')");
+    }
+    archive_entry_set_filetype(e, type);
+    archive_entry_set_perm(e, m.mode & 07777);
+    int r = archive_write_header(a_.get(), e);
+    if (r != ARCHIVE_OK) return Error("header of '" + m.path + "'");
+    return Status::OK();
+  }
+
+  Status WriteData(std::string_view data) override {
+    while (!data.empty()) {
+      la_ssize_t n = archive_write_data(a_.get(), data.data(), data.size());
+      if (n <= 0) return Error("contents");
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+    return Status::OK();
+  }
+
+  Status Close() override {
+    closed_ = true;
+    if (archive_write_close(a_.get()) != ARCHIVE_OK) return Error("close");
+    return Status::OK();
+  }
+
+ private:
+  static la_ssize_t WriteCallback(struct archive* a, void* self, const void* buf, size_t n) {
+    auto* w = static_cast<LibarchiveWriter*>(self);
+    Status s = w->out_->Append(std::string_view(static_cast<const char*>(buf), n));
+    if (!s.ok()) {
+      w->write_error_ = s;
+      archive_set_error(a, s.posix_errno(), "%s", s.ToString().c_str());
+      return -1;
+    }
+    return static_cast<la_ssize_t>(n);
+  }
+
+  Status Error(const std::string& what) {
+    if (!write_error_.ok()) return write_error_;
+    const char* msg = archive_error_string(a_.get());
+    return Status::IOError("writing tarball: " + what + ": " + (msg != nullptr ? msg : "error"));
+  }
+
+  ObjectWriter* const out_;
+  ArchivePtr a_;
+  EntryPtr entry_;
+  Status write_error_;
+  bool closed_ = false;
+};
+
+}  // namespace
+
+Status ArchiveReader::Open(std::unique_ptr<ObjectReader> in, std::unique_ptr<ArchiveReader>* out) {
+  auto r = std::make_unique<LibarchiveReader>(std::move(in));
+  KVFS_RETURN_IF_ERROR(r->Init());
+  *out = std::move(r);
+  return Status::OK();
+}
+
+Status ArchiveWriter::Open(ObjectWriter* out, Compression compression,
+                           std::unique_ptr<ArchiveWriter>* writer) {
+  auto w = std::make_unique<LibarchiveWriter>(out);
+  KVFS_RETURN_IF_ERROR(w->Init(compression));
+  *writer = std::move(w);
+  return Status::OK();
+}
+
+}  // namespace kvfs::ingest

@@ -1,0 +1,118 @@
+#include "ingest/cli.h"
+
+#include <cstdio>
+#include <iostream>
+
+#include "ingest/control_client.h"
+
+namespace kvfs::ingest {
+
+namespace {
+
+std::string Field(const Message& m, const std::string& key) {
+  auto it = m.find(key);
+  return it == m.end() ? std::string() : it->second;
+}
+
+// What a request was about, for messages.
+std::string Subject(const Message& req) {
+  for (const char* key : {"tarball", "object", "name"}) {
+    std::string v = Field(req, key);
+    if (!v.empty()) return v;
+  }
+  return "?";
+}
+
+std::string Describe(const Message& req, const Message& resp) {
+  const std::string op = Field(req, "op");
+  std::string out;
+  if (op == "ingest") {
+    out = "ingested " + Subject(req) + " as /" + Field(resp, "name") + " (range " +
+          Field(resp, "range") + "): " + Field(resp, "directories") + " directories, " +
+          Field(resp, "files") + " files, " + Field(resp, "symlinks") + " symlinks, " +
+          Field(resp, "hard_links") + " hard links, " + Field(resp, "bytes") + " bytes";
+    if (Field(resp, "skipped") != "0") out += ", " + Field(resp, "skipped") + " skipped";
+    if (Field(resp, "replaced_range") != "0") {
+      out += "; replaced range " + Field(resp, "replaced_range");
+    }
+    out += "; build " + Field(resp, "build_seconds") + " s, load " + Field(resp, "load_seconds") +
+           " s, publish " + Field(resp, "publish_seconds") + " s";
+  } else if (op == "export") {
+    out = "exported /" + Field(req, "name") + " to " + Field(resp, "object") + ": " +
+          Field(resp, "members") + " members, " + Field(resp, "bytes") + " bytes of contents, " +
+          Field(resp, "object_bytes") + " bytes in " + Field(resp, "seconds") + " s";
+    if (!Field(resp, "evicted_range").empty()) {
+      out += "; evicted (" + Field(resp, "freed_bytes") + " bytes, " + Field(resp, "freed_inodes") +
+             " inodes freed)";
+    }
+  } else if (op == "evict") {
+    out = "evicted /" + Field(req, "name") + " (range " + Field(resp, "evicted_range") +
+          "): " + Field(resp, "freed_bytes") + " bytes, " + Field(resp, "freed_inodes") +
+          " inodes freed";
+  } else {
+    out = op + ": ok";
+  }
+  return out;
+}
+
+}  // namespace
+
+Status ParseCommandLine(int argc, char** argv, const std::set<std::string>& flags,
+                        const std::set<std::string>& valued, CommandLine* out) {
+  bool options_done = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (options_done || a.size() < 3 || a.rfind("--", 0) != 0) {
+      out->args.push_back(a);
+      continue;
+    }
+    if (a == "--") {
+      options_done = true;
+      continue;
+    }
+    std::string name = a.substr(2), value;
+    const size_t eq = name.find('=');
+    const bool has_value = eq != std::string::npos;
+    if (has_value) {
+      value = name.substr(eq + 1);
+      name.resize(eq);
+    }
+    if (flags.count(name) && !has_value) {
+      out->options[name] = "1";
+    } else if (valued.count(name)) {
+      if (!has_value) {
+        if (i + 1 >= argc) return Status::InvalidArgument("--" + name + " needs a value");
+        value = argv[++i];
+      }
+      out->options[name] = value;
+    } else {
+      return Status::InvalidArgument("unknown option " + a);
+    }
+  }
+  return Status::OK();
+}
+
+int RunRequests(const std::string& db, const std::vector<Message>& requests) {
+  int exit_status = 0;
+  for (const Message& req : requests) {
+    Message resp;
+    bool via_server = false;
+    Status s = RunRequest(db, req, &resp, &via_server);
+    if (s.ok()) s = ResponseStatus(resp);
+    if (!s.ok()) {
+      std::cerr << Field(req, "op") << " " << Subject(req) << ": " << s.ToString() << "\n";
+      exit_status = 2;
+      continue;
+    }
+    std::cout << Describe(req, resp) << (via_server ? " [via server]" : "") << "\n";
+  }
+  return exit_status;
+}
+
+int UsageError(const char* usage, const std::string& error) {
+  if (!error.empty()) std::cerr << "error: " << error << "\n\n";
+  std::cerr << usage;
+  return 2;
+}
+
+}  // namespace kvfs::ingest

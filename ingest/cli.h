@@ -1,0 +1,36 @@
+// What kvfs-ingest, kvfs-export and kvfs-evict share: argument parsing and
+// running their requests (through the server or directly, RunRequest) with
+// one line of output per request.
+#pragma once
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "ingest/service.h"
+
+namespace kvfs::ingest {
+
+struct CommandLine {
+  std::map<std::string, std::string> options;  // "--x" -> value ("1" for flags)
+  std::vector<std::string> args;
+};
+
+// Parses argv[1..]: "--name value" or "--name=value" for names in `valued`,
+// "--name" for names in `flags` (stored as "1"), anything else is an
+// argument ("--" ends the options). EINVAL for an unknown option or a
+// missing value.
+Status ParseCommandLine(int argc, char** argv, const std::set<std::string>& flags,
+                        const std::set<std::string>& valued, CommandLine* out);
+
+// Runs each request against the store at `db` in turn and prints one line
+// per request (stdout on success, stderr with the error otherwise). Returns
+// the exit status: 0 if every request succeeded, 2 otherwise.
+int RunRequests(const std::string& db, const std::vector<Message>& requests);
+
+// Prints `usage` and `error` (if any) to stderr; returns exit status 2.
+int UsageError(const char* usage, const std::string& error);
+
+}  // namespace kvfs::ingest

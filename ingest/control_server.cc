@@ -1,0 +1,157 @@
+#include "ingest/control_server.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "ingest/control_client.h"
+#include "ingest/ingest.h"
+
+namespace kvfs::ingest {
+
+ControlServer::ControlServer(FileSystem* fs, ControlServerOptions options)
+    : fs_(fs), options_(std::move(options)) {}
+
+Status ControlServer::Start(FileSystem* fs, const ControlServerOptions& options,
+                            std::unique_ptr<ControlServer>* out) {
+  if (options.service.staging_dir.empty()) {
+    return Status::InvalidArgument("control server: no staging directory");
+  }
+  KVFS_RETURN_IF_ERROR(CleanStagingDir(options.service.staging_dir));
+  std::unique_ptr<ControlServer> server(new ControlServer(fs, options));
+  KVFS_RETURN_IF_ERROR(server->Listen());
+  server->thread_ = std::thread([s = server.get()] { s->Run(); });
+  *out = std::move(server);
+  return Status::OK();
+}
+
+Status ControlServer::Listen() {
+  const std::string& path = options_.socket_path;
+  struct sockaddr_un addr;
+  std::memset(&addr, 0, sizeof(addr));
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
+    return Status::FromErrno(ENAMETOOLONG, "control socket path '" + path +
+                                               "' is empty or longer than " +
+                                               std::to_string(sizeof(addr.sun_path) - 1));
+  }
+  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  listen_fd_.Reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!listen_fd_.valid()) return Status::FromErrno(errno, "control socket");
+  // This process has the store open, so no other server can be listening
+  // for it: a socket file there is left over from a crash.
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
+  if (::bind(listen_fd_.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)) != 0) {
+    return Status::FromErrno(errno, "bind control socket " + path);
+  }
+  // Nobody can connect before listen(): restrict the socket first.
+  if (::chmod(path.c_str(), 0600) != 0 || ::lstat(path.c_str(), &st) != 0) {
+    Status s = Status::FromErrno(errno, "chmod control socket " + path);
+    ::unlink(path.c_str());
+    return s;
+  }
+  socket_ino_ = st.st_ino;
+  if (::listen(listen_fd_.get(), 16) != 0) {
+    Status s = Status::FromErrno(errno, "listen on control socket " + path);
+    ::unlink(path.c_str());
+    return s;
+  }
+  wake_fd_.Reset(::eventfd(0, EFD_CLOEXEC));
+  if (!wake_fd_.valid()) {
+    Status s = Status::FromErrno(errno, "eventfd");
+    ::unlink(path.c_str());
+    return s;
+  }
+  return Status::OK();
+}
+
+ControlServer::~ControlServer() {
+  if (thread_.joinable()) {
+    uint64_t one = 1;
+    if (::write(wake_fd_.get(), &one, sizeof(one)) < 0) {
+      // An eventfd write only fails on overflow, which one write cannot
+      // cause; shutdown() wakes poll() as well.
+      ::shutdown(listen_fd_.get(), SHUT_RDWR);
+    }
+    thread_.join();
+  }
+  // Remove the socket only if it is still ours.
+  struct stat st;
+  if (socket_ino_ != 0 && ::lstat(options_.socket_path.c_str(), &st) == 0 &&
+      st.st_ino == socket_ino_) {
+    ::unlink(options_.socket_path.c_str());
+  }
+}
+
+void ControlServer::AddInvalidateListener(const void* key, std::function<void(Ino)> listener) {
+  std::lock_guard<std::mutex> l(listeners_mu_);
+  listeners_[key] = std::move(listener);
+}
+
+void ControlServer::RemoveInvalidateListener(const void* key) {
+  std::lock_guard<std::mutex> l(listeners_mu_);
+  listeners_.erase(key);
+}
+
+void ControlServer::Invalidate(const std::vector<Ino>& inodes) {
+  std::lock_guard<std::mutex> l(listeners_mu_);
+  for (Ino ino : inodes) {
+    for (auto& [key, fn] : listeners_) fn(ino);
+  }
+}
+
+void ControlServer::Run() {
+  for (;;) {
+    struct pollfd fds[2] = {{listen_fd_.get(), POLLIN, 0}, {wake_fd_.get(), POLLIN, 0}};
+    int n = ::poll(fds, 2, -1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 || fds[1].revents != 0) return;
+    if (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) return;
+    UniqueFd conn(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!conn.valid()) continue;  // the client went away, or EMFILE: try again later
+    Serve(conn.get());
+  }
+}
+
+void ControlServer::Serve(int fd) {
+  struct timeval tv = {options_.request_timeout_seconds, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  Message request, response;
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  std::string payload;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+      (cred.uid != 0 && cred.uid != ::geteuid())) {
+    response["errno"] = std::to_string(EPERM);
+    response["message"] = "only root or the server's user may use the control socket";
+  } else if (Status s = ReadFrame(fd, &payload); !s.ok()) {
+    return;  // nothing sensible to answer
+  } else if (s = DecodeMessage(payload, &request); !s.ok()) {
+    response["errno"] = std::to_string(s.posix_errno());
+    response["message"] = s.message();
+  } else {
+    std::vector<Ino> changed;
+    ExecuteRequest(fs_, options_.service, request, &response, &changed);
+    Invalidate(changed);
+  }
+  ++requests_;
+  // The client may have given up; the request's effect stands regardless.
+  WriteFrame(fd, EncodeMessage(response)).ok();
+}
+
+Status StartStoreControlServer(FileSystem* fs, const std::string& db_path,
+                               std::unique_ptr<ControlServer>* out) {
+  ControlServerOptions o;
+  o.socket_path = ControlSocketPath(db_path);
+  o.service.staging_dir = StagingDirFor(db_path);
+  o.service.claim_owner = DefaultClaimOwner();
+  return ControlServer::Start(fs, o, out);
+}
+
+}  // namespace kvfs::ingest

@@ -1,0 +1,92 @@
+// ControlServer: the ingest service of a process that has the store open,
+// reached over a Unix stream socket.
+//
+// RocksDB allows one process to open a database, so while a server (the NFS
+// FSAL) holds the store, kvfs-ingest, kvfs-export and kvfs-evict send their
+// request to it instead (docs/ingest.md). The server runs each request with
+// the same library the tools use directly (ExecuteRequest), on its own
+// thread, while the FileSystem keeps serving everyone else; requests are
+// executed one at a time. After a request changed the tree, every
+// invalidation listener is called with each inode whose cached state is now
+// wrong (the root; a replaced or evicted top directory): the FSAL uses it to
+// refresh Ganesha's cache.
+//
+// Wire format: a request and its response are each one frame, [length:4
+// LE][EncodeMessage bytes], at most 1 MiB. Only clients with the server's
+// effective uid or root may connect (SO_PEERCRED); the socket is mode 0600.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "common/fs/file_system.h"
+#include "common/status.h"
+#include "ingest/service.h"
+#include "ingest/unique_fd.h"
+
+namespace kvfs::ingest {
+
+struct ControlServerOptions {
+  // Where to listen (at most 107 bytes). A stale socket file there is
+  // replaced.
+  std::string socket_path;
+  ServiceOptions service;
+  // Seconds a client may take to send its request.
+  int request_timeout_seconds = 30;
+};
+
+class ControlServer {
+ public:
+  // Cleans the staging directory (nothing else can be using it while this
+  // process has the store open), binds the socket and starts serving `fs`
+  // (not owned; must outlive the server).
+  static Status Start(FileSystem* fs, const ControlServerOptions& options,
+                      std::unique_ptr<ControlServer>* out);
+  // Stops serving (waits for a request in progress) and removes the socket.
+  ~ControlServer();
+  ControlServer(const ControlServer&) = delete;
+  ControlServer& operator=(const ControlServer&) = delete;
+
+  // Adds (or replaces) the listener registered under `key`. Listeners run
+  // on the server's thread, one at a time.
+  void AddInvalidateListener(const void* key, std::function<void(Ino)> listener);
+  // Removes the listener registered under `key` (if any); when it returns,
+  // the listener is not running and will not be called again.
+  void RemoveInvalidateListener(const void* key);
+
+  const std::string& socket_path() const { return options_.socket_path; }
+  // Requests answered so far.
+  uint64_t requests() const { return requests_.load(); }
+
+ private:
+  ControlServer(FileSystem* fs, ControlServerOptions options);
+  Status Listen();
+  void Run();
+  void Serve(int fd);
+  void Invalidate(const std::vector<Ino>& inodes);
+
+  FileSystem* const fs_;
+  const ControlServerOptions options_;
+  UniqueFd listen_fd_;
+  UniqueFd wake_fd_;  // eventfd: written to stop Run()
+  ino_t socket_ino_ = 0;
+  std::thread thread_;
+  std::atomic<uint64_t> requests_{0};
+  std::mutex listeners_mu_;
+  std::map<const void*, std::function<void(Ino)>> listeners_;  // guarded by listeners_mu_
+};
+
+// Starts the control server of the store in directory db_path, as the
+// process that has it open (the NFS server) does: socket
+// ControlSocketPath(db_path), staging directory StagingDirFor(db_path), no
+// quotas beyond the requests' own, this process as the owner of range
+// claims.
+Status StartStoreControlServer(FileSystem* fs, const std::string& db_path,
+                               std::unique_ptr<ControlServer>* out);
+
+}  // namespace kvfs::ingest

@@ -1,0 +1,431 @@
+#include "ingest/ingest.h"
+
+#include <stdlib.h>
+
+#include <chrono>
+#include <filesystem>
+#include <system_error>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "common/fs/schema.h"
+#include "ingest/archive.h"
+#include "ingest/decompress.h"
+
+namespace kvfs::ingest {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// A private directory under the staging directory for one ingest's sort
+// runs, removed with its contents on destruction.
+class WorkDir {
+ public:
+  Status Create(const std::string& parent) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+    if (ec) return Status::FromErrno(ec.value(), "create staging directory " + parent);
+    std::string dir = parent + "/ingest-XXXXXX";
+    if (mkdtemp(dir.data()) == nullptr) {
+      return Status::FromErrno(errno, "create a directory in " + parent);
+    }
+    path_ = std::move(dir);
+    return Status::OK();
+  }
+  ~WorkDir() {
+    if (path_.empty()) return;
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// A tree name must also be usable as the name of its tarball.
+Status CheckTreeName(const std::string& name) {
+  Status s = CheckObjectName(name);
+  if (!s.ok()) return Status::FromErrno(s.posix_errno(), "tree name: " + s.message());
+  return Status::OK();
+}
+
+// Reserves a loading range; with a persistent store, one that is also
+// claimed there by this writer. A claim lost to another writer (EEXIST)
+// gives the range back and tries above the highest claim.
+Status ReserveRange(FileSystem* fs, const IngestOptions& options, const std::string& name,
+                    uint64_t* range) {
+  uint64_t hint = 0;
+  if (options.claims != nullptr) {
+    KVFS_RETURN_IF_ERROR(options.claims->HighestClaimedRange(&hint));
+    ++hint;
+  }
+  const std::string owner =
+      options.claim_owner + (options.claim_owner.empty() ? "" : " ") + "tree=" + name;
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    KVFS_RETURN_IF_ERROR(fs->ReserveRange(hint, range));
+    if (options.claims == nullptr) return Status::OK();
+    Status s = options.claims->ClaimRange(*range, owner);
+    if (s.ok()) return Status::OK();
+    KVFS_RETURN_IF_ERROR(fs->AbandonRange(*range));
+    if (s.posix_errno() != EEXIST) return s;
+    uint64_t highest;
+    KVFS_RETURN_IF_ERROR(options.claims->HighestClaimedRange(&highest));
+    hint = std::max(*range, highest) + 1;
+  }
+  return Status::FromErrno(EAGAIN, "could not claim an inode range in " +
+                                       options.claims->Describe() + " after 1000 attempts");
+}
+
+// Checks, before anything is written, that `name` may be (re)placed.
+Status CheckTarget(FileSystem* fs, const std::string& name, bool replace) {
+  Attributes a;
+  Status s = fs->Lookup(kRootIno, name, &a);
+  if (s.IsNotFound()) return Status::OK();
+  KVFS_RETURN_IF_ERROR(s);
+  if (!replace) return Status::Exists("'" + name + "' exists (ask to replace it)");
+  if (a.type != FileType::kDirectory || !schema::IsRangeOwner(a.ino)) {
+    return Status::Exists("'" + name + "' exists and is not a tree that can be replaced");
+  }
+  return Status::OK();
+}
+
+// Builds, loads and publishes the tree into the reserved `range`.
+Status LoadRange(FileSystem* fs, ArchiveReader* archive, const StoreLayout& layout,
+                 const std::string& name, const std::string& alias, uint64_t range,
+                 const std::string& work_dir, const IngestOptions& options, IngestStats* stats) {
+  std::unique_ptr<BulkLoader> loader;
+  KVFS_RETURN_IF_ERROR(fs->store()->NewBulkLoader(options.staging_dir, &loader));
+  TreeBuilderOptions bo;
+  bo.skip_special = options.skip_special;
+  bo.max_tree_bytes = options.max_tree_bytes;
+  bo.sort_memory_bytes = options.sort_memory_bytes;
+  bo.work_dir = work_dir;
+  bo.now = Now();
+  bo.alias = alias;
+  TreeBuilder builder(layout, range, name, loader.get(), bo);
+  Clock::time_point t0 = Clock::now();
+  for (;;) {
+    Member m;
+    bool end;
+    KVFS_RETURN_IF_ERROR(archive->Next(&m, &end));
+    if (end) break;
+    KVFS_RETURN_IF_ERROR(builder.Add(m, archive));
+  }
+  LoadedTree tree;
+  Status s = builder.Finish(&tree);
+  stats->build = builder.stats();
+  KVFS_RETURN_IF_ERROR(s);
+  stats->build_seconds = SecondsSince(t0);
+
+  t0 = Clock::now();
+  KVFS_RETURN_IF_ERROR(loader->Commit());
+  stats->loaded_bytes = loader->BytesAdded();
+  loader.reset();
+  stats->load_seconds = SecondsSince(t0);
+
+  t0 = Clock::now();
+  tree.replace = options.replace;
+  KVFS_RETURN_IF_ERROR(fs->PublishTree(tree, &stats->replaced_range));
+  stats->publish_seconds = SecondsSince(t0);
+  return Status::OK();
+}
+
+std::string BaseName(std::string_view path) {
+  while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+  size_t slash = path.rfind('/');
+  return std::string(slash == std::string_view::npos ? path : path.substr(slash + 1));
+}
+
+}  // namespace
+
+Status IngestTarball(FileSystem* fs, std::unique_ptr<ObjectReader> in, std::string_view object_name,
+                     const IngestOptions& options, IngestStats* stats) {
+  *stats = IngestStats();
+  // Members may start with the tarball's name, whatever the tree is called.
+  std::string alias;
+  TreeNameOf(BaseName(object_name), &alias);
+  std::string name = options.name.empty() ? alias : options.name;
+  if (name.empty()) {
+    return Status::InvalidArgument("cannot tell the tree's name from '" + std::string(object_name) +
+                                   "' (not NAME.tar, .tar.gz, .tgz, .tar.zst or .tar.xz)");
+  }
+  KVFS_RETURN_IF_ERROR(CheckTreeName(name));
+  stats->name = name;
+  stats->archive_bytes = in->size();
+  if (options.max_archive_bytes != 0 && in->size() > options.max_archive_bytes) {
+    return Status::FromErrno(
+        EDQUOT, "tarball " + std::string(object_name) + " has " + std::to_string(in->size()) +
+                    " bytes, more than the quota of " + std::to_string(options.max_archive_bytes));
+  }
+  if (options.staging_dir.empty()) return Status::InvalidArgument("no staging directory");
+  KVFS_RETURN_IF_ERROR(CheckTarget(fs, name, options.replace));
+  StoreLayout layout;
+  KVFS_RETURN_IF_ERROR(ReadStoreLayout(fs->store(), options.hasher, &layout));
+  std::unique_ptr<ObjectReader> tar;
+  KVFS_RETURN_IF_ERROR(OpenDecompressor(std::move(in), options.decompress_threads, &tar));
+  std::unique_ptr<ArchiveReader> archive;
+  KVFS_RETURN_IF_ERROR(ArchiveReader::Open(std::move(tar), &archive));
+  WorkDir work;
+  KVFS_RETURN_IF_ERROR(work.Create(options.staging_dir));
+
+  uint64_t range;
+  KVFS_RETURN_IF_ERROR(ReserveRange(fs, options, name, &range));
+  stats->range = range;
+  Status s = LoadRange(fs, archive.get(), layout, name, alias, range, work.path(), options, stats);
+  if (!s.ok()) {
+    // Nothing of the range is visible: delete what was loaded. If even that
+    // fails, the next FileSystem::Open does it.
+    Status a = fs->AbandonRange(range);
+    if (!a.ok()) {
+      return Status::FromErrno(
+          s.posix_errno(),
+          s.message() + " (and dropping the partial load failed: " + a.ToString() + ")");
+    }
+  }
+  return s;
+}
+
+Status IngestFile(FileSystem* fs, const std::string& path, const IngestOptions& options,
+                  IngestStats* stats) {
+  std::unique_ptr<ObjectReader> in;
+  KVFS_RETURN_IF_ERROR(OpenLocalFile(path, &in));
+  return IngestTarball(fs, std::move(in), path, options, stats);
+}
+
+Status IngestFromStore(FileSystem* fs, PersistentStore* store, const std::string& name,
+                       const IngestOptions& options, IngestStats* stats) {
+  std::string object;
+  std::string tree;
+  if (TreeNameOf(name, &tree)) {
+    object = name;
+  } else {
+    // Find the tree's tarball, whatever its compression.
+    std::vector<ObjectInfo> objects;
+    KVFS_RETURN_IF_ERROR(store->List(&objects));
+    for (const ObjectInfo& o : objects) {
+      if (TreeNameOf(o.name, &tree) && tree == name) {
+        if (!object.empty()) {
+          return Status::InvalidArgument("the store has several tarballs of '" + name + "' (" +
+                                         object + ", " + o.name + "): name one");
+        }
+        object = o.name;
+      }
+    }
+    if (object.empty()) {
+      return Status::NotFound("no tarball of '" + name + "' in " + store->Describe());
+    }
+  }
+  std::unique_ptr<ObjectReader> in;
+  KVFS_RETURN_IF_ERROR(store->OpenRead(object, &in));
+  return IngestTarball(fs, std::move(in), object, options, stats);
+}
+
+// ---- Export ----------------------------------------------------------------------------
+
+namespace {
+
+// Bytes read from the file system per call while exporting.
+constexpr size_t kExportChunk = 1 << 20;
+// Directory entries listed per ReadDir call while exporting.
+constexpr size_t kListBatch = 1024;
+
+class TreeWriter {
+ public:
+  TreeWriter(FileSystem* fs, ArchiveWriter* out, ExportStats* stats)
+      : fs_(fs), out_(out), stats_(stats) {}
+
+  Status WriteDirectory(const Attributes& a, const std::string& path) {
+    KVFS_RETURN_IF_ERROR(out_->WriteHeader(MemberOf(a, path + "/", MemberType::kDirectory)));
+    ++stats_->members;
+    return WriteContents(a.ino, path + "/");
+  }
+
+ private:
+  static Member MemberOf(const Attributes& a, std::string path, MemberType type) {
+    Member m;
+    m.path = std::move(path);
+    m.type = type;
+    m.mode = a.mode;
+    m.uid = a.uid;
+    m.gid = a.gid;
+    m.mtime = a.mtime;
+    m.has_atime = true;
+    m.atime = a.atime;
+    m.rdev = a.rdev;
+    return m;
+  }
+
+  // Members for the entries of directory `dir`, whose path is `prefix`
+  // (ending with '/'): its non-directories as they are listed, then each
+  // subdirectory with its contents.
+  Status WriteContents(Ino dir, const std::string& prefix) {
+    std::vector<std::pair<std::string, Attributes>> subdirs;
+    std::vector<DirEntry> batch;
+    uint64_t cookie = kStartCookie;
+    for (bool eof = false; !eof;) {
+      batch.clear();
+      KVFS_RETURN_IF_ERROR(fs_->ReadDir(
+          dir, cookie,
+          [&](const DirEntry& de) {
+            batch.push_back(de);
+            return batch.size() < kListBatch;
+          },
+          &eof));
+      for (const DirEntry& de : batch) {
+        if (de.attrs.type == FileType::kDirectory) {
+          subdirs.emplace_back(de.name, de.attrs);
+        } else {
+          KVFS_RETURN_IF_ERROR(WriteNonDirectory(de.attrs, prefix + de.name));
+        }
+      }
+      if (!batch.empty()) cookie = batch.back().cookie;
+    }
+    for (const auto& [name, attrs] : subdirs) {
+      KVFS_RETURN_IF_ERROR(WriteDirectory(attrs, prefix + name));
+    }
+    return Status::OK();
+  }
+
+  Status WriteNonDirectory(const Attributes& a, const std::string& path) {
+    if (a.nlink > 1) {
+      auto [it, first] = links_.emplace(a.ino, path);
+      if (!first) {
+        Member m = MemberOf(a, path, MemberType::kHardLink);
+        m.link_target = it->second;
+        ++stats_->members;
+        return out_->WriteHeader(m);
+      }
+    }
+    switch (a.type) {
+      case FileType::kRegular:
+        return WriteFile(a, path);
+      case FileType::kSymlink: {
+        Member m = MemberOf(a, path, MemberType::kSymlink);
+        KVFS_RETURN_IF_ERROR(fs_->Readlink(a.ino, &m.link_target));
+        ++stats_->members;
+        return out_->WriteHeader(m);
+      }
+      case FileType::kCharDevice:
+      case FileType::kBlockDevice:
+      case FileType::kFifo: {
+        const MemberType t = a.type == FileType::kCharDevice    ? MemberType::kCharDevice
+                             : a.type == FileType::kBlockDevice ? MemberType::kBlockDevice
+                                                                : MemberType::kFifo;
+        ++stats_->members;
+        return out_->WriteHeader(MemberOf(a, path, t));
+      }
+      case FileType::kSocket:
+        return Status::NotSupported("'" + path + "' is a socket, which tar cannot hold");
+      case FileType::kDirectory:
+        break;
+    }
+    return Status::InvalidArgument("'" + path + "' has an unexpected type");
+  }
+
+  Status WriteFile(const Attributes& a, const std::string& path) {
+    Member m = MemberOf(a, path, MemberType::kRegular);
+    m.size = a.size;
+    KVFS_RETURN_IF_ERROR(out_->WriteHeader(m));
+    ++stats_->members;
+    std::string buf;
+    uint64_t offset = 0;
+    while (offset < a.size) {
+      bool eof = false;
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(kExportChunk, a.size - offset));
+      KVFS_RETURN_IF_ERROR(fs_->Read(a.ino, offset, want, &buf, &eof));
+      if (buf.empty()) break;
+      KVFS_RETURN_IF_ERROR(out_->WriteData(buf));
+      offset += buf.size();
+    }
+    if (offset != a.size) {
+      return Status::FromErrno(EAGAIN, "'" + path + "' changed while it was exported");
+    }
+    stats_->bytes += offset;
+    return Status::OK();
+  }
+
+  FileSystem* const fs_;
+  ArchiveWriter* const out_;
+  ExportStats* const stats_;
+  // Files with several names -> the path they were first written under.
+  std::unordered_map<Ino, std::string> links_;
+};
+
+}  // namespace
+
+Status WriteTree(FileSystem* fs, std::string_view name, ObjectWriter* out, Compression compression,
+                 ExportStats* stats) {
+  Attributes top;
+  KVFS_RETURN_IF_ERROR(fs->Lookup(kRootIno, name, &top));
+  if (top.type != FileType::kDirectory) {
+    return Status::FromErrno(ENOTDIR, "'" + std::string(name) + "' is not a directory");
+  }
+  std::unique_ptr<ArchiveWriter> writer;
+  KVFS_RETURN_IF_ERROR(ArchiveWriter::Open(out, compression, &writer));
+  TreeWriter tw(fs, writer.get(), stats);
+  KVFS_RETURN_IF_ERROR(tw.WriteDirectory(top, std::string(name)));
+  KVFS_RETURN_IF_ERROR(writer->Close());
+  stats->object_bytes = out->size();
+  return Status::OK();
+}
+
+Status ExportTree(FileSystem* fs, std::string_view name, PersistentStore* store,
+                  const ExportOptions& options, ExportStats* stats) {
+  *stats = ExportStats();
+  const Clock::time_point t0 = Clock::now();
+  KVFS_RETURN_IF_ERROR(CheckTreeName(std::string(name)));
+  const std::string object = std::string(name) + std::string(TarballSuffix(options.compression));
+  stats->object = object;
+  std::unique_ptr<ObjectWriter> out;
+  KVFS_RETURN_IF_ERROR(store->OpenWrite(object, &out));
+  KVFS_RETURN_IF_ERROR(WriteTree(fs, name, out.get(), options.compression, stats));
+  KVFS_RETURN_IF_ERROR(out->Commit());
+  // The new tarball is in place: older ones with another compression go.
+  std::vector<ObjectInfo> objects;
+  KVFS_RETURN_IF_ERROR(store->List(&objects));
+  for (const ObjectInfo& o : objects) {
+    std::string tree;
+    if (o.name != object && TreeNameOf(o.name, &tree) && tree == name) {
+      Status s = store->Delete(o.name);
+      if (!s.ok() && !s.IsNotFound()) return s;
+      ++stats->removed_stale;
+    }
+  }
+  stats->seconds = SecondsSince(t0);
+  return Status::OK();
+}
+
+Status EvictTree(FileSystem* fs, std::string_view name, EvictStats* stats) {
+  *stats = EvictStats();
+  StatFsInfo before, after;
+  KVFS_RETURN_IF_ERROR(fs->StatFs(&before));
+  KVFS_RETURN_IF_ERROR(fs->DropTree(name, &stats->range));
+  KVFS_RETURN_IF_ERROR(fs->StatFs(&after));
+  stats->bytes = static_cast<int64_t>(before.used_bytes) - static_cast<int64_t>(after.used_bytes);
+  stats->inodes =
+      static_cast<int64_t>(before.used_inodes) - static_cast<int64_t>(after.used_inodes);
+  return Status::OK();
+}
+
+Status CleanStagingDir(const std::string& staging_dir) {
+  std::error_code ec;
+  if (!std::filesystem::exists(staging_dir, ec)) return Status::OK();
+  for (const auto& entry : std::filesystem::directory_iterator(staging_dir, ec)) {
+    std::filesystem::remove_all(entry.path(), ec);
+    if (ec) {
+      return Status::FromErrno(ec.value(),
+                               "clean staging directory: remove " + entry.path().string());
+    }
+  }
+  if (ec) return Status::FromErrno(ec.value(), "clean staging directory " + staging_dir);
+  return Status::OK();
+}
+
+}  // namespace kvfs::ingest

@@ -1,0 +1,130 @@
+// Ingest, export and eviction of whole trees: the persistent store's tarballs
+// <-> top-level directories of the file system (docs/ingest.md).
+//
+// IngestTarball builds every key of the tree straight from the archive
+// (TreeBuilder) into a fresh inode range reserved as "loading", hands them
+// to the store in one atomic bulk load (KVStore::NewBulkLoader), then links
+// the tree into the root with one small batch (FileSystem::PublishTree).
+// Until that batch nothing of the tree is visible; a failure abandons the
+// range and a crash leaves it to FileSystem::Open, which deletes it.
+//
+// ExportTree walks a top-level directory and writes it to the persistent
+// store as one pax tarball, atomically (temporary object, then rename),
+// streaming. EvictTree drops a top-level directory with a constant number of
+// range deletes (FileSystem::DropTree).
+//
+// All three run against a live FileSystem while others use it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/fs/file_system.h"
+#include "common/status.h"
+#include "ingest/persistent_store.h"
+#include "ingest/tree_builder.h"
+
+namespace kvfs::ingest {
+
+struct IngestOptions {
+  // The tree's name in the root; empty: the tarball's name without its
+  // suffix (".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.xz"). Members whose
+  // path starts with the tree's or the tarball's name are placed as if it
+  // were not there (see TreeBuilder's path rule).
+  std::string name;
+  // Replace an existing tree of that name atomically instead of failing
+  // with EEXIST.
+  bool replace = false;
+  // Skip device nodes, FIFOs and sockets instead of refusing the archive.
+  bool skip_special = false;
+  // Quota: refuse (EDQUOT) a tarball larger than this many bytes, or whose
+  // files hold more than max_tree_bytes; 0: no limit.
+  uint64_t max_archive_bytes = 0;
+  uint64_t max_tree_bytes = 0;
+  // Memory for sorting directory entries before they spill to disk.
+  size_t sort_memory_bytes = 64 << 20;
+  // Threads decompressing xz tarballs (0: one per CPU).
+  int decompress_threads = 0;
+  // Directory for SST files and sort runs, on the store's file system
+  // (required).
+  std::string staging_dir;
+  // If set, the inode range is claimed in this store first, so that writers
+  // sharing it never use the same range (docs/ingest.md).
+  PersistentStore* claims = nullptr;
+  // Recorded with the claim (who is ingesting; the tree name is added).
+  std::string claim_owner;
+  // The name hash the store was created with.
+  NameHasher hasher = DefaultNameHasher();
+};
+
+struct IngestStats {
+  std::string name;
+  uint64_t range = 0;
+  uint64_t replaced_range = 0;  // 0 if nothing was replaced
+  uint64_t archive_bytes = 0;   // size of the tarball
+  uint64_t loaded_bytes = 0;    // bytes of keys and values bulk loaded
+  BuildStats build;
+  // Wall-clock seconds of the phases: reading the archive and building the
+  // keys (SST files and sorting included), the atomic bulk load, linking.
+  double build_seconds = 0;
+  double load_seconds = 0;
+  double publish_seconds = 0;
+};
+
+// Ingests tarball `in`, whose object name (or file name) is `object_name`.
+Status IngestTarball(FileSystem* fs, std::unique_ptr<ObjectReader> in, std::string_view object_name,
+                     const IngestOptions& options, IngestStats* stats);
+
+// Ingests a local tarball file.
+Status IngestFile(FileSystem* fs, const std::string& path, const IngestOptions& options,
+                  IngestStats* stats);
+
+// Ingests tree `name` (or object `name`, if it has a tarball suffix) from
+// the persistent store. ENOENT if the store has no tarball for it.
+Status IngestFromStore(FileSystem* fs, PersistentStore* store, const std::string& name,
+                       const IngestOptions& options, IngestStats* stats);
+
+struct ExportOptions {
+  Compression compression = Compression::kNone;
+};
+
+struct ExportStats {
+  std::string object;  // the object written
+  uint64_t members = 0;
+  uint64_t bytes = 0;          // file contents
+  uint64_t object_bytes = 0;   // size of the tarball
+  uint64_t removed_stale = 0;  // other-compression tarballs of the tree removed
+  double seconds = 0;
+};
+
+// Writes top-level directory `name` as one pax tarball to `out` (which the
+// caller commits). Members are "name/...", directories before their
+// contents, with modes, owners (numeric), mtimes and atimes (nanoseconds),
+// symlinks, hard links and device nodes/FIFOs.
+Status WriteTree(FileSystem* fs, std::string_view name, ObjectWriter* out, Compression compression,
+                 ExportStats* stats);
+
+// Exports top-level directory `name` to the persistent store as
+// name + TarballSuffix(compression), atomically; tarballs of the same tree
+// with another suffix are removed afterwards.
+Status ExportTree(FileSystem* fs, std::string_view name, PersistentStore* store,
+                  const ExportOptions& options, ExportStats* stats);
+
+struct EvictStats {
+  uint64_t range = 0;
+  // Usage freed, from StatFs before and after.
+  int64_t bytes = 0;
+  int64_t inodes = 0;
+};
+
+// Drops top-level directory `name` from the file system (FileSystem::DropTree).
+Status EvictTree(FileSystem* fs, std::string_view name, EvictStats* stats);
+
+// Removes what interrupted ingests left in `staging_dir` (their SST files
+// and sort runs). Only safe while no ingest uses it: call it after opening
+// the store, before the first ingest.
+Status CleanStagingDir(const std::string& staging_dir);
+
+}  // namespace kvfs::ingest

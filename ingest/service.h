@@ -1,0 +1,68 @@
+// The ingest service: requests (ingest, export, evict) as key/value
+// messages, and their execution against a FileSystem. The same code runs in
+// the server process (ControlServer, reached over a Unix socket) and in
+// kvfs-ingest/kvfs-export/kvfs-evict when no server has the store open
+// (docs/ingest.md).
+//
+// Request fields ("op" selects the operation; flags are "1" or absent):
+//   op=ingest  tarball=ABSOLUTE_PATH | (store=DIR object=NAME)
+//              [name=TREE] [replace=1] [skip_special=1] [claims=DIR]
+//              [max_archive_bytes=N] [max_tree_bytes=N]
+//   op=export  name=TREE store=DIR [compression=none|gzip|zstd|xz] [evict=1]
+//   op=evict   name=TREE
+//   op=ping
+// A store given for ingest also holds the range claims unless claims= names
+// another. Responses carry errno ("0" on success) and message, plus
+// numbers describing what was done (see ExecuteRequest).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/fs/file_system.h"
+#include "common/status.h"
+
+namespace kvfs::ingest {
+
+using Message = std::map<std::string, std::string>;
+
+// [count:4 LE] then per field [size:4 LE][key][size:4 LE][value].
+std::string EncodeMessage(const Message& m);
+Status DecodeMessage(std::string_view data, Message* m);
+
+// Policy of a service, fixed by whoever runs it.
+struct ServiceOptions {
+  // Staging directory for bulk loads (on the store's file system).
+  std::string staging_dir;
+  // Quotas applied to every ingest (0: none); a request can only make them
+  // stricter.
+  uint64_t max_archive_bytes = 0;
+  uint64_t max_tree_bytes = 0;
+  // Sort memory per ingest.
+  size_t sort_memory_bytes = 64 << 20;
+  // Recorded with range claims ("host=... pid=...").
+  std::string claim_owner;
+  NameHasher hasher = DefaultNameHasher();
+};
+
+// Executes `request` on fs and fills *response: errno and message, and
+// for ingest: name, range, replaced_range, directories, files, symlinks,
+// hard_links, skipped, bytes, archive_bytes, loaded_bytes, sort_runs,
+// build_seconds, load_seconds, publish_seconds; for export: object,
+// members, bytes, object_bytes, seconds (and evicted_range if evicted);
+// for evict: range, freed_bytes, freed_inodes. *changed (if not null)
+// receives the inodes whose cached attributes or contents are now wrong:
+// the root, and the top directory of a replaced or evicted tree.
+void ExecuteRequest(FileSystem* fs, const ServiceOptions& options, const Message& request,
+                    Message* response, std::vector<Ino>* changed);
+
+// The outcome a response reports.
+Status ResponseStatus(const Message& response);
+
+// "host=<hostname> pid=<pid>": the default claim owner of this process.
+std::string DefaultClaimOwner();
+
+}  // namespace kvfs::ingest

@@ -1,0 +1,194 @@
+// KVStore::NewBulkLoader: the default (WriteBatch) loader of the memory and
+// fault-injecting stores, and RocksDB's SST-file loader: visibility only at
+// Commit, atomicity across columns (also across a crash), order checks,
+// clean-up of staging files.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+
+#include "common/kv/fault_injection_store.h"
+#include "common/kv/kv_store.h"
+#include "common/kv/memory_store.h"
+#include "common/kv/rocksdb_store.h"
+#include "tests/fs/test_util.h"
+
+namespace kvfs {
+namespace {
+
+using kvfs::testing::TempDir;
+
+std::string Key(int i) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "k%08d", i);
+  return buf;
+}
+
+size_t CountKeys(KVStore* store, Column c) {
+  auto it = store->NewIterator(c, IteratorOptions());
+  size_t n = 0;
+  for (it->Seek(""); it->Valid(); it->Next()) ++n;
+  return n;
+}
+
+class BulkLoaderTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "rocksdb") {
+      RocksDBOptions o;
+      o.path = dir_.path() + "/db";
+      ASSERT_OK(OpenRocksDBStore(o, &store_));
+    } else {
+      store_ = NewMemoryStore();
+    }
+  }
+  std::string Staging() const { return dir_.path() + "/staging"; }
+
+  TempDir dir_{"kvfs-bulk"};
+  std::unique_ptr<KVStore> store_;
+};
+
+TEST_P(BulkLoaderTest, VisibleOnlyAfterCommit) {
+  ASSERT_OK(store_->Put(Column::kMeta, "existing", "old"));
+  std::unique_ptr<BulkLoader> loader;
+  ASSERT_OK(store_->NewBulkLoader(Staging(), &loader));
+  // Columns interleaved, each ascending.
+  uint64_t bytes = 0;
+  for (int i = 0; i < 1000; ++i) {
+    const std::string e = "e" + std::to_string(i);
+    ASSERT_OK(loader->Add(Column::kEntries, Key(i), e));
+    ASSERT_OK(loader->Add(Column::kBlocks, Key(i), std::string(100, 'b')));
+    bytes += 2 * Key(i).size() + e.size() + 100;
+  }
+  ASSERT_OK(loader->Add(Column::kMeta, "existing", "new"));
+  EXPECT_EQ(loader->BytesAdded(), bytes + 11);
+  EXPECT_EQ(CountKeys(store_.get(), Column::kEntries), 0u);
+  ASSERT_OK(loader->Commit());
+  EXPECT_EQ(CountKeys(store_.get(), Column::kEntries), 1000u);
+  EXPECT_EQ(CountKeys(store_.get(), Column::kBlocks), 1000u);
+  std::string v;
+  ASSERT_OK(store_->Get(Column::kEntries, Key(123), &v));
+  EXPECT_EQ(v, "e123");
+  ASSERT_OK(store_->Get(Column::kMeta, "existing", &v));
+  EXPECT_EQ(v, "new");
+  EXPECT_EQ(loader->Commit().posix_errno(), EINVAL);
+  EXPECT_EQ(loader->Add(Column::kEntries, Key(5000), "x").posix_errno(), EINVAL);
+  loader.reset();
+  // The loader's files are gone (moved into the database or removed).
+  if (std::filesystem::exists(Staging())) {
+    EXPECT_TRUE(std::filesystem::is_empty(Staging()));
+  }
+}
+
+TEST_P(BulkLoaderTest, DiscardedWithoutCommit) {
+  {
+    std::unique_ptr<BulkLoader> loader;
+    ASSERT_OK(store_->NewBulkLoader(Staging(), &loader));
+    for (int i = 0; i < 100; ++i) ASSERT_OK(loader->Add(Column::kInodes, Key(i), "x"));
+  }
+  EXPECT_EQ(CountKeys(store_.get(), Column::kInodes), 0u);
+  if (std::filesystem::exists(Staging())) {
+    EXPECT_TRUE(std::filesystem::is_empty(Staging()));
+  }
+}
+
+TEST_P(BulkLoaderTest, RefusesKeysOutOfOrder) {
+  std::unique_ptr<BulkLoader> loader;
+  ASSERT_OK(store_->NewBulkLoader(Staging(), &loader));
+  ASSERT_OK(loader->Add(Column::kEntries, Key(2), "x"));
+  EXPECT_EQ(loader->Add(Column::kEntries, Key(1), "x").posix_errno(), EINVAL);
+  EXPECT_EQ(loader->Add(Column::kEntries, Key(2), "x").posix_errno(), EINVAL);
+  // Another column has its own order.
+  ASSERT_OK(loader->Add(Column::kInodes, Key(1), "x"));
+}
+
+TEST_P(BulkLoaderTest, EmptyLoadCommits) {
+  std::unique_ptr<BulkLoader> loader;
+  ASSERT_OK(store_->NewBulkLoader(Staging(), &loader));
+  ASSERT_OK(loader->Commit());
+  EXPECT_EQ(loader->BytesAdded(), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, BulkLoaderTest, ::testing::Values("memory", "rocksdb"),
+                         [](const auto& info) { return info.param; });
+
+// The default loader writes one batch: a failed write applies nothing.
+TEST(DefaultBulkLoader, FailedCommitChangesNothing) {
+  FaultInjectionStore store(NewMemoryStore());
+  std::unique_ptr<BulkLoader> loader;
+  ASSERT_OK(store.NewBulkLoader("", &loader));
+  for (int i = 0; i < 10; ++i) ASSERT_OK(loader->Add(Column::kBlocks, Key(i), "x"));
+  store.FailNth(FaultInjectionStore::kWrite, 0);
+  EXPECT_EQ(loader->Commit().posix_errno(), EIO);
+  EXPECT_EQ(CountKeys(&store, Column::kBlocks), 0u);
+}
+
+// A staging directory that cannot be created is reported, not crashed on.
+TEST(RocksDBBulkLoader, BadStagingDirectory) {
+  TempDir dir("kvfs-bulk");
+  RocksDBOptions o;
+  o.path = dir.path() + "/db";
+  std::unique_ptr<KVStore> store;
+  ASSERT_OK(OpenRocksDBStore(o, &store));
+  std::unique_ptr<BulkLoader> loader;
+  EXPECT_FALSE(store->NewBulkLoader("/proc/kvfs-no-such-dir", &loader).ok());
+  EXPECT_EQ(store->NewBulkLoader("", &loader).posix_errno(), EINVAL);
+}
+
+// Killed at any moment, a load into several column families is visible in
+// all of them or in none after reopening.
+TEST(RocksDBBulkLoader, AtomicAcrossColumnsAndCrashes) {
+  TempDir dir("kvfs-bulk");
+  const std::string db = dir.path() + "/db";
+  constexpr int kKeys = 20000;
+  for (int round = 0; round < 8; ++round) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      RocksDBOptions o;
+      o.path = db;
+      std::unique_ptr<KVStore> store;
+      if (!OpenRocksDBStore(o, &store).ok()) _exit(1);
+      std::unique_ptr<BulkLoader> loader;
+      if (!store->NewBulkLoader(dir.path() + "/staging", &loader).ok()) _exit(2);
+      const std::string prefix = "r" + std::to_string(round) + "/";
+      for (int i = 0; i < kKeys; ++i) {
+        for (Column c : {Column::kEntries, Column::kInodes, Column::kBlocks}) {
+          if (!loader->Add(c, prefix + Key(i), std::string(64, 'v')).ok()) _exit(3);
+        }
+      }
+      if (!loader->Commit().ok()) _exit(4);
+      _exit(0);
+    }
+    // Kill it at a different moment each round (the last rounds finish).
+    usleep(static_cast<useconds_t>(round * 40000));
+    if (round < 6) kill(pid, SIGKILL);
+    int status;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 0)) << status;
+    RocksDBOptions o;
+    o.path = db;
+    std::unique_ptr<KVStore> store;
+    ASSERT_OK(OpenRocksDBStore(o, &store));
+    const std::string prefix = "r" + std::to_string(round) + "/";
+    size_t counts[3] = {};
+    int i = 0;
+    for (Column c : {Column::kEntries, Column::kInodes, Column::kBlocks}) {
+      IteratorOptions io;
+      io.upper_bound = "r" + std::to_string(round) + "0";
+      auto it = store->NewIterator(c, io);
+      for (it->Seek(prefix); it->Valid(); it->Next()) ++counts[i];
+      ++i;
+    }
+    EXPECT_TRUE(counts[0] == counts[1] && counts[1] == counts[2]) << "round " << round;
+    EXPECT_TRUE(counts[0] == 0 || counts[0] == kKeys) << "round " << round << ": " << counts[0];
+    if (WIFEXITED(status)) {
+      EXPECT_EQ(counts[0], static_cast<size_t>(kKeys));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kvfs
