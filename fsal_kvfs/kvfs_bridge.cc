@@ -20,12 +20,17 @@
 #include "common/kv/kv_store.h"
 #include "common/kv/rocksdb_store.h"
 #include "common/status.h"
+#include "ingest/control_server.h"
 
 // One open file system, shared by every export of its database.
 struct kvfs_fs {
   std::string path;  // canonical database path (the registry key)
   std::unique_ptr<kvfs::FileSystem> fs;
   int refs = 0;  // guarded by Registry::mu
+  // Serves kvfs-ingest/-export/-evict for this database (docs/ingest.md);
+  // null if it could not start, control_error says why. Destroyed before fs.
+  std::unique_ptr<kvfs::ingest::ControlServer> control;
+  std::string control_error;
 };
 
 namespace {
@@ -193,6 +198,8 @@ int kvfs_fs_acquire(const kvfs_fs_options* options, kvfs_fs** out, char** canoni
         reg.open.erase(path);
         return Fail(s);
       }
+      s = kvfs::ingest::StartStoreControlServer(entry->fs.get(), path, &entry->control);
+      if (!s.ok()) entry->control_error = s.ToString();
       slot = std::move(entry);
     }
     if (canonical_path != nullptr) {
@@ -221,6 +228,18 @@ void kvfs_fs_release(kvfs_fs* fs) {
     reg.open.erase(path);
     return 0;
   });
+}
+
+int kvfs_fs_add_invalidate_hook(kvfs_fs* fs, kvfs_invalidate_cb cb, void* arg) {
+  return Guard([&]() -> int {
+    if (fs->control == nullptr) return Fail(ENOTCONN, "no control socket: " + fs->control_error);
+    fs->control->AddInvalidateListener(arg, [cb, arg](kvfs::Ino ino) { cb(arg, ino); });
+    return 0;
+  });
+}
+
+void kvfs_fs_remove_invalidate_hook(kvfs_fs* fs, void* arg) {
+  if (fs != nullptr && fs->control != nullptr) fs->control->RemoveInvalidateListener(arg);
 }
 
 int kvfs_core_lookup(kvfs_fs* fs, uint64_t parent, const char* name, kvfs_attr* out) {

@@ -124,6 +124,16 @@ int kvfs_fs_acquire(const struct kvfs_fs_options* options, kvfs_fs** out, char**
 // Drops one reference; the last one closes the file system. NULL is a no-op.
 void kvfs_fs_release(kvfs_fs* fs);
 
+// Called with each inode whose cached state a tree ingest, replacement or
+// eviction made wrong (the root; a replaced or evicted top directory).
+typedef void (*kvfs_invalidate_cb)(void* arg, uint64_t ino);
+// Registers cb(arg, ino) (one per arg) with the control socket the file
+// system serves for kvfs-ingest (docs/ingest.md); ENOTCONN if that socket
+// could not be started (kvfs_last_error() says why).
+int kvfs_fs_add_invalidate_hook(kvfs_fs* fs, kvfs_invalidate_cb cb, void* arg);
+// Unregisters arg's callback; once this returns it is not called again.
+void kvfs_fs_remove_invalidate_hook(kvfs_fs* fs, void* arg);
+
 // Looks `name` up in directory `parent` ("." and ".." are accepted).
 int kvfs_core_lookup(kvfs_fs* fs, uint64_t parent, const char* name, struct kvfs_attr* out);
 // Attributes of `ino`; ENOENT if it does not exist (any more).

@@ -54,9 +54,21 @@ static void kvfs_free_export_fields(struct kvfs_export* exp) {
   exp->subtree = NULL;
 }
 
+/* A tree was ingested, replaced or evicted (docs/ingest.md): drop what
+ * MDCACHE holds of `ino` so clients see the change without a restart. */
+static void kvfs_invalidate(void* arg, uint64_t ino) {
+  struct kvfs_export* exp = arg;
+  unsigned char wire[KVFS_HANDLE_SIZE];
+  struct gsh_buffdesc key = {.addr = wire, .len = KVFS_HANDLE_SIZE};
+
+  kvfs_handle_encode(exp->identity, ino, wire);
+  exp->export.up_ops->invalidate(exp->export.up_ops, &key, FSAL_UP_INVALIDATE_CACHE);
+}
+
 static void kvfs_release_export(struct fsal_export* exp_hdl) {
   struct kvfs_export* exp = container_of(exp_hdl, struct kvfs_export, export);
 
+  kvfs_fs_remove_invalidate_hook(exp->fs, exp);
   LogDebug(COMPONENT_FSAL, "KVFS: releasing export of %s:%s", exp->canonical_db_path, exp->subtree);
   fsal_detach_export(exp_hdl->fsal, &exp_hdl->exports);
   free_export_ops(exp_hdl);
@@ -210,6 +222,9 @@ fsal_status_t kvfs_create_export(struct fsal_module* fsal_hdl, void* parse_node,
   exp->export.fsal = fsal_hdl;
   exp->export.up_ops = up_ops;
   op_ctx->fsal_export = &exp->export;
+  if (kvfs_fs_add_invalidate_hook(exp->fs, kvfs_invalidate, exp) != 0)
+    LogWarn(COMPONENT_FSAL, "KVFS export %s: kvfs-ingest cannot reach this server: %s", export_path,
+            kvfs_last_error());
 
   LogEvent(COMPONENT_FSAL,
            "KVFS export %s: database %s, subtree %s (inode %" PRIu64 "), capacity %" PRIu64
