@@ -252,6 +252,8 @@ struct PhaseResult {
   // Failed operations and wrong read-backs.
   uint64_t errors = 0;
   std::string first_error;
+  // Calls retried after NFS3ERR_JUKEBOX.
+  uint64_t retries = 0;
   // Extra "key": value pairs (already formatted JSON).
   std::string extra;
 
@@ -294,13 +296,14 @@ struct Options {
 void Report(const Options& opt, const PhaseResult& r) {
   std::printf(
       "{\"target\": %s, \"corpus\": %s, \"phase\": %s, \"files\": %llu, \"bytes\": %llu, "
-      "\"seconds\": %.4f, \"files_per_s\": %.1f, \"errors\": %llu, \"ok\": %s%s%s%s}\n",
+      "\"seconds\": %.4f, \"files_per_s\": %.1f, \"errors\": %llu, \"retries\": %llu, "
+      "\"ok\": %s%s%s%s}\n",
       JsonString(opt.target).c_str(), JsonString(opt.corpus_name).c_str(),
       JsonString(r.phase).c_str(), static_cast<unsigned long long>(r.files),
       static_cast<unsigned long long>(r.bytes), r.seconds,
       r.seconds > 0 ? static_cast<double>(r.files) / r.seconds : 0.0,
-      static_cast<unsigned long long>(r.errors), r.errors == 0 ? "true" : "false",
-      r.first_error.empty() ? "" : ", \"first_error\": ",
+      static_cast<unsigned long long>(r.errors), static_cast<unsigned long long>(r.retries),
+      r.errors == 0 ? "true" : "false", r.first_error.empty() ? "" : ", \"first_error\": ",
       r.first_error.empty() ? "" : JsonString(r.first_error).c_str(), r.extra.c_str());
   std::fflush(stdout);
 }
@@ -359,6 +362,13 @@ class AsyncPool {
   // Queues a task (also from inside another task).
   void Add(Task t) { queue_.push_back(std::move(t)); }
 
+  // Queues a task to start after `ms` milliseconds: a retry after
+  // NFS3ERR_JUKEBOX (the server's "try again later"), as the kernel's
+  // client does (it waits 5 s; 50 ms here).
+  void AddLater(Task t, int ms = 50) {
+    later_.emplace_back(Clock::now() + std::chrono::milliseconds(ms), std::move(t));
+  }
+
   // Issues an asynchronous call: issue(cb, private) must return the libnfs
   // *_async result; cont runs with the call's status and data (also when the
   // call could not be queued).
@@ -376,9 +386,9 @@ class AsyncPool {
   // if the connection failed.
   bool Run() {
     Fill();
-    while (active_ > 0) {
+    while (active_ > 0 || !later_.empty()) {
       struct pollfd pfd = {nfs_get_fd(nfs_), static_cast<short>(nfs_which_events(nfs_)), 0};
-      int n = poll(&pfd, 1, 100);
+      int n = poll(&pfd, 1, later_.empty() ? 100 : 5);
       if (n < 0 && errno != EINTR) return false;
       if (nfs_service(nfs_, n > 0 ? pfd.revents : 0) < 0) {
         std::fprintf(stderr, "nfs_service: %s\n", nfs_get_error(nfs_));
@@ -391,6 +401,15 @@ class AsyncPool {
 
  private:
   void Fill() {
+    Clock::time_point now = Clock::now();
+    for (auto it = later_.begin(); it != later_.end();) {
+      if (it->first > now) {
+        ++it;
+        continue;
+      }
+      queue_.push_back(std::move(it->second));
+      it = later_.erase(it);
+    }
     while (active_ < inflight_ && !queue_.empty()) {
       Task t = std::move(queue_.front());
       queue_.pop_front();
@@ -403,6 +422,7 @@ class AsyncPool {
   int inflight_;
   int active_ = 0;
   std::deque<Task> queue_;
+  std::deque<std::pair<Clock::time_point, Task>> later_;
 };
 
 // The phases over NFS on one mounted client.
@@ -520,14 +540,19 @@ class NfsPhases {
     std::vector<double> marks{0};
     uint64_t n = opt_.bigdir;
     AsyncPool pool(nfs_, opt_.inflight);
-    for (uint64_t i = 0; i < n; ++i) {
-      pool.Add([this, &pool, i, n, &c, &marks, start](std::function<void()> done) {
+    std::function<AsyncPool::Task(uint64_t)> make = [&](uint64_t i) -> AsyncPool::Task {
+      return [this, &pool, &make, i, n, &c, &marks, start](std::function<void()> done) {
         pool.Call(
             [&](nfs_cb cb, void* p) {
-              return nfs_open2_async(nfs_, Abs(BigDirName(i)).c_str(), O_CREAT | O_EXCL | O_WRONLY,
-                                     0644, cb, p);
+              return nfs_open2_async(nfs_, Abs(BigDirName(i)).c_str(), O_CREAT | O_WRONLY, 0644, cb,
+                                     p);
             },
-            [this, &pool, i, n, &c, &marks, start, done](int rc, void* data) {
+            [this, &pool, &make, i, n, &c, &marks, start, done](int rc, void* data) {
+              if (rc == -EAGAIN) {
+                ++c.retries;
+                pool.AddLater(make(i));
+                return done();
+              }
               if (rc < 0) {
                 c.Fail("create " + BigDirName(i) + ": " + nfs_get_error(nfs_));
                 return done();
@@ -540,8 +565,9 @@ class NfsPhases {
                 done();
               });
             });
-      });
-    }
+      };
+    };
+    for (uint64_t i = 0; i < n; ++i) pool.Add(make(i));
     if (!pool.Run()) c.Fail("connection failed");
     c.seconds = Seconds(start);
     if (marks.size() == 11) c.extra = DecileField(marks);
@@ -641,6 +667,11 @@ class NfsPhases {
                                    static_cast<int>(e.mode), cb, p);
           },
           [this, &pool, &e, r, done](int rc, void* data) {
+            if (rc == -EAGAIN) {
+              ++r->retries;
+              pool.AddLater(MakeFileTask(pool, e, r));
+              return done();
+            }
             if (rc < 0) {
               r->Fail("create " + e.path + ": " + nfs_get_error(nfs_));
               return done();
@@ -753,7 +784,13 @@ class NfsPhases {
           [&](nfs_cb cb, void* p) {
             return nfs_open2_async(nfs_, Abs(path).c_str(), O_RDONLY, 0, cb, p);
           },
-          [this, &pool, st, r, done](int rc, void* data) {
+          [this, &pool, st, r, seen, size, done](int rc, void* data) {
+            if (rc == -EAGAIN) {
+              ++r->retries;
+              seen->erase(st->path);
+              pool.AddLater(MakeReadTask(pool, st->path, size, r, seen));
+              return done();
+            }
             if (rc < 0) {
               r->Fail("open " + st->path + ": " + nfs_get_error(nfs_));
               return done();
@@ -1164,7 +1201,9 @@ int Main(int argc, char** argv) {
   Corpus corpus;
   if (!flags.tarball.empty()) {
     corpus = LoadTarball(flags.tarball, flags.max_files);
-    opt.corpus_name = std::filesystem::path(flags.tarball).filename().string();
+    std::filesystem::path tar_path(flags.tarball);
+    opt.corpus_name =
+        (tar_path.extension() == ".tar" ? tar_path.stem() : tar_path.filename()).string();
   } else {
     size_t colon = flags.generate.find(':');
     if (colon == std::string::npos) Usage();

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Runs the KVFS benchmark suite end to end and writes the results:
+#
+#   bench/run.sh [--quick] [--out DIR] [--perf]
+#
+# For each corpus, in one run on this machine:
+#   local ext4   cp + sync of the tarball (the physical floor), tar xf + sync,
+#                tar cf (cold) of the tree, and nfs_bench_client --posix
+#   FSAL_VFS     ganesha.nfsd exporting an ext4 directory
+#   FSAL_MEM     ganesha.nfsd, in memory (warm read-back: it cannot restart)
+#   KVFS         ganesha.nfsd + libfsalkvfs.so, store on ext4
+# through the same client (bench/nfs_bench_client, NFSv3, 32 requests in
+# flight). Cold reads: the server is restarted and the page cache dropped
+# before the read-back. Every server runs in private namespaces
+# (ci/run-in-namespace.sh), traffic only on loopback.
+#
+# Corpora (decompressed/generated once into build/bench-cache):
+#   full:    linux-source-6.1 (Debian package; ~78.6K files), its first 25K
+#            entries, and one directory of 100K generated files (1-64 KiB,
+#            seed 42); then a big directory: 100K empty files created in one
+#            directory and listed (--bigdir N changes the count, e.g. 1000000)
+#   --quick: the first 3000 entries of the linux tree and 2000 generated
+#            files; big directory of 5000 entries
+# --only CORPUS[,CORPUS...] runs only those corpora (names as above, or
+# "bigdir"), e.g. to redo one after a failure; results are appended.
+# --perf records perf profiles of ganesha.nfsd (KVFS, untar and read of the
+# linux tree) into OUT/perf/.
+#
+# Output: OUT/results.jsonl (one JSON line per phase), OUT/machine.txt, and
+# OUT/report.md (tables; bench/report.py). OUT defaults to build/bench-results.
+# Needs root (namespaces, drop_caches). Exits non-zero if any phase read back
+# anything wrong.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BUILD="${KVFS_BUILD_DIR:-$ROOT/build}"
+OUT="$BUILD/bench-results"
+QUICK=0
+PERF=0
+ONLY=""
+BIGDIR=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --perf) PERF=1 ;;
+    --out) OUT="$2"; shift ;;
+    --only) ONLY="$2"; shift ;;
+    --bigdir) BIGDIR="$2"; shift ;;
+    *) echo "usage: $0 [--quick] [--out DIR] [--perf] [--only CORPORA] [--bigdir N]" >&2; exit 2 ;;
+  esac
+  shift
+done
+[ "$(id -u)" -eq 0 ] || { echo "run.sh: needs root" >&2; exit 2; }
+
+cmake -S "$ROOT" -B "$BUILD" >/dev/null
+cmake --build "$BUILD" -j2 --target nfs_bench_client fsalkvfs >/dev/null
+CLIENT="$BUILD/bench/nfs_bench_client"
+NS="$ROOT/ci/run-in-namespace.sh"
+
+CACHE="$BUILD/bench-cache"
+mkdir -p "$CACHE" "$OUT"
+LINUX_XZ=/usr/src/linux-source-6.1.tar.xz
+[ -f "$LINUX_XZ" ] || { echo "run.sh: $LINUX_XZ missing (ci/install-deps.sh)" >&2; exit 2; }
+if [ ! -f "$CACHE/linux-source-6.1.tar" ]; then
+  echo "decompressing $LINUX_XZ once into $CACHE"
+  xz -T2 -dc "$LINUX_XZ" > "$CACHE/linux-source-6.1.tar.part"
+  mv "$CACHE/linux-source-6.1.tar.part" "$CACHE/linux-source-6.1.tar"
+fi
+# make_tar NAME ARGS...: writes CACHE/NAME.tar with the client (once).
+make_tar() {
+  local name="$1"; shift
+  if [ ! -f "$CACHE/$name.tar" ]; then
+    "$CLIENT" "$@" --write-tar="$CACHE/$name.tar.part" 2>/dev/null
+    mv "$CACHE/$name.tar.part" "$CACHE/$name.tar"
+  fi
+}
+if [ "$QUICK" -eq 1 ]; then
+  make_tar linux-3k --tarball="$CACHE/linux-source-6.1.tar" --max-files=3000
+  make_tar gen-2k --generate=2000:42
+  CORPORA=(linux-3k gen-2k bigdir)
+  BIGDIR=${BIGDIR:-5000}
+  SCRATCH_NAME=quick
+else
+  make_tar linux-25k --tarball="$CACHE/linux-source-6.1.tar" --max-files=25000
+  make_tar gen-100k --generate=100000:42
+  ln -sf linux-source-6.1.tar "$CACHE/linux-full.tar"
+  CORPORA=(linux-25k gen-100k linux-full bigdir)
+  BIGDIR=${BIGDIR:-100000}
+  SCRATCH_NAME=full
+fi
+
+# Scratch space on the disk under test (ext4, same as the build tree).
+SCRATCH="$BUILD/bench-scratch"
+rm -rf "$SCRATCH"
+mkdir -p "$SCRATCH"
+RESULTS="$OUT/results.jsonl"
+if [ -n "$ONLY" ]; then
+  IFS=, read -r -a CORPORA <<< "$ONLY"
+else
+  : > "$RESULTS"
+fi
+mkdir -p "$OUT/perf"
+
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+# timed TARGET CORPUS PHASE FILES BYTES CMD...: runs CMD, appends a result.
+timed() {
+  local target="$1" corpus="$2" phase="$3" files="$4" bytes="$5"; shift 5
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$@"
+  t1=$(date +%s.%N)
+  python3 - "$target" "$corpus" "$phase" "$files" "$bytes" "$t0" "$t1" >> "$RESULTS" <<'EOF'
+import json, sys
+t, c, p, f, b, t0, t1 = sys.argv[1:]
+s = float(t1) - float(t0)
+print(json.dumps({"target": t, "corpus": c, "phase": p, "files": int(f), "bytes": int(b),
+                  "seconds": round(s, 4), "files_per_s": round(int(f) / s, 1), "errors": 0,
+                  "ok": True}))
+EOF
+}
+
+{
+  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "command: bench/run.sh $([ "$QUICK" -eq 1 ] && echo --quick) $([ "$PERF" -eq 1 ] && echo --perf)"
+  echo "commit: $(git -C "$ROOT" rev-parse --short HEAD) ($(git -C "$ROOT" status --porcelain | wc -l) paths differ from it)"
+  echo "nproc: $(nproc)"
+  echo "memory: $(free -g | awk '/^Mem:/ {print $2 " GiB"}')"
+  echo "disk: $(df -hT "$BUILD" | awk 'NR==2 {print $1 " " $2 " " $3}') ($(lsblk -dno ROTA,MODEL "$(df "$BUILD" | awk 'NR==2 {print $1}')" 2>/dev/null | tr -s ' ' || echo '?'))"
+  echo "kernel: $(uname -r)"
+  echo "ganesha: $(dpkg-query -W -f='${Version}' nfs-ganesha)"
+  echo "libnfs: $(dpkg-query -W -f='${Version}' libnfs13)"
+  echo "rocksdb: $(dpkg-query -W -f='${Version}' librocksdb-dev)"
+  echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+} > "$OUT/machine.txt"
+cat "$OUT/machine.txt"
+
+status=0
+for corpus in "${CORPORA[@]}"; do
+  if [ "$corpus" = bigdir ]; then
+    # One directory of $BIGDIR empty files: create, then list.
+    echo "== bigdir: $BIGDIR files (load $(cut -d' ' -f1 /proc/loadavg))"
+    rm -rf "$SCRATCH/local"
+    "$CLIENT" --generate=0:1 --phases=bigdir --bigdir="$BIGDIR" --posix="$SCRATCH/local" \
+      --label=ext4-posix >> "$RESULTS" 2>/dev/null || status=1
+    rm -rf "$SCRATCH/local"
+    for server in vfs mem kvfs; do
+      drop_caches
+      "$NS" "$CLIENT" --generate=0:1 --phases=bigdir --bigdir="$BIGDIR" --server="$server" \
+        --work="$SCRATCH/$server" >> "$RESULTS" 2>/dev/null || status=1
+      rm -rf "${SCRATCH:?}/$server"
+    done
+    tail -n 8 "$RESULTS" | cut -c1-160
+    continue
+  fi
+  tarball="$CACHE/$corpus.tar"
+  read -r nfiles nbytes < <("$CLIENT" --tarball="$tarball" --write-tar=/dev/null 2>&1 |
+    sed -n 's/.* entries, \([0-9]*\) files, \([0-9]*\) bytes/\1 \2/p')
+  echo "== $corpus: $nfiles files, $nbytes bytes (load $(cut -d' ' -f1 /proc/loadavg))"
+
+  # Local ext4: the physical floor (cp + sync), tar, and the client in POSIX mode.
+  dir="$SCRATCH/local"
+  rm -rf "$dir" && mkdir -p "$dir/x"
+  drop_caches
+  timed ext4-cp "$corpus" copy_tarball 1 "$(stat -c %s "$tarball")" \
+    sh -c "cp '$tarball' '$dir/copy.tar' && sync"
+  drop_caches
+  timed ext4-tar "$corpus" untar "$nfiles" "$nbytes" sh -c "tar xf '$tarball' -C '$dir/x' && sync"
+  drop_caches
+  timed ext4-tar "$corpus" read "$nfiles" "$nbytes" sh -c "tar cf - -C '$dir/x' . | cat > /dev/null"
+  rm -rf "$dir"
+  drop_caches
+  "$CLIENT" --tarball="$tarball" --posix="$dir/posix" --label=ext4-posix --cold \
+    >> "$RESULTS" || status=1
+  rm -rf "$dir"
+
+  for server in vfs mem kvfs; do
+    work="$SCRATCH/$server"
+    rm -rf "$work"
+    perf_args=()
+    if [ "$PERF" -eq 1 ] && [ "$server" = kvfs ] && [[ "$corpus" == linux-* ]]; then
+      perf_args=(--perf-dir="$OUT/perf")
+    fi
+    drop_caches
+    echo "-- $server (load $(cut -d' ' -f1 /proc/loadavg))"
+    "$NS" "$CLIENT" --tarball="$tarball" --server="$server" --work="$work" --cold \
+      "${perf_args[@]}" >> "$RESULTS" || status=1
+    rm -rf "$work"
+  done
+  tail -n 20 "$RESULTS" | cut -c1-160
+done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
+rm -rf "$SCRATCH"
+
+python3 "$ROOT/bench/report.py" "$OUT" > "$OUT/report.md"
+cat "$OUT/report.md"
+exit $status
