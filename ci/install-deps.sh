@@ -22,6 +22,8 @@ PACKAGES=(
   # conformance suites (built from ../shared/third_party)
   python3 python3-ply autoconf automake libtool libfuse-dev fuse3
   libtirpc-dev libnsl-dev groff-base time
+  # benchmarks (bench/run.sh): the linux tree corpus, profiler
+  linux-source-6.1 linux-perf
 )
 
 missing=()
