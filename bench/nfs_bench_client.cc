@@ -26,7 +26,7 @@
 // the corpus as an uncompressed tarball and exits (for tar xf baselines and
 // to cache subsets).
 //
-// See bench/README.md and docs/benchmarks.md.
+// See docs/benchmarks.md ("NFS benchmarks").
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
