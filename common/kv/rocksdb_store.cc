@@ -134,8 +134,11 @@ class SstBulkLoader final : public BulkLoader {
  public:
   // `dir` is the loader's own (already created) directory.
   SstBulkLoader(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> column_handles,
-                std::string dir)
-      : db_(db), handles_(std::move(column_handles)), dir_(std::move(dir)) {}
+                std::string dir, uint32_t compression_threads)
+      : db_(db),
+        handles_(std::move(column_handles)),
+        dir_(std::move(dir)),
+        compression_threads_(compression_threads) {}
 
   ~SstBulkLoader() override {
     writers_ = {};  // close files before removing them
@@ -151,8 +154,14 @@ class SstBulkLoader final : public BulkLoader {
     if (committed_) return Status::InvalidArgument("bulk load: already committed");
     const int i = static_cast<int>(c);
     if (!writers_[i]) {
-      writers_[i] = std::make_unique<rocksdb::SstFileWriter>(
-          rocksdb::EnvOptions(), db_->GetOptions(handles_[i]), handles_[i]);
+      rocksdb::Options options = db_->GetOptions(handles_[i]);
+      // The files land at the bottom level: they get its (denser, slower)
+      // compression, done by threads of its own while the loader goes on.
+      options.compression_opts.parallel_threads = compression_threads_;
+      options.bottommost_compression_opts.parallel_threads = compression_threads_;
+      options.bottommost_compression_opts.enabled = true;
+      writers_[i] =
+          std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(), options, handles_[i]);
       KVFS_RETURN_IF_ERROR(FromRocks(writers_[i]->Open(FileOf(c)), "bulk load: open SST file"));
     }
     rocksdb::Status rs = writers_[i]->Put(ToSlice(key), ToSlice(value));
@@ -198,6 +207,7 @@ class SstBulkLoader final : public BulkLoader {
   rocksdb::DB* const db_;
   const std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // one per Column
   const std::string dir_;
+  const uint32_t compression_threads_;
   std::array<std::unique_ptr<rocksdb::SstFileWriter>, kNumColumns> writers_;
   bool committed_ = false;
   uint64_t bytes_ = 0;
@@ -207,9 +217,11 @@ class RocksDBStore final : public KVStore {
  public:
   // Takes ownership of db and handles (handles[0] is "default", then one per
   // Column in order).
-  RocksDBStore(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> handles)
+  RocksDBStore(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> handles,
+               uint32_t bulk_load_threads)
       : db_(db),
         handles_(std::move(handles)),
+        bulk_load_threads_(bulk_load_threads),
         group_commit_([this] { return FromRocks(db_->SyncWAL(), "rocksdb SyncWAL"); }) {}
 
   ~RocksDBStore() override {
@@ -293,7 +305,7 @@ class RocksDBStore final : public KVStore {
     }
     *out = std::make_unique<SstBulkLoader>(
         db_.get(), std::vector<rocksdb::ColumnFamilyHandle*>(handles_.begin() + 1, handles_.end()),
-        std::move(dir));
+        std::move(dir), bulk_load_threads_);
     return Status::OK();
   }
 
@@ -314,6 +326,7 @@ class RocksDBStore final : public KVStore {
 
   const std::unique_ptr<rocksdb::DB> db_;
   const std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  const uint32_t bulk_load_threads_;
   GroupCommit group_commit_;
 };
 
@@ -375,7 +388,7 @@ rocksdb::ColumnFamilyOptions ColumnOptions(Column c, const RocksDBOptions& opts,
 
 Status OpenRocksDBStore(const RocksDBOptions& opts, std::unique_ptr<KVStore>* out) {
   if (opts.path.empty()) return Status::InvalidArgument("rocksdb store: empty path");
-  if (opts.max_background_jobs < 1 || opts.bloom_bits_per_key < 0) {
+  if (opts.max_background_jobs < 1 || opts.bloom_bits_per_key < 0 || opts.bulk_load_threads < 1) {
     return Status::InvalidArgument("rocksdb store: bad options");
   }
   const std::string context = "open rocksdb store at " + opts.path;
@@ -419,7 +432,8 @@ Status OpenRocksDBStore(const RocksDBOptions& opts, std::unique_ptr<KVStore>* ou
     // Not NotFound even if RocksDB says so: the caller asked to open a path.
     return Status::IOError(context + ": " + rs.ToString());
   }
-  *out = std::make_unique<RocksDBStore>(db, std::move(handles));
+  *out = std::make_unique<RocksDBStore>(db, std::move(handles),
+                                        static_cast<uint32_t>(opts.bulk_load_threads));
   return Status::OK();
 }
 

@@ -45,6 +45,10 @@ struct RocksDBOptions {
   // Bloom filter bits per key on the entries and inodes columns (~1% false
   // positives at 10); 0 disables the filters.
   int bloom_bits_per_key = 10;
+  // Threads compressing the SST files of a bulk load, in parallel with the
+  // thread adding keys (RocksDB's parallel compression); 1: that thread
+  // compresses itself.
+  int bulk_load_threads = 2;
 };
 
 // Opens (creating it if allowed) the store at opts.path and sets *out to it.
