@@ -7,10 +7,13 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "common/fs/fsck.h"
 #include "common/fs/schema.h"
@@ -655,6 +658,74 @@ TEST_F(IngestTest, ExportReplacesOtherCompressions) {
   ASSERT_OK(IngestFromStore(fs_.get(), store.get(), "e", Options(), &is));
   EXPECT_EQ(is.name, "e");
   EXPECT_TRUE(IngestFromStore(fs_.get(), store.get(), "nope", Options(), &is).IsNotFound());
+}
+
+// Two independent writers (each with its own store) ingest into ranges
+// claimed in one shared persistent store, at the same time: every range is
+// claimed once, so their trees never share inode numbers.
+TEST(TwoWriters, RacingIngestsClaimDistinctRanges) {
+  TempDir dir("kvfs-ingest-race");
+  const std::string shared = dir.path() + "/shared";
+  std::filesystem::create_directories(shared);
+  constexpr int kWriters = 2, kTrees = 15;
+  for (int t = 0; t < kTrees; ++t) {
+    WriteTarball(dir.path() + "/t" + std::to_string(t) + ".tar", {File("x", std::to_string(t))});
+  }
+  int go[2];
+  ASSERT_EQ(pipe(go), 0);
+  std::vector<pid_t> pids;
+  for (int w = 0; w < kWriters; ++w) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      close(go[1]);
+      char c;
+      if (read(go[0], &c, 1) != 0) _exit(1);  // released when the parent closes it
+      auto fs = NewMemoryFileSystem();
+      std::unique_ptr<PersistentStore> claims;
+      if (!OpenLocalStore(shared, &claims).ok()) _exit(2);
+      std::ofstream out(dir.path() + "/ranges-" + std::to_string(w));
+      for (int t = 0; t < kTrees; ++t) {
+        IngestOptions o;
+        o.staging_dir = dir.path() + "/staging-" + std::to_string(w);
+        o.claims = claims.get();
+        o.claim_owner = "writer " + std::to_string(w);
+        IngestStats st;
+        if (!IngestFile(fs.get(), dir.path() + "/t" + std::to_string(t) + ".tar", o, &st).ok()) {
+          _exit(3);
+        }
+        Attributes a;
+        if (!fs->Lookup(kRootIno, "t" + std::to_string(t), &a).ok() ||
+            schema::RangeOf(a.ino) != st.range) {
+          _exit(4);
+        }
+        out << st.range << "\n";
+      }
+      out.close();
+      _exit(FsckProblems(fs.get(), DefaultNameHasher()).empty() ? 0 : 5);
+    }
+    pids.push_back(pid);
+  }
+  close(go[0]);
+  close(go[1]);  // both start now
+  for (pid_t pid : pids) {
+    int status;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  }
+  std::set<uint64_t> all;
+  for (int w = 0; w < kWriters; ++w) {
+    std::ifstream in(dir.path() + "/ranges-" + std::to_string(w));
+    uint64_t r;
+    while (in >> r) EXPECT_TRUE(all.insert(r).second) << "range " << r << " used twice";
+  }
+  EXPECT_EQ(all.size(), static_cast<size_t>(kWriters * kTrees));
+  size_t claimed = 0;
+  for (const auto& e : std::filesystem::directory_iterator(shared + "/.kvfs/ranges")) {
+    ++claimed;
+    (void)e;
+  }
+  EXPECT_EQ(claimed, all.size());
 }
 
 // On RocksDB (SST files moved into the database) the same holds, and the
