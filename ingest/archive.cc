@@ -55,7 +55,12 @@ class LibarchiveReader final : public ArchiveReader {
       *end = true;
       return Status::OK();
     }
-    if (r != ARCHIVE_OK) return Error("bad member header");
+    // Names are bytes to us: that they cannot be shown in the process's
+    // locale (C in a server) is no reason to refuse them; the UTF-8 forms
+    // are read below. Any other warning is an error.
+    if (r != ARCHIVE_OK && !(r == ARCHIVE_WARN && IsLocaleWarning())) {
+      return Error("bad member header");
+    }
     *end = false;
     const char* path = archive_entry_pathname(e);
     if (path == nullptr) path = archive_entry_pathname_utf8(e);
@@ -130,6 +135,14 @@ class LibarchiveReader final : public ArchiveReader {
   uint64_t input_bytes() const override { return input_bytes_; }
 
  private:
+  // The warning libarchive gives when a name stored as UTF-8 has no form
+  // in the current locale ("Pathname can't be converted from UTF-8 to
+  // current locale.", likewise Linkname, Uname, Gname).
+  bool IsLocaleWarning() const {
+    const char* msg = archive_error_string(a_.get());
+    return msg != nullptr && std::string_view(msg).ends_with("to current locale.");
+  }
+
   static la_ssize_t ReadCallback(struct archive* a, void* self, const void** buf) {
     auto* r = static_cast<LibarchiveReader*>(self);
     size_t got = 0;

@@ -208,6 +208,39 @@ TEST_F(IngestTest, GnuTarSparseFiles) {
   EXPECT_EQ(Fsck(), Strings{});
 }
 
+// GNU tar's pax archives store names as UTF-8 (or, for bytes that are not
+// UTF-8, with hdrcharset=BINARY): both kinds come out byte for byte, also
+// through an export, although the process runs in the C locale.
+TEST_F(IngestTest, GnuTarPaxNamesAreBytes) {
+  const std::string src = Path("src");
+  std::filesystem::create_directories(src + "/u");
+  const std::string utf8 =
+      "\xc3\xbc"
+      "n\xc3\xaf"
+      "c\xc3\xb8"
+      "d\xc3\xa9 \xe2\x82\xac";
+  const std::string latin1 = "lat\xe9";
+  std::ofstream(src + "/u/" + utf8) << "utf-8";
+  std::ofstream(src + "/u/" + latin1) << "latin-1";
+  std::filesystem::create_symlink(utf8, src + "/u/link-" + latin1);
+  const std::string tarball = Path("u.tar");
+  ASSERT_EQ(
+      std::system(("LANG=C.UTF-8 tar -C " + src + " --format=pax -cf " + tarball + " u").c_str()),
+      0);
+  ASSERT_OK(Ingest(tarball, Options()));
+  Attributes top, a;
+  ASSERT_OK(fs_->Lookup(kRootIno, "u", &top));
+  ASSERT_OK(fs_->Lookup(top.ino, utf8, &a));
+  ASSERT_OK(fs_->Lookup(top.ino, latin1, &a));
+  Manifest original, loaded, exported;
+  ASSERT_OK(ReadTarballManifest(tarball, "u", &original));
+  ASSERT_OK(ReadTreeManifest(fs_.get(), "u", &loaded));
+  EXPECT_EQ(CompareManifests(original, loaded, ManifestOptions(), false), Strings{});
+  EXPECT_EQ(loaded["link-" + latin1].link_target, utf8);
+  ASSERT_OK(ReadTarballManifest(Export("u"), "u", &exported));
+  EXPECT_EQ(CompareManifests(loaded, exported, ManifestOptions(), true), Strings{});
+}
+
 // The path rule: members under the tree's name and relative ones land in
 // the same tree; "./" and empty components are ignored.
 TEST_F(IngestTest, MembersUnderTheNameOrRelative) {

@@ -204,9 +204,16 @@ Status ReadTarballManifest(const std::string& path, std::string_view top, Manife
   std::map<std::string, std::string> same_file;  // hard link -> target
   struct archive_entry* e;
   int r;
-  while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
-    const std::string p = Normalize(archive_entry_pathname(e), top);
-    if (const char* hard = archive_entry_hardlink(e)) {
+  // Names that have no form in the C locale come with a warning; their
+  // UTF-8 form is the bytes stored.
+  auto name = [](const char* mbs, const char* utf8) -> const char* {
+    return mbs != nullptr ? mbs : utf8;
+  };
+  while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
+    const char* path = name(archive_entry_pathname(e), archive_entry_pathname_utf8(e));
+    if (path == nullptr) return Status::IOError(archive_error_string(a));
+    const std::string p = Normalize(path, top);
+    if (const char* hard = name(archive_entry_hardlink(e), archive_entry_hardlink_utf8(e))) {
       const std::string t = Normalize(hard, top);
       if (!out->count(t)) return Status::InvalidArgument("hard link to unknown " + t);
       (*out)[p] = (*out)[t];
@@ -219,7 +226,9 @@ Status ReadTarballManifest(const std::string& path, std::string_view top, Manife
     m.uid = static_cast<uint32_t>(archive_entry_uid(e));
     m.gid = static_cast<uint32_t>(archive_entry_gid(e));
     m.mtime = Timespec{archive_entry_mtime(e), static_cast<uint32_t>(archive_entry_mtime_nsec(e))};
-    if (m.type == FileType::kSymlink) m.link_target = archive_entry_symlink(e);
+    if (m.type == FileType::kSymlink) {
+      m.link_target = name(archive_entry_symlink(e), archive_entry_symlink_utf8(e));
+    }
     if (m.type == FileType::kCharDevice || m.type == FileType::kBlockDevice) {
       m.rdev = archive_entry_rdev(e);
     }
