@@ -21,7 +21,7 @@ PACKAGES=(
   libnfs-dev libnfs-utils rpcbind iproute2 util-linux procps
   # conformance suites (built from ../shared/third_party)
   python3 python3-ply autoconf automake libtool libfuse-dev fuse3
-  libtirpc-dev libnsl-dev groff-base time
+  libtirpc-dev libnsl-dev groff-base time patch pkg-config
   # benchmarks (bench/run.sh): the linux tree corpus, profiler
   linux-source-6.1 linux-perf
 )

@@ -1,7 +1,7 @@
 // conformance_server: serves a fresh KVFS store through ganesha.nfsd and the
 // freshly built libfsalkvfs.so while conformance suites run against it.
 //
-//   conformance_server --work-dir DIR [--step-timeout SECONDS]
+//   conformance_server --work-dir DIR [--step-timeout SECONDS] [--fsal VFS]
 //                      -- STEP [--restart STEP]...
 //
 // Each STEP is a command line (argv words) run as a child process while the
@@ -14,6 +14,8 @@
 // when a step exceeds the step timeout (hang); otherwise the exit status is
 // the first non-zero status of a step (0 if all passed). DIR keeps the store
 // (DIR/store) and Ganesha's work directory (DIR/ganesha: config and log).
+// `--fsal VFS` serves a fresh directory (DIR/vfs) through Debian's FSAL_VFS
+// instead, to measure the baseline the KVFS results are compared with.
 // Must run inside ci/run-in-namespace.sh, like every e2e test.
 #include <signal.h>
 #include <sys/types.h>
@@ -44,12 +46,14 @@ constexpr auto kChildGrace = std::chrono::seconds(5);
 struct Args {
   std::string work_dir;
   std::chrono::seconds step_timeout{900};
+  std::string fsal = "KVFS";
   std::vector<std::vector<std::string>> steps;
 };
 
 int Usage(const char* argv0) {
-  std::cerr << "usage: " << argv0
-            << " --work-dir DIR [--step-timeout SECONDS] -- STEP [--restart STEP]...\n";
+  std::cerr
+      << "usage: " << argv0
+      << " --work-dir DIR [--step-timeout SECONDS] [--fsal VFS] -- STEP [--restart STEP]...\n";
   return 2;
 }
 
@@ -60,6 +64,8 @@ bool ParseArgs(int argc, char** argv, Args* args) {
     if (i + 1 >= argc) return false;
     if (opt == "--work-dir") {
       args->work_dir = argv[++i];
+    } else if (opt == "--fsal") {
+      args->fsal = argv[++i];
     } else if (opt == "--step-timeout") {
       args->step_timeout = std::chrono::seconds(std::atoi(argv[++i]));
     } else {
@@ -75,6 +81,7 @@ bool ParseArgs(int argc, char** argv, Args* args) {
     }
   }
   if (args->work_dir.empty() || args->step_timeout.count() <= 0) return false;
+  if (args->fsal != "KVFS" && args->fsal != "VFS") return false;
   for (const auto& step : args->steps) {
     if (step.empty()) return false;
   }
@@ -151,6 +158,32 @@ int RunStep(const std::vector<std::string>& step, GaneshaServer& server,
   }
 }
 
+// One KVFS export of a fresh store in db_path. It exports a top-level
+// directory of the store rather than its root: objects never leave their
+// top-level directory (docs/schema.md), so at the root a hard link from
+// pynfs's tree/ into its tmp/ would be EXDEV, as between two file systems.
+kvfs::e2e::GaneshaOptions KvfsOptions(const std::filesystem::path& db_path) {
+  kvfs::fsal_test::KvfsExport kvfs_export;
+  kvfs_export.path = kExportPath;
+  kvfs_export.db_path = db_path.string();
+  kvfs_export.subtree = "/conformance";
+  kvfs_export.export_extra = "UseCookieVerifier = false;";
+  return kvfs::fsal_test::KvfsServerOptions({kvfs_export});
+}
+
+// One FSAL_VFS export of the fresh directory dir at the same pseudo path.
+kvfs::e2e::GaneshaOptions VfsOptions(const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  kvfs::e2e::GaneshaOptions options;
+  options.system_fsals = {"VFS"};
+  kvfs::e2e::GaneshaExport vfs_export;
+  vfs_export.path = dir.string();
+  vfs_export.pseudo = kExportPath;
+  vfs_export.fsal_name = "VFS";
+  options.exports.push_back(vfs_export);
+  return options;
+}
+
 int Run(const Args& args) {
   namespace fs = std::filesystem;
   const fs::path work = fs::absolute(args.work_dir);
@@ -162,11 +195,8 @@ int Run(const Args& args) {
     return 1;
   }
 
-  kvfs::fsal_test::KvfsExport kvfs_export;
-  kvfs_export.path = kExportPath;
-  kvfs_export.db_path = (work / "store").string();
-  kvfs_export.export_extra = "UseCookieVerifier = false;";
-  kvfs::e2e::GaneshaOptions options = kvfs::fsal_test::KvfsServerOptions({kvfs_export});
+  kvfs::e2e::GaneshaOptions options =
+      args.fsal == "VFS" ? VfsOptions(work / "vfs") : KvfsOptions(work / "store");
   options.work_dir = (work / "ganesha").string();
   options.keep_work_dir = true;
   setenv("KVFS_CONFORMANCE_EXPORT", kExportPath, 1);
