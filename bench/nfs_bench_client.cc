@@ -691,6 +691,13 @@ class NfsPhases {
           return nfs_pwrite_async(nfs_, fh, off, n, e.data.data() + off, cb, p);
         },
         [this, &pool, fh, &e, off, r, done](int rc, void*) {
+          if (rc == -EAGAIN) {  // JUKEBOX: Ganesha's open-file limit; again later
+            ++r->retries;
+            return pool.AddLater([this, &pool, fh, &e, off, r, done](std::function<void()> again) {
+              again();
+              WriteFrom(pool, fh, e, off, r, done);
+            });
+          }
           if (rc <= 0) {
             r->Fail("write " + e.path + ": " + nfs_get_error(nfs_));
             return CloseFile(pool, fh, r, done);
@@ -807,6 +814,13 @@ class NfsPhases {
     pool.Call([&](nfs_cb cb,
                   void* p) { return nfs_pread_async(nfs_, st->fh, st->offset, 1 << 20, cb, p); },
               [this, &pool, st, r, done](int rc, void* data) {
+                if (rc == -EAGAIN) {  // JUKEBOX: Ganesha's open-file limit; again later
+                  ++r->retries;
+                  return pool.AddLater([this, &pool, st, r, done](std::function<void()> again) {
+                    again();
+                    ReadFrom(pool, st, r, done);
+                  });
+                }
                 if (rc < 0) {
                   r->Fail("read " + st->path + ": " + nfs_get_error(nfs_));
                   return CloseFile(pool, st->fh, r, done);
