@@ -334,7 +334,7 @@ class TreeWriter {
     m.size = a.size;
     KVFS_RETURN_IF_ERROR(out_->WriteHeader(m));
     ++stats_->members;
-    std::string buf;
+    std::string& buf = read_buffer_;  // reused: keeps its capacity
     uint64_t offset = 0;
     while (offset < a.size) {
       bool eof = false;
@@ -356,6 +356,7 @@ class TreeWriter {
   ExportStats* const stats_;
   // Files with several names -> the path they were first written under.
   std::unordered_map<Ino, std::string> links_;
+  std::string read_buffer_;
 };
 
 }  // namespace
