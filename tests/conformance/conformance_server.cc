@@ -6,8 +6,9 @@
 //
 // Each STEP is a command line (argv words) run as a child process while the
 // server runs; `--restart` between two steps stops the server cleanly and
-// starts it again on the same store. The export is Path = Pseudo = /kvfs
-// (kExportPath); children get it as KVFS_CONFORMANCE_EXPORT.
+// starts it again on the same store. The export's Pseudo path is /kvfs
+// (kExportPath); children get it as KVFS_CONFORMANCE_EXPORT (NFSv4) and its
+// Path as KVFS_CONFORMANCE_NFS3_PATH (NFSv3 MOUNT).
 //
 // The run fails (exit 1) and prints the tail of Ganesha's log when the server
 // does not start, dies while a step runs (crash), does not stop cleanly, or
@@ -200,6 +201,7 @@ int Run(const Args& args) {
   options.work_dir = (work / "ganesha").string();
   options.keep_work_dir = true;
   setenv("KVFS_CONFORMANCE_EXPORT", kExportPath, 1);
+  setenv("KVFS_CONFORMANCE_NFS3_PATH", options.exports.front().path.c_str(), 1);
 
   GaneshaServer server(options);
   int result = 0;

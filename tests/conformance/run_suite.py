@@ -5,8 +5,9 @@
 
 SUITE is pynfs40, pynfs41 or cthon04; DIR of --suites holds the suites as
 tests/conformance/build_suites.sh built them. The server is already running
-(conformance_server starts it, exports KVFS_CONFORMANCE_EXPORT, and stops a
-suite that hangs or outlives the server).
+(conformance_server starts it, passes the export's NFSv4 pseudo path and
+NFSv3 path in KVFS_CONFORMANCE_EXPORT and KVFS_CONFORMANCE_NFS3_PATH, and
+stops a suite that hangs or outlives the server).
 
 Every test that does not pass must be listed in --expected/SUITE.txt (one
 `CODE  reason` a line; CODE may be an fnmatch pattern such as `GSS*`); the
@@ -32,7 +33,13 @@ FAIL = "FAILURE"
 
 
 def export_path():
+    """The export's NFSv4 (pseudo) path."""
     return os.environ.get("KVFS_CONFORMANCE_EXPORT", "/kvfs")
+
+
+def nfs3_path():
+    """The export's NFSv3 (MOUNT) path."""
+    return os.environ.get("KVFS_CONFORMANCE_NFS3_PATH", export_path())
 
 
 # ---------------------------------------------------------------- pynfs
@@ -123,7 +130,7 @@ class FuseNfsMount:
 
     def __enter__(self):
         os.makedirs(self.mountpoint, exist_ok=True)
-        url = f"nfs://{SERVER}{export_path()}"
+        url = f"nfs://{SERVER}{nfs3_path()}"
         cmd = [self.binary, "-n", url, "-m", self.mountpoint,
                "-a", "-t", "0", "-q", "-T", "0", "-E", "0", "-N", "0"]
         env = dict(os.environ, FUSE_NFS_FOREGROUND="1")
