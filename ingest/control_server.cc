@@ -126,12 +126,15 @@ void ControlServer::Serve(int fd) {
   struct ucred cred;
   socklen_t len = sizeof(cred);
   std::string payload;
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
-      (cred.uid != 0 && cred.uid != ::geteuid())) {
+  const bool allowed = ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+                       (cred.uid == 0 || cred.uid == ::geteuid());
+  // Read the request even from a peer that is refused: closing a socket with
+  // unread data resets the connection, and the refusal would never arrive.
+  if (Status s = ReadFrame(fd, &payload); !s.ok()) {
+    return;  // nothing sensible to answer
+  } else if (!allowed) {
     response["errno"] = std::to_string(EPERM);
     response["message"] = "only root or the server's user may use the control socket";
-  } else if (Status s = ReadFrame(fd, &payload); !s.ok()) {
-    return;  // nothing sensible to answer
   } else if (s = DecodeMessage(payload, &request); !s.ok()) {
     response["errno"] = std::to_string(s.posix_errno());
     response["message"] = s.message();
