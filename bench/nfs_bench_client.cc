@@ -549,7 +549,7 @@ class NfsPhases {
                                      p);
             },
             [this, &pool, &make, i, n, &c, &marks, start, done](int rc, void* data) {
-              if (rc == -EAGAIN) {
+              if (Jukebox(rc)) {
                 ++c.retries;
                 pool.AddLater(make(i));
                 return done();
@@ -587,6 +587,15 @@ class NfsPhases {
 
  private:
   static std::string Abs(const std::string& path) { return "/" + path; }
+
+  // True if a call failed with NFS3ERR_JUKEBOX ("try again later"). libnfs
+  // 4.0 passes -EAGAIN for some calls and another code for READ (its message
+  // still names the status).
+  bool Jukebox(int rc) const {
+    if (rc >= 0) return false;
+    const char* err = nfs_get_error(nfs_);
+    return rc == -EAGAIN || (err != nullptr && std::strstr(err, "JUKEBOX") != nullptr);
+  }
 
   // Largest piece one write call carries.
   size_t WriteChunk() const {
@@ -668,7 +677,7 @@ class NfsPhases {
                                    static_cast<int>(e.mode), cb, p);
           },
           [this, &pool, &e, r, done](int rc, void* data) {
-            if (rc == -EAGAIN) {
+            if (Jukebox(rc)) {
               ++r->retries;
               pool.AddLater(MakeFileTask(pool, e, r));
               return done();
@@ -691,7 +700,7 @@ class NfsPhases {
           return nfs_pwrite_async(nfs_, fh, off, n, e.data.data() + off, cb, p);
         },
         [this, &pool, fh, &e, off, r, done](int rc, void*) {
-          if (rc == -EAGAIN) {  // JUKEBOX: Ganesha's open-file limit; again later
+          if (Jukebox(rc)) {  // JUKEBOX: Ganesha's open-file limit; again later
             ++r->retries;
             return pool.AddLater([this, &pool, fh, &e, off, r, done](std::function<void()> again) {
               again();
@@ -793,7 +802,7 @@ class NfsPhases {
             return nfs_open2_async(nfs_, Abs(path).c_str(), O_RDONLY, 0, cb, p);
           },
           [this, &pool, st, r, seen, size, done](int rc, void* data) {
-            if (rc == -EAGAIN) {
+            if (Jukebox(rc)) {
               ++r->retries;
               seen->erase(st->path);
               pool.AddLater(MakeReadTask(pool, st->path, size, r, seen));
@@ -814,7 +823,7 @@ class NfsPhases {
     pool.Call([&](nfs_cb cb,
                   void* p) { return nfs_pread_async(nfs_, st->fh, st->offset, 1 << 20, cb, p); },
               [this, &pool, st, r, done](int rc, void* data) {
-                if (rc == -EAGAIN) {  // JUKEBOX: Ganesha's open-file limit; again later
+                if (Jukebox(rc)) {  // JUKEBOX: Ganesha's open-file limit; again later
                   ++r->retries;
                   return pool.AddLater([this, &pool, st, r, done](std::function<void()> again) {
                     again();
