@@ -166,6 +166,8 @@ class FileSystemImpl : public FileSystem {
   Status AddNamedLock(Ino dir, std::string_view name, std::vector<uint64_t>* ids) const;
   // Lock id of the record of `ino` as currently stored; ESTALE if absent.
   Status RecordLockId(Ino ino, uint64_t* id) const;
+  // Adds the lock id of `ino`'s record as currently stored.
+  Status AddRecordLock(Ino ino, std::vector<uint64_t>* ids) const;
   // Adds the lock ids an entry change in <dir, bucket> needs: the bucket and
   // the directory's own record (its size, times and link count change).
   Status AddEntryLocks(Ino dir, uint64_t bucket, std::vector<uint64_t>* ids) const;
@@ -377,10 +379,15 @@ Status FileSystemImpl::AddNamedLock(Ino dir, std::string_view name,
   return s.ok() || IsAbsence(s) ? Status::OK() : s;
 }
 
-Status FileSystemImpl::AddEntryLocks(Ino dir, uint64_t bucket, std::vector<uint64_t>* ids) const {
+Status FileSystemImpl::AddRecordLock(Ino ino, std::vector<uint64_t>* ids) const {
   uint64_t id;
-  KVFS_RETURN_IF_ERROR(RecordLockId(dir, &id));
+  KVFS_RETURN_IF_ERROR(RecordLockId(ino, &id));
   ids->push_back(id);
+  return Status::OK();
+}
+
+Status FileSystemImpl::AddEntryLocks(Ino dir, uint64_t bucket, std::vector<uint64_t>* ids) const {
+  KVFS_RETURN_IF_ERROR(AddRecordLock(dir, ids));
   ids->push_back(BucketLockId(dir, bucket));
   return Status::OK();
 }
@@ -738,9 +745,7 @@ Status FileSystemImpl::Link(Ino ino, Ino new_parent, std::string_view new_name, 
   KVFS_RETURN_IF_ERROR(CheckName(new_name));
   const uint64_t bucket = BucketOfName(new_name);
   auto plan = [&](std::vector<uint64_t>* ids) {
-    uint64_t id;
-    KVFS_RETURN_IF_ERROR(RecordLockId(ino, &id));
-    ids->push_back(id);
+    KVFS_RETURN_IF_ERROR(AddRecordLock(ino, ids));
     ids->push_back(DetachedLockId(ino));  // its record may become detached
     return AddEntryLocks(new_parent, bucket, ids);
   };
@@ -1070,12 +1075,7 @@ Status FileSystemImpl::Truncate(Transaction* txn, Ino ino, InodeRecord* rec, uin
 
 Status FileSystemImpl::Write(Ino ino, uint64_t offset, std::string_view data, Stability stability,
                              Attributes* out) {
-  auto plan = [&](std::vector<uint64_t>* ids) {
-    uint64_t id;
-    KVFS_RETURN_IF_ERROR(RecordLockId(ino, &id));
-    ids->push_back(id);
-    return Status::OK();
-  };
+  auto plan = [&](std::vector<uint64_t>* ids) { return AddRecordLock(ino, ids); };
   auto body = [&]() -> Status {
     Transaction txn(store_.get(), options_.block_size);
     InodeRecord* rec;
@@ -1095,12 +1095,7 @@ Status FileSystemImpl::Write(Ino ino, uint64_t offset, std::string_view data, St
 }
 
 Status FileSystemImpl::SetAttr(Ino ino, const SetAttrRequest& req, Attributes* out) {
-  auto plan = [&](std::vector<uint64_t>* ids) {
-    uint64_t id;
-    KVFS_RETURN_IF_ERROR(RecordLockId(ino, &id));
-    ids->push_back(id);
-    return Status::OK();
-  };
+  auto plan = [&](std::vector<uint64_t>* ids) { return AddRecordLock(ino, ids); };
   auto body = [&]() -> Status {
     Transaction txn(store_.get(), options_.block_size);
     InodeRecord* rec;

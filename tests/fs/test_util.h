@@ -12,17 +12,7 @@
 #include "common/fs/file_system.h"
 #include "common/kv/kv_store.h"
 #include "common/status.h"
-
-#define ASSERT_OK(expr)                                     \
-  do {                                                      \
-    ::kvfs::Status _s = (expr);                             \
-    ASSERT_TRUE(_s.ok()) << #expr << ": " << _s.ToString(); \
-  } while (0)
-#define EXPECT_OK(expr)                                     \
-  do {                                                      \
-    ::kvfs::Status _s = (expr);                             \
-    EXPECT_TRUE(_s.ok()) << #expr << ": " << _s.ToString(); \
-  } while (0)
+#include "tests/status_assertions.h"
 
 namespace kvfs::testing {
 
