@@ -259,7 +259,11 @@ TEST_P(KVStoreTest, InvalidBatchAppliesNothing) {
 TEST_P(KVStoreTest, BatchesAreAtomicForConcurrentReaders) {
   KVStore* kv = store_.get();
   std::atomic<bool> stop{false};
+  std::atomic<int> checks{0};
   std::thread writer([&] {
+    // Start once the reader is reading, so the two really overlap (the
+    // memory store can finish all writes before a thread is scheduled).
+    while (checks.load() == 0) std::this_thread::yield();
     for (int i = 0; i < 2000; ++i) {
       WriteBatch b;
       b.Put(Column::kEntries, "x", std::to_string(i));
@@ -269,7 +273,6 @@ TEST_P(KVStoreTest, BatchesAreAtomicForConcurrentReaders) {
     }
     stop = true;
   });
-  int checks = 0;
   int mismatches = 0;
   while (!stop) {
     auto snap = kv->GetSnapshot();
