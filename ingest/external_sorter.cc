@@ -90,6 +90,9 @@ Status ExternalSorter::Add(std::string_view key, std::string_view value) {
   if (!items_.empty() && arena_.size() + bytes + items_.size() * sizeof(Item) > budget_) {
     KVFS_RETURN_IF_ERROR(Spill());
   }
+  // Reserved once (pages are only touched as they fill), so the arena never
+  // reallocates to twice the budget.
+  if (arena_.capacity() < budget_) arena_.reserve(budget_);
   items_.push_back(
       Item{arena_.size(), static_cast<uint32_t>(key.size()), static_cast<uint32_t>(value.size())});
   arena_.append(key);

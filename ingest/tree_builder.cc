@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "common/fs/coding.h"
 
@@ -293,12 +294,18 @@ Status TreeBuilder::ReadContents(const Member& m, Ino ino, InodeRecord* rec,
   rec->inline_data = inline_data;
   if (inline_data) rec->data.assign(m.size, '\0');
   const uint32_t bs = layout_.block_size;
-  uint64_t current = UINT64_MAX;  // block in block_
+  uint64_t current = UINT64_MAX;  // the block being filled in block_, if any
+  uint64_t next_block = 0;        // blocks below this one are written
   block_.clear();
-  auto flush = [&]() -> Status {
-    if (current == UINT64_MAX || block_.empty()) return Status::OK();
+  auto add = [&](uint64_t block, std::string_view bytes) -> Status {
     ++stats_.blocks;
-    return loader_->Add(Column::kBlocks, schema::BlockKey(ino, current), block_);
+    next_block = block + 1;
+    return loader_->Add(Column::kBlocks, schema::BlockKey(ino, block), bytes);
+  };
+  auto flush = [&]() -> Status {
+    if (current == UINT64_MAX) return Status::OK();
+    const uint64_t block = std::exchange(current, UINT64_MAX);
+    return block_.empty() ? Status::OK() : add(block, block_);
   };
   for (;;) {
     uint64_t offset;
@@ -316,17 +323,24 @@ Status TreeBuilder::ReadContents(const Member& m, Ino ino, InodeRecord* rec,
     while (!data.empty()) {
       const uint64_t block = offset / bs;
       const size_t within = static_cast<size_t>(offset % bs);
+      const size_t n = std::min<size_t>(data.size(), bs - within);
       if (block != current) {
-        if (current != UINT64_MAX && block < current) {
+        KVFS_RETURN_IF_ERROR(flush());
+        if (block < next_block) {
           return Status::InvalidArgument(Where(m) + " has contents out of order");
         }
-        KVFS_RETURN_IF_ERROR(flush());
-        current = block;
-        block_.clear();
       }
-      const size_t n = std::min<size_t>(data.size(), bs - within);
-      if (block_.size() < within + n) block_.resize(within + n, '\0');
-      std::memcpy(block_.data() + within, data.data(), n);
+      if (block != current && within == 0 && n == bs) {
+        // A whole block in this piece: straight from the archive's buffer.
+        KVFS_RETURN_IF_ERROR(add(block, data.substr(0, n)));
+      } else {
+        if (block != current) {
+          current = block;
+          block_.clear();
+        }
+        if (block_.size() < within + n) block_.resize(within + n, '\0');
+        std::memcpy(block_.data() + within, data.data(), n);
+      }
       offset += n;
       data.remove_prefix(n);
     }
