@@ -22,7 +22,7 @@
 #include <string>
 
 #include "common/fs/file_system.h"
-#include "common/kv/rocksdb_store.h"
+#include "common/kv/rocksdb/rocksdb_store.h"
 #include "ingest/ingest.h"
 
 namespace kvfs {

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "common/fs/file_system.h"
-#include "common/kv/rocksdb_store.h"
+#include "common/kv/rocksdb/rocksdb_store.h"
 
 namespace kvfs {
 namespace {

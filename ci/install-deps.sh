@@ -8,7 +8,7 @@ PACKAGES=(
   # build
   build-essential cmake pkg-config clang-format git
   # core
-  librocksdb-dev libgtest-dev libgmock-dev libbenchmark-dev libxxhash-dev
+  librocksdb-dev liblmdb-dev libleveldb-dev libgtest-dev libgmock-dev libbenchmark-dev libxxhash-dev
   libzstd-dev liblz4-dev libsnappy-dev libbz2-dev zlib1g-dev
   # ingest
   libarchive-dev libarchive-tools xz-utils zstd

@@ -17,8 +17,8 @@
 #include <utility>
 
 #include "common/fs/file_system.h"
+#include "common/kv/kv_backend.h"
 #include "common/kv/kv_store.h"
-#include "common/kv/rocksdb_store.h"
 #include "common/status.h"
 #include "ingest/control_server.h"
 
@@ -183,14 +183,15 @@ int kvfs_fs_acquire(const kvfs_fs_options* options, kvfs_fs** out, char** canoni
     std::lock_guard<std::mutex> lock(reg.mu);
     std::unique_ptr<kvfs_fs>& slot = reg.open[path];
     if (slot == nullptr) {
-      kvfs::RocksDBOptions ropts;
-      ropts.path = path;
-      ropts.block_cache_bytes = static_cast<size_t>(options->block_cache_bytes);
-      ropts.create_if_missing = true;
+      kvfs::KVStoreSpec spec;
+      spec.path = path;
+      spec.backend = options->kv_backend != nullptr ? options->kv_backend : "";
       std::unique_ptr<kvfs::KVStore> store;
       auto entry = std::make_unique<kvfs_fs>();
       entry->path = path;
-      kvfs::Status s = kvfs::OpenRocksDBStore(ropts, &store);
+      kvfs::Status s = kvfs::ParseKVOptions(
+          options->kv_options != nullptr ? options->kv_options : "", &spec.options);
+      if (s.ok()) s = kvfs::OpenKVStore(spec, &store);
       if (s.ok()) {
         s = kvfs::FileSystem::Open(kvfs::FileSystemOptions(), std::move(store), &entry->fs);
       }

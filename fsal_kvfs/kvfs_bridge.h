@@ -108,10 +108,14 @@ struct kvfs_statfs {
 
 // Options of kvfs_fs_acquire().
 struct kvfs_fs_options {
-  // Directory of the RocksDB database; created (with its parents) if missing.
+  // Directory of the key/value store; created (with its parents) if missing.
   const char* db_path;
-  // Size of RocksDB's block cache. Only the first opener's value counts.
-  uint64_t block_cache_bytes;
+  // Key/value backend (kv_backend.h); NULL or "": the one recorded in
+  // db_path, else the default (rocksdb).
+  const char* kv_backend;
+  // The backend's options, "name=value,..."; NULL: none. Only the first
+  // opener's backend and options count.
+  const char* kv_options;
 };
 
 // The message of the last failed call on this thread ("" if none).

@@ -23,8 +23,8 @@ static struct config_item kvfs_export_params[] = {
                    KVFS_DEFAULT_CAPACITY_BYTES, kvfs_export, capacity_bytes),
     CONF_ITEM_UI64("capacity_inodes", 1, UINT64_C(1) << 62, KVFS_DEFAULT_CAPACITY_INODES,
                    kvfs_export, capacity_inodes),
-    CONF_ITEM_UI64("block_cache_size", UINT64_C(1) << 20, UINT64_C(1) << 40,
-                   KVFS_DEFAULT_BLOCK_CACHE, kvfs_export, block_cache_size),
+    CONF_ITEM_STR("kv_backend", 1, 64, NULL, kvfs_export, kv_backend),
+    CONF_ITEM_STR("kv_options", 1, 4096, NULL, kvfs_export, kv_options),
     CONFIG_EOL};
 
 /* What the parameters must look like, for the log line of a rejected block
@@ -32,7 +32,7 @@ static struct config_item kvfs_export_params[] = {
 static const char kvfs_params_help[] =
     "Ganesha's config errors for this block follow; expected: db_path = absolute path "
     "(required), subtree = absolute path in the store, capacity_bytes in [2^20, 2^62], "
-    "capacity_inodes in [1, 2^62], block_cache_size in [2^20, 2^40]";
+    "capacity_inodes in [1, 2^62], kv_backend = backend name, kv_options = \"name=value,...\"";
 
 static struct config_block kvfs_export_param_block = {
     .dbus_interface_name = "org.ganesha.nfsd.config.fsal.kvfs-export%d",
@@ -52,6 +52,15 @@ static void kvfs_free_export_fields(struct kvfs_export* exp) {
   exp->db_path = NULL;
   gsh_free(exp->subtree);
   exp->subtree = NULL;
+  gsh_free(exp->kv_backend);
+  exp->kv_backend = NULL;
+  gsh_free(exp->kv_options);
+  exp->kv_options = NULL;
+}
+
+/* True if both strings are NULL or equal. */
+static bool kvfs_same_string(const char* a, const char* b) {
+  return (a == NULL || b == NULL) ? a == b : strcmp(a, b) == 0;
 }
 
 /* A tree was ingested, replaced or evicted (docs/ingest.md): drop what
@@ -153,7 +162,8 @@ static void kvfs_export_ops_init(struct export_ops* ops) {
 static fsal_status_t kvfs_open_export(struct kvfs_export* exp, const char* export_path) {
   struct kvfs_fs_options opts = {
       .db_path = exp->db_path,
-      .block_cache_bytes = exp->block_cache_size,
+      .kv_backend = exp->kv_backend,
+      .kv_options = exp->kv_options,
   };
   struct kvfs_attr root;
   int err;
@@ -275,8 +285,9 @@ fsal_status_t kvfs_update_export(struct fsal_module* fsal_hdl, void* parse_node,
 
   atomic_store_uint64_t(&orig->capacity_bytes, parsed.capacity_bytes);
   atomic_store_uint64_t(&orig->capacity_inodes, parsed.capacity_inodes);
-  if (parsed.block_cache_size != orig->block_cache_size)
-    LogWarn(COMPONENT_FSAL, "KVFS: block_cache_size changes take effect at the next restart");
+  if (!kvfs_same_string(parsed.kv_backend, orig->kv_backend) ||
+      !kvfs_same_string(parsed.kv_options, orig->kv_options))
+    LogWarn(COMPONENT_FSAL, "KVFS: kv_backend and kv_options changes take effect at the next restart");
   kvfs_free_export_fields(&parsed);
   LogEvent(COMPONENT_FSAL,
            "KVFS export of %s:%s updated: capacity %" PRIu64 " bytes / %" PRIu64 " inodes",

@@ -25,7 +25,6 @@ extern struct kvfs_fsal_module KVFS;
 /* Defaults and limits of the export parameters (see docs/fsal.md). */
 #define KVFS_DEFAULT_CAPACITY_BYTES (UINT64_C(1) << 40)
 #define KVFS_DEFAULT_CAPACITY_INODES (UINT64_C(1) << 32)
-#define KVFS_DEFAULT_BLOCK_CACHE (UINT64_C(256) << 20)
 
 /* One export: Ganesha's fsal_export plus what this FSAL keeps for it. */
 struct kvfs_export {
@@ -35,7 +34,9 @@ struct kvfs_export {
   char* subtree;
   uint64_t capacity_bytes;
   uint64_t capacity_inodes;
-  uint64_t block_cache_size;
+  /* Key/value backend and its options (NULL when not given). */
+  char* kv_backend;
+  char* kv_options;
   /* The shared file system (one reference held by this export). */
   kvfs_fs* fs;
   /* Canonical database path (malloc'ed by the bridge). */

@@ -79,7 +79,7 @@ Status ParseCommandLine(int argc, char** argv, const std::set<std::string>& flag
     }
     if (flags.count(name) && !has_value) {
       out->options[name] = "1";
-    } else if (valued.count(name)) {
+    } else if (valued.count(name) || name == "db" || name == "backend" || name == "kv-options") {
       if (!has_value) {
         if (i + 1 >= argc) return Status::InvalidArgument("--" + name + " needs a value");
         value = argv[++i];
@@ -92,12 +92,28 @@ Status ParseCommandLine(int argc, char** argv, const std::set<std::string>& flag
   return Status::OK();
 }
 
-int RunRequests(const std::string& db, const std::vector<Message>& requests) {
+int RunRequests(const CommandLine& cl, const std::vector<Message>& requests) {
+  KVStoreSpec spec;
+  auto option = [&](const char* name) {
+    auto it = cl.options.find(name);
+    return it == cl.options.end() ? std::string() : it->second;
+  };
+  spec.path = option("db");
+  spec.backend = option("backend");
+  Status parsed = ParseKVOptions(option("kv-options"), &spec.options);
+  if (!parsed.ok()) {
+    std::cerr << "--kv-options: " << parsed.ToString() << "\n";
+    return 2;
+  }
   int exit_status = 0;
+  if (spec.path.empty()) {
+    std::cerr << "--db PATH is required\n";
+    return 2;
+  }
   for (const Message& req : requests) {
     Message resp;
     bool via_server = false;
-    Status s = RunRequest(db, req, &resp, &via_server);
+    Status s = RunRequest(spec, req, &resp, &via_server);
     if (s.ok()) s = ResponseStatus(resp);
     if (!s.ok()) {
       std::cerr << Field(req, "op") << " " << Subject(req) << ": " << s.ToString() << "\n";
@@ -111,7 +127,7 @@ int RunRequests(const std::string& db, const std::vector<Message>& requests) {
 
 int UsageError(const char* usage, const std::string& error) {
   if (!error.empty()) std::cerr << "error: " << error << "\n\n";
-  std::cerr << usage;
+  std::cerr << usage << kStoreUsage;
   return 2;
 }
 

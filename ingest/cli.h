@@ -18,19 +18,33 @@ struct CommandLine {
   std::vector<std::string> args;
 };
 
-// Parses argv[1..]: "--name value" or "--name=value" for names in `valued`,
-// "--name" for names in `flags` (stored as "1"), anything else is an
-// argument ("--" ends the options). EINVAL for an unknown option or a
-// missing value.
+// Parses argv[1..]: "--name value" or "--name=value" for names in `valued`
+// and for the store options every command takes (--db, --backend,
+// --kv-options: kStoreUsage), "--name" for names in `flags` (stored as "1"),
+// anything else is an argument ("--" ends the options). EINVAL for an
+// unknown option or a missing value.
 Status ParseCommandLine(int argc, char** argv, const std::set<std::string>& flags,
                         const std::set<std::string>& valued, CommandLine* out);
 
-// Runs each request against the store at `db` in turn and prints one line
-// per request (stdout on success, stderr with the error otherwise). Returns
-// the exit status: 0 if every request succeeded, 2 otherwise.
-int RunRequests(const std::string& db, const std::vector<Message>& requests);
+// The usage lines of the store options, printed by UsageError after the
+// command's own usage.
+inline constexpr const char* kStoreUsage = R"(
+store options (every command):
+  --db PATH             the KVFS store (required)
+  --backend NAME        its key/value backend (default: the one recorded in
+                        PATH, rocksdb for a new store; see docs/kv-stores.md)
+  --kv-options LIST     the backend's options, name=value,... (used when the
+                        store is opened here, not through a server)
+)";
 
-// Prints `usage` and `error` (if any) to stderr; returns exit status 2.
+// Runs each request against the store given by the store options of `cl`
+// in turn and prints one line per request (stdout on success, stderr with
+// the error otherwise). Returns the exit status: 0 if every request
+// succeeded, 2 otherwise (also for bad store options).
+int RunRequests(const CommandLine& cl, const std::vector<Message>& requests);
+
+// Prints `usage`, kStoreUsage and `error` (if any) to stderr; returns exit
+// status 2.
 int UsageError(const char* usage, const std::string& error);
 
 }  // namespace kvfs::ingest

@@ -8,7 +8,6 @@
 #include <memory>
 
 #include "common/fs/file_system.h"
-#include "common/kv/rocksdb_store.h"
 #include "ingest/ingest.h"
 #include "ingest/unique_fd.h"
 
@@ -80,10 +79,11 @@ Status CallControlServer(const std::string& socket_path, const Message& request,
   return DecodeMessage(payload, response);
 }
 
-Status RunRequest(const std::string& db_path, const Message& request, Message* response,
+Status RunRequest(const KVStoreSpec& store, const Message& request, Message* response,
                   bool* via_server) {
   *via_server = false;
-  const std::string socket = ControlSocketPath(db_path);
+  KVFS_RETURN_IF_ERROR(CheckRecordedKVBackend(store.path, store.backend));
+  const std::string socket = ControlSocketPath(store.path);
   Status s = CallControlServer(socket, request, response);
   if (s.ok()) {
     *via_server = true;
@@ -93,11 +93,10 @@ Status RunRequest(const std::string& db_path, const Message& request, Message* r
   if (s.posix_errno() != ENOENT && s.posix_errno() != ECONNREFUSED) return s;
 
   auto op = request.find("op");
-  RocksDBOptions ro;
-  ro.path = db_path;
-  ro.create_if_missing = op != request.end() && op->second == "ingest";
-  std::unique_ptr<KVStore> store;
-  s = OpenRocksDBStore(ro, &store);
+  KVStoreSpec spec = store;
+  spec.create_if_missing = op != request.end() && op->second == "ingest";
+  std::unique_ptr<KVStore> kv;
+  s = OpenKVStore(spec, &kv);
   if (!s.ok()) {
     return Status::FromErrno(s.posix_errno(),
                              s.message() + " (no server answers on " + socket +
@@ -105,9 +104,9 @@ Status RunRequest(const std::string& db_path, const Message& request, Message* r
                                  "socket)");
   }
   std::unique_ptr<FileSystem> fs;
-  KVFS_RETURN_IF_ERROR(FileSystem::Open(FileSystemOptions(), std::move(store), &fs));
+  KVFS_RETURN_IF_ERROR(FileSystem::Open(FileSystemOptions(), std::move(kv), &fs));
   ServiceOptions so;
-  so.staging_dir = StagingDirFor(db_path);
+  so.staging_dir = StagingDirFor(store.path);
   so.claim_owner = DefaultClaimOwner();
   // We hold the database lock: no ingest can be using the staging area.
   KVFS_RETURN_IF_ERROR(CleanStagingDir(so.staging_dir));

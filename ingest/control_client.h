@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "common/kv/kv_backend.h"
 #include "common/status.h"
 #include "ingest/service.h"
 
@@ -27,13 +28,15 @@ Status ReadFrame(int fd, std::string* payload);
 // listens there.
 Status CallControlServer(const std::string& socket_path, const Message& request, Message* response);
 
-// Runs `request` against the store at db_path: through the server that has
-// it open if one listens on ControlSocketPath(db_path) (*via_server = true),
-// else by opening the database here (created for an ingest if missing),
-// which fails if another process holds it without serving the socket. A
-// non-OK status is a failure to deliver the request; the request's own
-// outcome is ResponseStatus(*response).
-Status RunRequest(const std::string& db_path, const Message& request, Message* response,
+// Runs `request` against the store store.path: through the server that has
+// it open if one listens on ControlSocketPath(store.path) (*via_server =
+// true; store.options are then unused), else by opening the store here with
+// store.backend and store.options (created for an ingest if missing), which
+// fails if another process holds it without serving the socket. A backend
+// other than the one recorded in store.path is refused either way. A non-OK
+// status is a failure to deliver the request; the request's own outcome is
+// ResponseStatus(*response).
+Status RunRequest(const KVStoreSpec& store, const Message& request, Message* response,
                   bool* via_server);
 
 }  // namespace kvfs::ingest

@@ -22,12 +22,12 @@ exit status: 0 success, 2 any error
 int main(int argc, char** argv) {
   using namespace kvfs::ingest;
   CommandLine cl;
-  kvfs::Status s = ParseCommandLine(argc, argv, {}, {"db"}, &cl);
+  kvfs::Status s = ParseCommandLine(argc, argv, {}, {}, &cl);
   if (!s.ok()) return UsageError(kUsage, s.message());
   if (!cl.options.count("db") || cl.args.empty()) return UsageError(kUsage, "");
   std::vector<Message> requests;
   for (const std::string& name : cl.args) {
     requests.push_back(Message{{"op", "evict"}, {"name", name}});
   }
-  return RunRequests(cl.options["db"], requests);
+  return RunRequests(cl, requests);
 }

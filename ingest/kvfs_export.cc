@@ -27,7 +27,7 @@ exit status: 0 success, 2 any error
 int main(int argc, char** argv) {
   using namespace kvfs::ingest;
   CommandLine cl;
-  kvfs::Status s = ParseCommandLine(argc, argv, {"evict"}, {"db", "store", "compression"}, &cl);
+  kvfs::Status s = ParseCommandLine(argc, argv, {"evict"}, {"store", "compression"}, &cl);
   if (!s.ok()) return UsageError(kUsage, s.message());
   if (!cl.options.count("db") || !cl.options.count("store") || cl.args.empty()) {
     return UsageError(kUsage, "");
@@ -42,5 +42,5 @@ int main(int argc, char** argv) {
     if (cl.options.count("evict")) req["evict"] = "1";
     requests.push_back(std::move(req));
   }
-  return RunRequests(cl.options["db"], requests);
+  return RunRequests(cl, requests);
 }

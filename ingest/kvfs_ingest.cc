@@ -37,9 +37,9 @@ exit status: 0 success, 2 any error
 int main(int argc, char** argv) {
   using namespace kvfs::ingest;
   CommandLine cl;
-  kvfs::Status s = ParseCommandLine(
-      argc, argv, {"replace", "skip-special"},
-      {"db", "store", "name", "max-archive-bytes", "max-tree-bytes", "claims"}, &cl);
+  kvfs::Status s =
+      ParseCommandLine(argc, argv, {"replace", "skip-special"},
+                       {"store", "name", "max-archive-bytes", "max-tree-bytes", "claims"}, &cl);
   if (!s.ok()) return UsageError(kUsage, s.message());
   if (!cl.options.count("db") || cl.args.empty()) return UsageError(kUsage, "");
   if (cl.options.count("name") && cl.args.size() != 1) {
@@ -67,5 +67,5 @@ int main(int argc, char** argv) {
     if (cl.options.count("skip-special")) req["skip_special"] = "1";
     requests.push_back(std::move(req));
   }
-  return RunRequests(cl.options["db"], requests);
+  return RunRequests(cl, requests);
 }

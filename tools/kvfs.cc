@@ -28,8 +28,8 @@
 #include "common/fs/fsck.h"
 #include "common/fs/path.h"
 #include "common/fs/schema.h"
+#include "common/kv/kv_backend.h"
 #include "common/kv/kv_store.h"
-#include "common/kv/rocksdb_store.h"
 #include "common/status.h"
 #include "tools/tree_import.h"
 
@@ -42,8 +42,11 @@ constexpr int kExitError = 2;
 
 constexpr const char* kUsage = R"(usage: kvfs <command> --db PATH [options] [arguments]
 
-Inspects and edits a KVFS store: the RocksDB directory PATH, which no server
-may have open. Paths inside the store are absolute ("/a/b").
+Inspects and edits a KVFS store: the key/value store directory PATH, which
+no server may have open. Paths inside the store are absolute ("/a/b").
+Every command also takes --backend NAME (the store's key/value backend;
+default: the one recorded in PATH, rocksdb for a new store) and
+--kv-options name=value,... (the backend's options; see docs/kv-stores.md).
 
 commands:
   fsck   --db PATH                   check every invariant of the store and
@@ -337,6 +340,8 @@ void PrintKV(Column c, std::string_view key, std::string_view value) {
 // The parsed command line of one command.
 struct Args {
   std::string db;                     // --db
+  std::string backend;                // --backend
+  std::string kv_options;             // --kv-options
   std::optional<std::string> column;  // dump --column
   std::optional<std::string> key;     // dump --key (hex)
   std::set<char> flags;               // single-letter flags (-R, -p, -r)
@@ -358,14 +363,16 @@ Status HasherByName(const std::string& name, NameHasher* out) {
   return Status::OK();
 }
 
-// Opens the RocksDB store named by --db (creating it if `create`).
+// Opens the store named by --db with --backend and --kv-options (creating it
+// if `create`).
 Status OpenStore(const Args& args, bool create, std::unique_ptr<KVStore>* out) {
   if (args.db.empty()) return UsageError("--db PATH is required");
-  RocksDBOptions opts;
-  opts.path = args.db;
-  opts.create_if_missing = create;
-  opts.block_cache_bytes = 32 << 20;
-  return OpenRocksDBStore(opts, out);
+  KVStoreSpec spec;
+  spec.path = args.db;
+  spec.backend = args.backend;
+  spec.create_if_missing = create;
+  KVFS_RETURN_IF_ERROR(ParseKVOptions(args.kv_options, &spec.options));
+  return OpenKVStore(spec, out);
 }
 
 // Reads the superblock; NotFound if there is none.
@@ -852,6 +859,10 @@ Status ParseArgs(const Command& cmd, int argc, char** argv, Args* args) {
       options_done = true;
     } else if (is_opt("--db")) {
       KVFS_RETURN_IF_ERROR(value("--db", &args->db));
+    } else if (is_opt("--backend")) {
+      KVFS_RETURN_IF_ERROR(value("--backend", &args->backend));
+    } else if (is_opt("--kv-options")) {
+      KVFS_RETURN_IF_ERROR(value("--kv-options", &args->kv_options));
     } else if (cmd.dump_options && is_opt("--column")) {
       KVFS_RETURN_IF_ERROR(value("--column", &args->column.emplace()));
     } else if (cmd.dump_options && is_opt("--key")) {

@@ -1,4 +1,4 @@
-// Crash consistency on RocksDB: a child process runs random mutations
+// Crash consistency on every key/value backend: a child process runs random mutations
 // (durable mode, two threads, group commit) and reports over a pipe each
 // operation it starts and each one acknowledged; the parent kills it with
 // SIGKILL at a random moment, reopens the store and checks that
@@ -15,7 +15,7 @@
 //
 // This binary has its own main(): run with "--crash-child ..." it is the
 // child (see ChildMain); it is started with fork and exec so that it begins
-// without the parent's RocksDB threads.
+// without the parent's store threads.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -43,8 +43,8 @@
 #include "common/fs/file_system.h"
 #include "common/fs/path.h"
 #include "common/fs/schema.h"
-#include "common/kv/rocksdb_store.h"
 #include "tests/fs/test_util.h"
+#include "tests/test_backends.h"
 
 namespace kvfs {
 namespace {
@@ -220,18 +220,17 @@ void ChildThread(FileSystem* fs, Reporter* reporter, uint64_t seed, int round, i
 
 int ChildMain(int argc, char** argv) {
   if (argc != 6) {
-    std::fprintf(stderr, "usage: %s %s DB SEED ROUND FD\n", argv[0], kChildFlag);
+    std::fprintf(stderr, "usage: %s %s BACKEND:DB SEED ROUND FD\n", argv[0], kChildFlag);
     return 2;
   }
-  const std::string db = argv[2];
+  const std::string spec = argv[2];
+  const std::string backend = spec.substr(0, spec.find(':'));
+  const std::string db = spec.substr(spec.find(':') + 1);
   const uint64_t seed = std::strtoull(argv[3], nullptr, 10);
   const int round = std::atoi(argv[4]);
   Reporter reporter(std::atoi(argv[5]));
   std::unique_ptr<KVStore> store;
-  RocksDBOptions ro;
-  ro.path = db;
-  ro.write_buffer_bytes = 4 << 20;
-  Status s = OpenRocksDBStore(ro, &store);
+  Status s = testing::OpenTestStore(backend, db, &store, testing::SmallBufferOptions(backend));
   if (!s.ok()) ChildFail("open store", s);
   std::unique_ptr<FileSystem> fs;
   s = FileSystem::Open(FileSystemOptions(), std::move(store), &fs);
@@ -247,12 +246,16 @@ int ChildMain(int argc, char** argv) {
 
 // ---- The parent ----------------------------------------------------------------------------
 
-class CrashTest : public ::testing::TestWithParam<uint64_t> {
+// Parameters: backend, seed.
+class CrashTest : public ::testing::TestWithParam<std::tuple<std::string, uint64_t>> {
  protected:
+  const std::string& Backend() const { return std::get<0>(GetParam()); }
+  uint64_t Seed() const { return std::get<1>(GetParam()); }
+
   void SetUp() override {
     tmp_ = std::make_unique<testing::TempDir>("kvfs_crash_test");
     db_ = tmp_->path() + "/db";
-    rng_.seed(GetParam());
+    rng_.seed(Seed());
   }
 
   // Starts a child for `round`, kills it at a random moment and collects its
@@ -261,12 +264,9 @@ class CrashTest : public ::testing::TestWithParam<uint64_t> {
     int fds[2];
     ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
     const std::string exe = "/proc/self/exe";
-    std::vector<std::string> args = {"crash_test",
-                                     kChildFlag,
-                                     db_,
-                                     std::to_string(GetParam()),
-                                     std::to_string(round),
-                                     std::to_string(kReportFd)};
+    std::vector<std::string> args = {"crash_test",          kChildFlag,
+                                     Backend() + ":" + db_, std::to_string(Seed()),
+                                     std::to_string(round), std::to_string(kReportFd)};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -413,10 +413,11 @@ class CrashTest : public ::testing::TestWithParam<uint64_t> {
   void Verify(const std::string& when) {
     SCOPED_TRACE(when);
     std::unique_ptr<KVStore> store;
-    RocksDBOptions ro;
-    ro.path = db_;
-    ro.create_if_missing = false;
-    Status s = OpenRocksDBStore(ro, &store);
+    KVStoreSpec spec;
+    spec.path = db_;
+    spec.backend = Backend();
+    spec.create_if_missing = false;
+    Status s = OpenKVStore(spec, &store);
     if (s.IsNotFound()) {  // killed before the store was even created
       ASSERT_TRUE(model_.empty());
       return;
@@ -492,11 +493,17 @@ TEST_P(CrashTest, KillAtRandomMomentsAndRecover) {
   if (HasFailure()) return;
   Verify("final reopen");
   std::printf("seed %llu: %d kills, %llu operations acknowledged, %zu objects\n",
-              static_cast<unsigned long long>(GetParam()), kRoundsPerSeed,
+              static_cast<unsigned long long>(Seed()), kRoundsPerSeed,
               static_cast<unsigned long long>(acknowledged_), model_.size());
 }
 
-INSTANTIATE_TEST_SUITE_P(Seeds, CrashTest, ::testing::Values(1, 2, 3, 4));
+INSTANTIATE_TEST_SUITE_P(BackendsAndSeeds, CrashTest,
+                         ::testing::Combine(::testing::ValuesIn(testing::PersistentBackends()),
+                                            ::testing::Values(1, 2, 3, 4)),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + "_seed" +
+                                  std::to_string(std::get<1>(info.param));
+                         });
 
 }  // namespace
 }  // namespace kvfs

@@ -1,7 +1,8 @@
 // Operation tests of the file system core, run against every store
-// configuration: the in-memory store, RocksDB, and RocksDB with a weak name
-// hash that puts many names into one bucket (hash collisions). After every
-// test, Fsck must find the store consistent.
+// configuration: the in-memory store, every key/value backend plugin built,
+// and RocksDB and memory with a weak name hash that puts many names into one
+// bucket (hash collisions). After every test, Fsck must find the store
+// consistent.
 #include "common/fs/file_system.h"
 
 #include <gtest/gtest.h>
@@ -16,7 +17,8 @@
 #include "common/fs/fsck.h"
 #include "common/kv/fault_injection_store.h"
 #include "common/kv/memory_store.h"
-#include "common/kv/rocksdb_store.h"
+#include "tests/status_assertions.h"
+#include "tests/test_backends.h"
 
 namespace kvfs {
 namespace {
@@ -31,10 +33,18 @@ NameHasher WeakHasher() {
 }
 
 struct Config {
-  const char* name;
-  bool rocksdb;
+  std::string backend;  // "memory" or a plugin's name
   bool weak_hash;
 };
+
+// Every backend with the real name hash, plus two with the weak one.
+std::vector<Config> Configs() {
+  std::vector<Config> configs;
+  for (const std::string& b : testing::AllBackends()) configs.push_back({b, false});
+  configs.push_back({"rocksdb", true});
+  configs.push_back({"memory", true});
+  return configs;
+}
 
 class FileSystemTest : public ::testing::TestWithParam<Config> {
  protected:
@@ -60,19 +70,23 @@ class FileSystemTest : public ::testing::TestWithParam<Config> {
     std::filesystem::remove_all(dir_);
   }
 
+  // Opens the store of this test: a persistent backend's store in dir_, or
+  // (memory) a non-owning view of the memory store kept across reopens.
+  void OpenStore(std::unique_ptr<KVStore>* store) {
+    if (GetParam().backend != "memory") {
+      ASSERT_OK(testing::OpenTestStore(GetParam().backend, dir_.string(), store));
+      return;
+    }
+    if (!memory_store_) memory_store_ = NewMemoryStore();
+    *store = std::make_unique<FaultInjectionStore>(memory_store_.get());  // non-owning
+  }
+
   // Opens the file system again on the same store (RocksDB: closes and
   // reopens the database; memory: keeps the store object).
   void Reopen() {
     fs_.reset();
     std::unique_ptr<KVStore> store;
-    if (GetParam().rocksdb) {
-      RocksDBOptions ro;
-      ro.path = dir_.string();
-      ASSERT_TRUE(OpenRocksDBStore(ro, &store).ok());
-    } else {
-      if (!memory_store_) memory_store_ = NewMemoryStore();
-      store = std::make_unique<FaultInjectionStore>(memory_store_.get());  // non-owning
-    }
+    ASSERT_NO_FATAL_FAILURE(OpenStore(&store));
     Status s = FileSystem::Open(options_, std::move(store), &fs_);
     ASSERT_TRUE(s.ok()) << s.ToString();
   }
@@ -267,13 +281,7 @@ TEST_P(FileSystemTest, LayoutParametersComeFromTheStore) {
   options_.name_hasher = NameHasher{"other", [](std::string_view) { return uint64_t{0}; }};
   fs_.reset();
   std::unique_ptr<KVStore> store;
-  if (GetParam().rocksdb) {
-    RocksDBOptions ro;
-    ro.path = dir_.string();
-    ASSERT_TRUE(OpenRocksDBStore(ro, &store).ok());
-  } else {
-    store = std::make_unique<FaultInjectionStore>(memory_store_.get());
-  }
+  ASSERT_NO_FATAL_FAILURE(OpenStore(&store));
   std::unique_ptr<FileSystem> other;
   Status s = FileSystem::Open(options_, std::move(store), &other);
   EXPECT_EQ(s.posix_errno(), EINVAL);
@@ -759,12 +767,10 @@ TEST_P(FileSystemTest, ReopenKeepsEverything) {
   EXPECT_EQ(List(top), (std::vector<std::string>{"big", "sl"}));
 }
 
-INSTANTIATE_TEST_SUITE_P(Stores, FileSystemTest,
-                         ::testing::Values(Config{"memory", false, false},
-                                           Config{"rocksdb", true, false},
-                                           Config{"rocksdb_weak_hash", true, true},
-                                           Config{"memory_weak_hash", false, true}),
-                         [](const auto& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(Stores, FileSystemTest, ::testing::ValuesIn(Configs()),
+                         [](const auto& info) {
+                           return info.param.backend + (info.param.weak_hash ? "_weak_hash" : "");
+                         });
 
 }  // namespace
 }  // namespace kvfs

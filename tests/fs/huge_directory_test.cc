@@ -13,7 +13,7 @@
 
 #include "common/fs/file_system.h"
 #include "common/fs/fsck.h"
-#include "common/kv/rocksdb_store.h"
+#include "common/kv/kv_backend.h"
 
 namespace kvfs {
 namespace {
@@ -24,10 +24,11 @@ TEST(HugeDirectoryTest, MillionEntriesCreateListLookup) {
   auto dir = std::filesystem::temp_directory_path() / ("kvfs_huge_" + std::to_string(getpid()));
   std::filesystem::remove_all(dir);
   {
-    RocksDBOptions ro;
-    ro.path = dir.string();
+    KVStoreSpec spec;
+    spec.path = dir.string();
+    spec.backend = "rocksdb";
     std::unique_ptr<KVStore> store;
-    ASSERT_TRUE(OpenRocksDBStore(ro, &store).ok());
+    ASSERT_TRUE(OpenKVStore(spec, &store).ok());
     FileSystemOptions fo;
     fo.durable = false;  // one Sync at the end: this test is about size, not durability
     std::unique_ptr<FileSystem> fs;
@@ -54,18 +55,19 @@ TEST(HugeDirectoryTest, MillionEntriesCreateListLookup) {
     bool eof = false;
     while (!eof) {
       size_t in_page = 0;
-      ASSERT_TRUE(fs->ReadDir(d.ino, cookie,
-                              [&](const DirEntry& e) {
-                                size_t i = std::strtoul(e.name.c_str() + 6, nullptr, 10);
-                                EXPECT_LT(i, n);
-                                EXPECT_FALSE(seen[i]) << "entry repeated: " << e.name;
-                                EXPECT_EQ(e.attrs.ino, inos[i]);
-                                seen[i] = true;
-                                cookie = e.cookie;
-                                ++total;
-                                return ++in_page < 1000;
-                              },
-                              &eof)
+      ASSERT_TRUE(fs->ReadDir(
+                        d.ino, cookie,
+                        [&](const DirEntry& e) {
+                          size_t i = std::strtoul(e.name.c_str() + 6, nullptr, 10);
+                          EXPECT_LT(i, n);
+                          EXPECT_FALSE(seen[i]) << "entry repeated: " << e.name;
+                          EXPECT_EQ(e.attrs.ino, inos[i]);
+                          seen[i] = true;
+                          cookie = e.cookie;
+                          ++total;
+                          return ++in_page < 1000;
+                        },
+                        &eof)
                       .ok());
       ++pages;
     }

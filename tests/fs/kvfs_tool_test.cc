@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "common/fs/schema.h"
-#include "common/kv/rocksdb_store.h"
+#include "common/kv/kv_backend.h"
 #include "tests/fs/test_util.h"
 
 namespace kvfs {
@@ -209,9 +209,7 @@ TEST_F(KvfsToolTest, FsckReportsDamage) {
   {
     // Damage: drop the index entry of /a and add an undecodable bucket.
     std::unique_ptr<KVStore> store;
-    RocksDBOptions ro;
-    ro.path = db_;
-    ASSERT_OK(OpenRocksDBStore(ro, &store));
+    ASSERT_OK(OpenKVStore(KVStoreAt(db_), &store));
     ASSERT_OK(store->Delete(Column::kInodes, schema::InodeKey(2)));
     ASSERT_OK(store->Put(Column::kEntries, schema::EntryKey(kRootIno, 12345), "\x07garbage"));
   }

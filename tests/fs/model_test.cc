@@ -38,8 +38,8 @@
 #include "common/fs/file_system.h"
 #include "common/fs/path.h"
 #include "common/kv/memory_store.h"
-#include "common/kv/rocksdb_store.h"
 #include "tests/fs/test_util.h"
+#include "tests/test_backends.h"
 
 namespace kvfs {
 namespace {
@@ -58,12 +58,23 @@ constexpr int kRescanEvery = 25;
 constexpr size_t kCrowded = 250;
 
 struct ModelConfig {
-  const char* name;
-  bool rocksdb;
+  std::string name;
+  std::string backend;  // "memory" or a plugin's name
   bool weak_hash;
   uint32_t inline_threshold;
   uint32_t block_size;
 };
+
+// Memory and every persistent backend, plus weak-hash and small-block
+// variants.
+std::vector<ModelConfig> Configs() {
+  std::vector<ModelConfig> configs;
+  for (const std::string& b : testing::AllBackends()) configs.push_back({b, b, false, 4096, 65536});
+  configs.push_back({"memory_weak_hash", "memory", true, 4096, 65536});
+  configs.push_back({"rocksdb_weak_hash", "rocksdb", true, 4096, 65536});
+  configs.push_back({"memory_small_blocks", "memory", false, 64, 512});
+  return configs;
+}
 
 // The configuration's name, in test names.
 std::string ConfigName(const ::testing::TestParamInfo<ModelConfig>& info) {
@@ -145,15 +156,8 @@ class ModelTest : public ::testing::TestWithParam<ModelConfig> {
 
   void Open() {
     std::unique_ptr<KVStore> store;
-    if (GetParam().rocksdb) {
-      RocksDBOptions ro;
-      ro.path = tmp_->path() + "/db";
-      ro.write_buffer_bytes = 4 << 20;
-      ro.block_cache_bytes = 16 << 20;
-      ASSERT_OK(OpenRocksDBStore(ro, &store));
-    } else {
-      store = NewMemoryStore();
-    }
+    ASSERT_OK(testing::OpenTestStore(GetParam().backend, tmp_->path() + "/db", &store,
+                                     testing::SmallBufferOptions(GetParam().backend)));
     ASSERT_OK(FileSystem::Open(options_, std::move(store), &fs_));
   }
 
@@ -746,7 +750,7 @@ class ModelTest : public ::testing::TestWithParam<ModelConfig> {
   }
 
   void Checkpoint() {
-    if (GetParam().rocksdb && P(0.3)) {
+    if (GetParam().backend != "memory" && P(0.3)) {
       fs_.reset();
       Open();
     }
@@ -786,13 +790,7 @@ class ModelTest : public ::testing::TestWithParam<ModelConfig> {
 
 TEST_P(ModelTest, RandomOperationsMatchLocalFileSystem) { RunSeeds({1, 2, 3}, 1500); }
 
-INSTANTIATE_TEST_SUITE_P(Stores, ModelTest,
-                         ::testing::Values(ModelConfig{"Memory", false, false, 4096, 65536},
-                                           ModelConfig{"RocksDB", true, false, 4096, 65536},
-                                           ModelConfig{"MemoryWeakHash", false, true, 4096, 65536},
-                                           ModelConfig{"RocksDBWeakHash", true, true, 4096, 65536},
-                                           ModelConfig{"MemorySmallBlocks", false, false, 64, 512}),
-                         ConfigName);
+INSTANTIATE_TEST_SUITE_P(Stores, ModelTest, ::testing::ValuesIn(Configs()), ConfigName);
 
 }  // namespace
 }  // namespace kvfs

@@ -47,7 +47,7 @@ class BridgeTest : public ::testing::Test {
     kvfs_fs_options opts{};
     db_ = dir_.path() + "/db";
     opts.db_path = db_.c_str();
-    opts.block_cache_bytes = 8 << 20;
+    opts.kv_options = "block_cache_bytes=8M";
     ASSERT_EQ(kvfs_fs_acquire(&opts, &fs_, nullptr), 0) << kvfs_last_error();
   }
   void TearDown() override { kvfs_fs_release(fs_); }
@@ -124,7 +124,7 @@ TEST(Acquire, SharesOneOpenDatabasePerPath) {
   std::string db = dir.path() + "/db";
   kvfs_fs_options opts{};
   opts.db_path = db.c_str();
-  opts.block_cache_bytes = 8 << 20;
+  opts.kv_options = "block_cache_bytes=8M";
   kvfs_fs* first = nullptr;
   char* canonical = nullptr;
   ASSERT_EQ(kvfs_fs_acquire(&opts, &first, &canonical), 0) << kvfs_last_error();
@@ -156,7 +156,7 @@ TEST(Acquire, BadPathsFailWithAMessage) {
   TempDir dir;
   kvfs_fs* fs = nullptr;
   kvfs_fs_options opts{};
-  opts.block_cache_bytes = 8 << 20;
+  opts.kv_options = "block_cache_bytes=8M";
 
   opts.db_path = "relative/db";
   EXPECT_EQ(kvfs_fs_acquire(&opts, &fs, nullptr), EINVAL);

@@ -563,6 +563,12 @@ TEST(KvfsServer, BadConfigurationStopsOnlyThatExport) {
        "subtree \"x/y\" must start with '/'"},
       {7, "/cache", "db_path = \"" + dir.path() + "/cache\"; block_cache_size = 12;",
        "KVFS export /cache: invalid FSAL parameters"},
+      {8, "/backend", "db_path = \"" + dir.path() + "/backend\"; kv_backend = \"nosuch\";",
+       "unknown key/value backend 'nosuch'"},
+      {9, "/kvopts", "db_path = \"" + dir.path() + "/kvopts\"; kv_options = \"cache\";",
+       "key/value store option 'cache' is not name=value"},
+      {10, "/kvopt", "db_path = \"" + dir.path() + "/kvopt\"; kv_options = \"typo=1\";",
+       "unknown option 'typo'"},
   };
   for (const Bad& b : bad) {
     opts.raw_exports += "EXPORT {\n  Export_Id = " + std::to_string(b.id) + ";\n  Path = \"" +

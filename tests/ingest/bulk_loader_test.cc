@@ -10,10 +10,11 @@
 #include <map>
 
 #include "common/kv/fault_injection_store.h"
+#include "common/kv/kv_backend.h"
 #include "common/kv/kv_store.h"
 #include "common/kv/memory_store.h"
-#include "common/kv/rocksdb_store.h"
 #include "tests/fs/test_util.h"
+#include "tests/test_backends.h"
 
 namespace kvfs {
 namespace {
@@ -36,13 +37,7 @@ size_t CountKeys(KVStore* store, Column c) {
 class BulkLoaderTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (GetParam() == "rocksdb") {
-      RocksDBOptions o;
-      o.path = dir_.path() + "/db";
-      ASSERT_OK(OpenRocksDBStore(o, &store_));
-    } else {
-      store_ = NewMemoryStore();
-    }
+    ASSERT_OK(testing::OpenTestStore(GetParam(), dir_.path() + "/db", &store_));
   }
   std::string Staging() const { return dir_.path() + "/staging"; }
 
@@ -111,8 +106,8 @@ TEST_P(BulkLoaderTest, EmptyLoadCommits) {
   EXPECT_EQ(loader->BytesAdded(), 0u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Stores, BulkLoaderTest, ::testing::Values("memory", "rocksdb"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Stores, BulkLoaderTest, ::testing::ValuesIn(testing::AllBackends()),
+                         testing::BackendName());
 
 // The default loader writes one batch: a failed write applies nothing.
 TEST(DefaultBulkLoader, FailedCommitChangesNothing) {
@@ -128,18 +123,18 @@ TEST(DefaultBulkLoader, FailedCommitChangesNothing) {
 // A staging directory that cannot be created is reported, not crashed on.
 TEST(RocksDBBulkLoader, BadStagingDirectory) {
   TempDir dir("kvfs-bulk");
-  RocksDBOptions o;
-  o.path = dir.path() + "/db";
   std::unique_ptr<KVStore> store;
-  ASSERT_OK(OpenRocksDBStore(o, &store));
+  ASSERT_OK(testing::OpenTestStore("rocksdb", dir.path() + "/db", &store));
   std::unique_ptr<BulkLoader> loader;
   EXPECT_FALSE(store->NewBulkLoader("/proc/kvfs-no-such-dir", &loader).ok());
   EXPECT_EQ(store->NewBulkLoader("", &loader).posix_errno(), EINVAL);
 }
 
-// Killed at any moment, a load into several column families is visible in
-// all of them or in none after reopening.
-TEST(RocksDBBulkLoader, AtomicAcrossColumnsAndCrashes) {
+// Killed at any moment, a load into several columns is visible in all of
+// them or in none after reopening, on every persistent backend.
+class BulkLoaderCrashTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(BulkLoaderCrashTest, AtomicAcrossColumnsAndCrashes) {
   TempDir dir("kvfs-bulk");
   const std::string db = dir.path() + "/db";
   constexpr int kKeys = 20000;
@@ -147,10 +142,8 @@ TEST(RocksDBBulkLoader, AtomicAcrossColumnsAndCrashes) {
     pid_t pid = fork();
     ASSERT_GE(pid, 0);
     if (pid == 0) {
-      RocksDBOptions o;
-      o.path = db;
       std::unique_ptr<KVStore> store;
-      if (!OpenRocksDBStore(o, &store).ok()) _exit(1);
+      if (!testing::OpenTestStore(GetParam(), db, &store).ok()) _exit(1);
       std::unique_ptr<BulkLoader> loader;
       if (!store->NewBulkLoader(dir.path() + "/staging", &loader).ok()) _exit(2);
       const std::string prefix = "r" + std::to_string(round) + "/";
@@ -168,10 +161,8 @@ TEST(RocksDBBulkLoader, AtomicAcrossColumnsAndCrashes) {
     int status;
     ASSERT_EQ(waitpid(pid, &status, 0), pid);
     ASSERT_TRUE(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 0)) << status;
-    RocksDBOptions o;
-    o.path = db;
     std::unique_ptr<KVStore> store;
-    ASSERT_OK(OpenRocksDBStore(o, &store));
+    ASSERT_OK(testing::OpenTestStore(GetParam(), db, &store));
     const std::string prefix = "r" + std::to_string(round) + "/";
     size_t counts[3] = {};
     int i = 0;
@@ -189,6 +180,10 @@ TEST(RocksDBBulkLoader, AtomicAcrossColumnsAndCrashes) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, BulkLoaderCrashTest,
+                         ::testing::ValuesIn(testing::PersistentBackends()),
+                         testing::BackendName());
 
 }  // namespace
 }  // namespace kvfs

@@ -82,12 +82,12 @@ class ControlTest : public ::testing::Test {
 TEST_F(ControlTest, RequestsGoThroughTheServer) {
   Message resp;
   bool via_server = false;
-  ASSERT_OK(RunRequest(db_, {{"op", "ping"}}, &resp, &via_server));
+  ASSERT_OK(RunRequest(KVStoreAt(db_), {{"op", "ping"}}, &resp, &via_server));
   EXPECT_TRUE(via_server);
   ASSERT_OK(ResponseStatus(resp));
 
   Message req{{"op", "ingest"}, {"tarball", dir_.path() + "/t.tar"}};
-  ASSERT_OK(RunRequest(db_, req, &resp, &via_server));
+  ASSERT_OK(RunRequest(KVStoreAt(db_), req, &resp, &via_server));
   ASSERT_OK(ResponseStatus(resp));
   EXPECT_EQ(resp["name"], "t");
   EXPECT_EQ(resp["files"], "2");
@@ -99,13 +99,13 @@ TEST_F(ControlTest, RequestsGoThroughTheServer) {
   EXPECT_EQ(a.size, 5u);
 
   // Errors travel back with their errno.
-  ASSERT_OK(RunRequest(db_, req, &resp, &via_server));
+  ASSERT_OK(RunRequest(KVStoreAt(db_), req, &resp, &via_server));
   EXPECT_EQ(ResponseStatus(resp).posix_errno(), EEXIST);
   EXPECT_TRUE(TakeInvalidated().empty());
-  ASSERT_OK(RunRequest(db_, {{"op", "frobnicate"}}, &resp, &via_server));
+  ASSERT_OK(RunRequest(KVStoreAt(db_), {{"op", "frobnicate"}}, &resp, &via_server));
   EXPECT_EQ(ResponseStatus(resp).posix_errno(), EINVAL);
   req["tarball"] = "relative/t.tar";
-  ASSERT_OK(RunRequest(db_, req, &resp, &via_server));
+  ASSERT_OK(RunRequest(KVStoreAt(db_), req, &resp, &via_server));
   EXPECT_EQ(ResponseStatus(resp).posix_errno(), EINVAL);
   EXPECT_EQ(server_->requests(), 5u);
 }
@@ -219,7 +219,7 @@ TEST_F(ControlTest, WithoutAServerTheStoreIsOpenedDirectly) {
   EXPECT_FALSE(std::filesystem::exists(ControlSocketPath(db_)));
   Message resp;
   bool via_server = true;
-  Status s = RunRequest(db_, {{"op", "ping"}}, &resp, &via_server);
+  Status s = RunRequest(KVStoreAt(db_), {{"op", "ping"}}, &resp, &via_server);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("control.sock"), std::string::npos) << s.ToString();
 
@@ -245,7 +245,7 @@ TEST_F(ControlTest, WithoutAServerTheStoreIsOpenedDirectly) {
   EXPECT_TRUE(fs_->Lookup(kRootIno, "t", &a).IsNotFound());
   // A new server replaces the stale socket.
   StartServer();
-  ASSERT_OK(RunRequest(db_, {{"op", "ping"}}, &resp, &via_server));
+  ASSERT_OK(RunRequest(KVStoreAt(db_), {{"op", "ping"}}, &resp, &via_server));
   EXPECT_TRUE(via_server);
 }
 

@@ -57,7 +57,7 @@ pid_t StartIngest(const std::string& db, const std::string& tarball) {
   Message req{{"op", "ingest"}, {"tarball", tarball}, {"name", "t"}, {"replace", "1"}};
   Message resp;
   bool via_server;
-  Status s = RunRequest(db, req, &resp, &via_server);
+  Status s = RunRequest(KVStoreAt(db), req, &resp, &via_server);
   if (s.ok()) s = ResponseStatus(resp);
   _exit(s.ok() ? 0 : 3);
 }

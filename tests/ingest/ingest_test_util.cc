@@ -10,8 +10,8 @@
 #include <random>
 
 #include "common/fs/schema.h"
+#include "common/kv/kv_backend.h"
 #include "common/kv/memory_store.h"
-#include "common/kv/rocksdb_store.h"
 
 namespace kvfs::ingest_test {
 
@@ -418,12 +418,12 @@ std::unique_ptr<FileSystem> NewMemoryFileSystem(const NameHasher& hasher) {
 
 Status OpenRocksFileSystem(const std::string& path, std::unique_ptr<FileSystem>* out,
                            const NameHasher& hasher) {
-  RocksDBOptions ro;
-  ro.path = path;
-  ro.block_cache_bytes = 32 << 20;
-  ro.write_buffer_bytes = 16 << 20;
+  KVStoreSpec spec;
+  spec.path = path;
+  spec.backend = "rocksdb";
+  spec.options = {{"block_cache_bytes", "32M"}, {"write_buffer_bytes", "16M"}};
   std::unique_ptr<KVStore> store;
-  KVFS_RETURN_IF_ERROR(OpenRocksDBStore(ro, &store));
+  KVFS_RETURN_IF_ERROR(OpenKVStore(spec, &store));
   FileSystemOptions o;
   o.name_hasher = hasher;
   return FileSystem::Open(o, std::move(store), out);

@@ -1,4 +1,4 @@
-#include "common/kv/rocksdb_store.h"
+#include "common/kv/rocksdb/rocksdb_store.h"
 
 #include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>

@@ -1,4 +1,7 @@
-// The production KVStore: RocksDB, one column family per Column.
+// The default KVStore backend: RocksDB, one column family per Column. The
+// core reaches it as the plugin libkvfs-kv-rocksdb.so (rocksdb_plugin.cc,
+// options named after the RocksDBOptions fields); this header is for the
+// plugin and for benchmarks that link the store directly.
 //
 // Layout on disk: a RocksDB database in RocksDBOptions::path with the column
 // families "meta", "entries", "inodes" and "blocks" (ColumnName()); RocksDB's

@@ -1,0 +1,51 @@
+// KVOptionReader: typed, validated access to a backend's KVOptions.
+//
+// Usage in a plugin's open function:
+//   KVOptionReader r("lmdb", spec.options);
+//   r.Size("map_size", &map_size);
+//   r.Bool("read_ahead", &read_ahead);
+//   KVFS_RETURN_IF_ERROR(r.Finish());  // bad values, unknown names
+//
+// Each getter leaves *out unchanged (the caller's default) when the option is
+// absent. Errors are collected and reported together by Finish().
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+
+#include "common/kv/kv_backend.h"
+#include "common/status.h"
+
+namespace kvfs {
+
+class KVOptionReader {
+ public:
+  // `backend` names the backend in error messages.
+  KVOptionReader(std::string backend, const KVOptions& options);
+
+  // A byte count: decimal digits with an optional K, M, G or T suffix
+  // (powers of 1024), e.g. "64M".
+  void Size(const std::string& name, uint64_t* out);
+  // A decimal integer in [min, max].
+  void Int(const std::string& name, int64_t min, int64_t max, int64_t* out);
+  // "true"/"false", "1"/"0", "yes"/"no", "on"/"off".
+  void Bool(const std::string& name, bool* out);
+  // Any string.
+  void String(const std::string& name, std::string* out);
+
+  // OK if every option was read by a getter and parsed; otherwise
+  // InvalidArgument naming each bad value and each unknown option (with the
+  // names this backend knows).
+  Status Finish() const;
+
+ private:
+  const std::string* Find(const std::string& name);
+
+  std::string backend_;
+  const KVOptions& options_;
+  std::set<std::string> known_;
+  std::string errors_;
+};
+
+}  // namespace kvfs
