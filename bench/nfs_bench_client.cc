@@ -1067,7 +1067,8 @@ void DropCaches() {
 // Command-line flags.
 struct Flags {
   std::string posix_dir;
-  std::string server;  // kvfs, mem, vfs
+  std::string server;      // kvfs, mem, vfs
+  std::string kv_backend;  // --kv-backend: KVFS's key/value backend ("": default)
   std::string work;
   std::string fsal_dir = KVFS_E2E_FSAL_DIRS;
   std::string tarball;
@@ -1093,7 +1094,7 @@ void Usage() {
   std::fprintf(stderr,
                "usage: nfs_bench_client (--tarball=FILE [--max-files=N] | --generate=N:SEED)\n"
                "         (--write-tar=FILE | --posix=DIR | --server=kvfs|mem|vfs --work=DIR\n"
-               "          [--fsal-dir=DIR] [--version=3|4] [--cold])\n"
+               "          [--fsal-dir=DIR] [--version=3|4] [--cold] [--kv-backend=NAME])\n"
                "         [--phases=untar,read,stat,lookup,bigdir] [--inflight=32]\n"
                "         [--bigdir=N] [--lookups=N] [--seed=N] [--label=NAME]\n");
   std::exit(2);
@@ -1148,6 +1149,7 @@ e2e::GaneshaOptions ServerOptions(const Flags& flags, Options* opt) {
     k.db_path = flags.work + "/db";
     k.capacity_bytes = 1ull << 40;
     k.capacity_inodes = 1ull << 32;
+    k.kv_backend = flags.kv_backend;
     e2e::GaneshaOptions o = fsal_test::KvfsServerOptions({k}, flags.fsal_dir);
     o.exports[0].extra_config = "UseCookieVerifier = false;";
     return o;
@@ -1196,6 +1198,8 @@ int Main(int argc, char** argv) {
       flags.phases = *v;
     else if (auto v = FlagValue(a, "label"))
       flags.label = *v;
+    else if (auto v = FlagValue(a, "kv-backend"))
+      flags.kv_backend = *v;
     else if (auto v = FlagValue(a, "perf-dir"))
       flags.perf_dir = *v;
     else if (auto v = FlagValue(a, "max-files"))
@@ -1258,8 +1262,10 @@ int Main(int argc, char** argv) {
     return RunPhases<PosixPhases>(phases, flags, opt, before_read) ? 0 : 1;
   }
   if (flags.server.empty() || flags.work.empty()) Usage();
-  opt.target =
-      flags.label.empty() ? flags.server + "-v" + std::to_string(flags.version) : flags.label;
+  opt.target = flags.label.empty()
+                   ? flags.server + (flags.kv_backend.empty() ? "" : "-" + flags.kv_backend) +
+                         "-v" + std::to_string(flags.version)
+                   : flags.label;
   e2e::GaneshaOptions server_options = ServerOptions(flags, &opt);
   e2e::GaneshaServer server(server_options);
   if (Status s = server.Start(); !s.ok()) Die("server start: " + s.ToString());

@@ -22,8 +22,9 @@ PACKAGES=(
   # conformance suites (built from ../shared/third_party)
   python3 python3-ply autoconf automake libtool libfuse-dev fuse3
   libtirpc-dev libnsl-dev groff-base time patch pkg-config
-  # benchmarks (bench/run.sh): the linux tree corpus, profiler
-  linux-source-6.1 linux-perf
+  # benchmarks (bench/run.sh, bench/kv_stores.sh): the linux tree corpus,
+  # profiler, plots
+  linux-source-6.1 linux-perf python3-matplotlib
 )
 
 missing=()

@@ -8,9 +8,9 @@ namespace kvfs::testing {
 
 std::vector<std::string> PersistentBackends() {
   std::vector<std::string> names;
-  std::stringstream ss(KVFS_TEST_KV_BACKENDS);  // "rocksdb;lmdb;leveldb", from CMake
+  std::stringstream ss(KVFS_TEST_KV_BACKENDS);  // "rocksdb,lmdb,leveldb", from CMake
   std::string name;
-  while (std::getline(ss, name, ';')) {
+  while (std::getline(ss, name, ',')) {
     if (!name.empty()) names.push_back(name);
   }
   return names;

@@ -59,8 +59,9 @@ e2e::GaneshaOptions KvfsServerOptions(const std::vector<KvfsExport>& exports,
     e.fsal_name = "KVFS";
     e.fsal_config = "db_path = \"" + k.db_path + "\"; subtree = \"" + k.subtree +
                     "\"; capacity_bytes = " + std::to_string(k.capacity_bytes) +
-                    "; capacity_inodes = " + std::to_string(k.capacity_inodes) +
-                    "; kv_options = \"block_cache_bytes=16M\"; " + k.fsal_extra;
+                    "; capacity_inodes = " + std::to_string(k.capacity_inodes) + "; " +
+                    (k.kv_backend.empty() ? "" : "kv_backend = \"" + k.kv_backend + "\"; ") +
+                    k.fsal_extra;
     e.extra_config = k.export_extra;
     opts.exports.push_back(e);
   }

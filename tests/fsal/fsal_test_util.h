@@ -47,6 +47,8 @@ struct KvfsExport {
   std::string subtree = "/";
   uint64_t capacity_bytes = 8ull << 30;
   uint64_t capacity_inodes = 1000000;
+  // Key/value backend (kv_backend); empty: the default.
+  std::string kv_backend;
   // Extra lines in the FSAL block / the EXPORT block.
   std::string fsal_extra;
   std::string export_extra;

@@ -23,6 +23,7 @@
 #include "tests/e2e/ganesha_server.h"
 #include "tests/e2e/nfs_client.h"
 #include "tests/fsal/fsal_test_util.h"
+#include "tests/test_backends.h"
 
 namespace kvfs::fsal_test {
 namespace {
@@ -38,17 +39,21 @@ using e2e::NfsVersion;
 constexpr uint64_t kCapacityBytes = 8ull << 30;
 constexpr uint64_t kCapacityInodes = 1000000;
 
-class KvfsNfsTest : public ::testing::TestWithParam<NfsVersion> {
+// Parameters: key/value backend, NFS version.
+class KvfsNfsTest : public ::testing::TestWithParam<std::tuple<std::string, NfsVersion>> {
  protected:
+  NfsVersion Version() const { return std::get<1>(GetParam()); }
+
   void SetUp() override {
     KvfsExport e;
     e.db_path = dir_.path() + "/db";
+    e.kv_backend = std::get<0>(GetParam());
     e.capacity_bytes = kCapacityBytes;
     e.capacity_inodes = kCapacityInodes;
     server_ = std::make_unique<GaneshaServer>(KvfsServerOptions({e}));
     Status s = server_->Start();
     ASSERT_TRUE(s.ok()) << s.ToString();
-    client_ = Connect(GetParam());
+    client_ = Connect(Version());
     ASSERT_NE(client_, nullptr);
   }
 
@@ -69,7 +74,7 @@ class KvfsNfsTest : public ::testing::TestWithParam<NfsVersion> {
   }
 
   NfsClient& c() { return *client_; }
-  bool v4() const { return GetParam() == NfsVersion::kV4; }
+  bool v4() const { return Version() == NfsVersion::kV4; }
 
   std::string ReadAll(NfsClient& client, const std::string& path) {
     std::string data;
@@ -114,7 +119,7 @@ TEST_P(KvfsNfsTest, WriteAndReadBack) {
   EXPECT_EQ(all.substr(300000), "tail");
 
   // The other protocol reads the same bytes.
-  auto other = Connect(OtherVersion(GetParam()));
+  auto other = Connect(OtherVersion(Version()));
   ASSERT_NE(other, nullptr);
   EXPECT_TRUE(ReadAll(*other, "/io/f6") == Pattern(sizes[6], 6));
 }
@@ -188,7 +193,7 @@ TEST_P(KvfsNfsTest, LargeDirectoryListsCompletely) {
     ASSERT_EQ(maker->Unlink("/big/" + name), 0);
     expected.erase(name);
   }
-  auto other = Connect(GetParam());
+  auto other = Connect(Version());
   ASSERT_NE(other, nullptr);
   entries.clear();
   ASSERT_EQ(other->ReadDir("/big", &entries), 0);
@@ -395,7 +400,7 @@ TEST_P(KvfsNfsTest, PermissionsAreEnforced) {
   e2e::NfsClientOptions opts;
   opts.uid = 1000;
   opts.gid = 1000;
-  NfsClient user(GetParam(), opts);
+  NfsClient user(Version(), opts);
   ASSERT_EQ(user.Mount("/kvfs"), 0) << user.LastError();
   NfsFile f;
   EXPECT_EQ(user.Open("/p/ro", O_WRONLY, &f), -EACCES);
@@ -422,12 +427,12 @@ TEST_P(KvfsNfsTest, TwoClientsWriterAndReader) {
   ASSERT_EQ(c().Mkdir("/shared"), 0);
   ASSERT_EQ(c().WriteFile("/shared/f", ""), 0);
 
-  auto reader = Connect(OtherVersion(GetParam()));
+  auto reader = Connect(OtherVersion(Version()));
   ASSERT_NE(reader, nullptr);
   std::atomic<bool> writer_done{false};
   std::atomic<int> writer_rc{0};
   std::thread writer([&] {
-    NfsClient w(GetParam());
+    NfsClient w(Version());
     if (w.Mount("/kvfs") != 0) {
       writer_rc = -1;
       writer_done = true;
@@ -618,7 +623,7 @@ TEST_P(KvfsNfsTest, CopiedTreeReadsBackIdentical) {
     sums[nfs_path] = Checksum(content);
   }
 
-  auto other = Connect(OtherVersion(GetParam()));
+  auto other = Connect(OtherVersion(Version()));
   ASSERT_NE(other, nullptr);
   for (NfsClient* client : {&c(), other.get()}) {
     for (const auto& [path, sum] : sums) {
@@ -648,8 +653,14 @@ TEST_P(KvfsNfsTest, CopiedTreeReadsBackIdentical) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Versions, KvfsNfsTest, ::testing::Values(NfsVersion::kV3, NfsVersion::kV4),
-                         VersionName);
+INSTANTIATE_TEST_SUITE_P(
+    BackendsAndVersions, KvfsNfsTest,
+    ::testing::Combine(::testing::ValuesIn(kvfs::testing::PersistentBackends()),
+                       ::testing::Values(NfsVersion::kV3, NfsVersion::kV4)),
+    [](const auto& info) {
+      return std::get<0>(info.param) + "_" +
+             VersionName(::testing::TestParamInfo<NfsVersion>(std::get<1>(info.param), 0));
+    });
 
 }  // namespace
 }  // namespace kvfs::fsal_test
