@@ -8,14 +8,16 @@
 //     and the same workload with the same random orders.
 //   - The file system runs with durable=false, so per-operation fsyncs do
 //     not hide CPU differences; the create phase ends with one Sync.
-//   - Variants alternate (direct, plugin, direct, plugin, ...) over --rounds
-//     rounds, so drift in machine load hits both alike; each phase reports
-//     the median over the rounds.
+//   - Each round runs both variants, and the first of a round alternates
+//     (direct+plugin, plugin+direct, ...): measured, whichever variant ran
+//     second in a round was 10-25% slower on lookup, read and kv_get (the
+//     first run's writeback and file deletion, machine drift), so an even
+//     number of rounds (default 4) gives both variants each position equally
+//     often. Each phase reports the median over the rounds.
 //   - Every run (and the check below) is a fork of a parent that never
-//     touched RocksDB, so each starts from the same process state. Run one
-//     after another in one process, whichever variant ran second was up to
-//     ~20% slower on lookup and kv_get (heap, caches and RocksDB threads left
-//     by the first), which biased the comparison by position.
+//     touched RocksDB, so each starts from the same process state (no heap,
+//     caches or RocksDB threads left over); between runs the store is
+//     deleted and sync() flushes what the run left dirty.
 //   - Before measuring, it checks that the plugin store really is the
 //     plugin's own copy of the RocksDB store code, not this binary's: its
 //     type information lives in libkvfs-kv-rocksdb.so (the plugin is linked
@@ -33,7 +35,7 @@
 //            KVStore interface, in random order
 //
 // Usage: kv_plugin_overhead_bench [--files N] [--rounds R] [--gets G] [--dir DIR]
-// Defaults: 100000 files, 3 rounds, 1000000 gets, $TMPDIR or /tmp.
+// Defaults: 100000 files, 4 rounds, 1000000 gets, $TMPDIR or /tmp.
 // Prints a table (median seconds per variant, ratio plugin/direct) and one
 // JSON line per phase.
 #include <dlfcn.h>
@@ -71,7 +73,7 @@ constexpr size_t kNumPhases = std::size(kPhases);
 
 struct Config {
   size_t files = 100000;
-  int rounds = 3;
+  int rounds = 4;
   size_t gets = 1000000;
   std::filesystem::path dir;
 };
@@ -345,10 +347,12 @@ int Main(int argc, char** argv) {
   // times[variant][phase] = seconds of each round; variant 0 direct, 1 plugin.
   std::vector<double> times[2][kNumPhases];
   for (int r = 0; r < cfg.rounds; ++r) {
-    for (int plugin = 0; plugin < 2; ++plugin) {
+    for (int k = 0; k < 2; ++k) {
+      int plugin = (r + k) % 2;  // direct first in odd rounds, plugin first in even ones
       auto path = base / ((plugin ? "plugin" : "direct") + std::to_string(r));
       std::vector<double> t = InChild(kNumPhases, [&] { return RunOnce(plugin, cfg, path); });
       std::filesystem::remove_all(path);
+      sync();
       std::printf("round %d %-6s", r + 1, plugin ? "plugin" : "direct");
       for (size_t p = 0; p < kNumPhases; ++p) {
         std::printf("  %s %.3f", kPhases[p], t[p]);
