@@ -18,22 +18,18 @@
 #include <string>
 #include <vector>
 
+#include "bench/host_probe.h"
 #include "common/fs/file_system.h"
 #include "common/kv/rocksdb/rocksdb_store.h"
 
 namespace kvfs {
 namespace {
 
+using bench::DiskUsage;
+using bench::DropPageCache;
+
 double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
-}
-
-uint64_t DiskUsage(const std::filesystem::path& dir) {
-  uint64_t total = 0;
-  for (auto& e : std::filesystem::recursive_directory_iterator(dir)) {
-    if (e.is_regular_file()) total += e.file_size();
-  }
-  return total;
 }
 
 void Check(const Status& s, const char* what) {
@@ -41,14 +37,6 @@ void Check(const Status& s, const char* what) {
     std::fprintf(stderr, "%s: %s\n", what, s.ToString().c_str());
     std::exit(1);
   }
-}
-
-bool DropPageCache() {
-  sync();
-  FILE* f = std::fopen("/proc/sys/vm/drop_caches", "w");
-  if (f == nullptr) return false;
-  bool ok = std::fputs("3", f) >= 0;
-  return std::fclose(f) == 0 && ok;
 }
 
 struct Result {
@@ -142,7 +130,7 @@ Result RunOne(uint32_t threshold, uint32_t block_size, const std::vector<size_t>
     r.read_s = Seconds(t2);
     if (files.size() != sizes.size()) std::exit(1);
   }
-  r.disk_bytes = DiskUsage(path);
+  r.disk_bytes = DiskUsage(path.string());
   std::filesystem::remove_all(path);
   return r;
 }

@@ -17,6 +17,8 @@
 //            server's durability (every create durable, group commit), then
 //            one thread lists it (ReadDir pages) and looks up --lookups
 //            random names
+//   evict    the ingested tree dropped again (kvfs-evict's code path: range
+//            deletes, emulated key by key where the backend lacks them)
 // Each line carries the seconds, the bytes this process wrote to the block
 // device during the phase (/proc/self/io write_bytes: 0 on tmpfs), the
 // store's size on disk and the process's peak resident memory so far.
@@ -38,6 +40,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/host_probe.h"
 #include "common/fs/file_system.h"
 #include "common/kv/kv_backend.h"
 #include "ingest/ingest.h"
@@ -77,26 +80,6 @@ uint64_t ProcValue(const char* file, const std::string& key) {
     in.ignore(1 << 20, '\n');
   }
   return 0;
-}
-
-uint64_t DiskUsage(const std::string& dir) {
-  uint64_t total = 0;
-  std::error_code ec;
-  for (auto& e : std::filesystem::recursive_directory_iterator(dir, ec)) {
-    struct stat st;
-    if (lstat(e.path().c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
-      total += static_cast<uint64_t>(st.st_blocks) * 512;
-    }
-  }
-  return total;
-}
-
-bool DropPageCache() {
-  sync();
-  FILE* f = std::fopen("/proc/sys/vm/drop_caches", "w");
-  if (f == nullptr) return false;
-  bool ok = std::fputs("3", f) >= 0;
-  return std::fclose(f) == 0 && ok;
 }
 
 // Times one phase and prints its JSON line.
@@ -224,6 +207,14 @@ void ReadPhase(const Flags& flags) {
   p.End(files, bytes, cold, extra);
 }
 
+void EvictPhase(const Flags& flags) {
+  auto fs = OpenFs(flags);
+  ingest::EvictStats st;
+  Phase p(flags, "evict");
+  Check(ingest::EvictTree(fs.get(), "linux", &st), "evict /linux");
+  p.End(static_cast<uint64_t>(st.inodes), static_cast<uint64_t>(st.bytes), false);
+}
+
 void HugeDirPhases(const Flags& flags) {
   auto fs = OpenFs(flags);
   Attributes dir;
@@ -314,6 +305,7 @@ int Main(int argc, char** argv) {
   StatPhase(flags);
   ReadPhase(flags);
   HugeDirPhases(flags);
+  EvictPhase(flags);
   return 0;
 }
 

@@ -61,6 +61,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bench/host_probe.h"
 #include "tests/e2e/ganesha_server.h"
 #include "tests/e2e/nfs_client.h"
 #include "tests/fsal/fsal_test_util.h"
@@ -1057,11 +1058,7 @@ class PerfRecorder {
 
 // Writes dirty pages and drops the page cache (needs root).
 void DropCaches() {
-  sync();
-  FILE* f = std::fopen("/proc/sys/vm/drop_caches", "w");
-  if (f == nullptr || std::fputs("3", f) < 0 || std::fclose(f) != 0) {
-    Die("cannot drop the page cache (needs root)");
-  }
+  if (!DropPageCache()) Die("cannot drop the page cache (needs root)");
 }
 
 // Command-line flags.

@@ -67,6 +67,22 @@ Status KVStore::Delete(Column c, std::string_view key) {
   return Write(WriteOptions(), batch);
 }
 
+Status BulkLoadKeyOrder::Check(Column c, std::string_view key) const {
+  const int i = static_cast<int>(c);
+  if (i >= kNumColumns) return Status::InvalidArgument("bulk load: bad column");
+  if (has_last_[i] && key <= last_[i]) {
+    return Status::InvalidArgument(std::string("bulk load: keys of column ") + ColumnName(c) +
+                                   " out of order");
+  }
+  return Status::OK();
+}
+
+void BulkLoadKeyOrder::Added(Column c, std::string_view key) {
+  const int i = static_cast<int>(c);
+  has_last_[i] = true;
+  last_[i].assign(key);
+}
+
 namespace {
 
 // The default BulkLoader: one WriteBatch, written synced by Commit().
@@ -75,15 +91,9 @@ class WriteBatchLoader final : public BulkLoader {
   explicit WriteBatchLoader(KVStore* store) : store_(store) {}
 
   Status Add(Column c, std::string_view key, std::string_view value) override {
-    const int i = static_cast<int>(c);
-    if (i >= kNumColumns) return Status::InvalidArgument("bulk load: bad column");
     if (committed_) return Status::InvalidArgument("bulk load: already committed");
-    if (has_last_[i] && key <= last_[i]) {
-      return Status::InvalidArgument(std::string("bulk load: keys of column ") + ColumnName(c) +
-                                     " out of order");
-    }
-    has_last_[i] = true;
-    last_[i].assign(key);
+    KVFS_RETURN_IF_ERROR(order_.Check(c, key));
+    order_.Added(c, key);
     batch_.Put(c, key, value);
     bytes_ += key.size() + value.size();
     return Status::OK();
@@ -106,8 +116,7 @@ class WriteBatchLoader final : public BulkLoader {
   WriteBatch batch_;
   bool committed_ = false;
   uint64_t bytes_ = 0;
-  bool has_last_[kNumColumns] = {};
-  std::string last_[kNumColumns];
+  BulkLoadKeyOrder order_;
 };
 
 class ErrorIterator final : public Iterator {

@@ -144,6 +144,21 @@ class BulkLoader {
   virtual uint64_t BytesAdded() const = 0;
 };
 
+// The key order BulkLoader::Add demands, for loader implementations: each
+// column's keys strictly ascending.
+class BulkLoadKeyOrder {
+ public:
+  // OK if `key` may be added to column `c` now; InvalidArgument for a bad
+  // column or a key not greater than the column's previous one.
+  Status Check(Column c, std::string_view key) const;
+  // Records `key` as column c's last key (after a successful Check and add).
+  void Added(Column c, std::string_view key);
+
+ private:
+  bool has_last_[kNumColumns] = {};
+  std::string last_[kNumColumns];
+};
+
 class KVStore {
  public:
   virtual ~KVStore() = default;

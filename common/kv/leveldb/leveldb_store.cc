@@ -514,9 +514,8 @@ class LevelDBBulkLoader final : public BulkLoader {
   uint64_t count_ = 0;  // keys in batch_
   bool committed_ = false;
   uint64_t bytes_ = 0;
-  bool has_last_[kNumColumns] = {};
-  std::string last_[kNumColumns];  // the last key added to each column
-  std::string key_;                // scratch for prefixed keys
+  BulkLoadKeyOrder order_;
+  std::string key_;  // scratch for prefixed keys
 };
 
 // The KVStore over one LevelDB database (see the top of the file).
@@ -634,15 +633,9 @@ class LevelDBStore final : public KVStore {
 };
 
 Status LevelDBBulkLoader::Add(Column c, std::string_view key, std::string_view value) {
-  const int i = static_cast<int>(c);
-  if (!ValidColumn(c)) return Status::InvalidArgument("bulk load: bad column");
   if (committed_) return Status::InvalidArgument("bulk load: already committed");
-  if (has_last_[i] && key <= last_[i]) {
-    return Status::InvalidArgument(std::string("bulk load: keys of column ") + ColumnName(c) +
-                                   " out of order");
-  }
-  has_last_[i] = true;
-  last_[i].assign(key);
+  KVFS_RETURN_IF_ERROR(order_.Check(c, key));
+  order_.Added(c, key);
   DbKey(c, key, &key_);
   batch_.Put(ToSlice(key_), ToSlice(value));
   ++count_;

@@ -620,12 +620,8 @@ class LmdbLoader final : public BulkLoader {
 
   Status Add(Column c, std::string_view key, std::string_view value) override {
     const int i = static_cast<int>(c);
-    if (!ValidColumn(c)) return Status::InvalidArgument("bulk load: bad column");
     if (committed_) return Status::InvalidArgument("bulk load: already committed");
-    if (has_last_[i] && key <= last_[i]) {
-      return Status::InvalidArgument(std::string("bulk load: keys of column ") + ColumnName(c) +
-                                     " out of order");
-    }
+    KVFS_RETURN_IF_ERROR(order_.Check(c, key));
     if (key.size() > store_->info().max_key) {
       return Status::InvalidArgument("bulk load: key of " + std::to_string(key.size()) +
                                      " bytes is longer than LMDB's limit of " +
@@ -633,8 +629,7 @@ class LmdbLoader final : public BulkLoader {
     }
     if (value.size() > UINT32_MAX) return Status::InvalidArgument("bulk load: value too big");
     if (!write_error_.ok()) return write_error_;
-    has_last_[i] = true;
-    last_[i].assign(key);
+    order_.Added(c, key);
     char header[kStagedHeaderBytes];
     EncodeStagedHeader(StagedHeader{static_cast<uint8_t>(i), static_cast<uint32_t>(key.size()),
                                     static_cast<uint32_t>(value.size())},
@@ -676,8 +671,7 @@ class LmdbLoader final : public BulkLoader {
   bool committed_ = false;
   uint64_t records_ = 0;
   uint64_t bytes_ = 0;
-  bool has_last_[kNumColumns] = {};
-  std::string last_[kNumColumns];
+  BulkLoadKeyOrder order_;
 };
 
 Status LmdbStore::NewBulkLoader(const std::string& staging_dir, std::unique_ptr<BulkLoader>* out) {
