@@ -441,10 +441,4 @@ Status OpenRocksDBStore(const RocksDBOptions& opts, std::unique_ptr<KVStore>* ou
   return Status::OK();
 }
 
-Status DestroyRocksDBStore(const std::string& path) {
-  if (path.empty()) return Status::InvalidArgument("rocksdb store: empty path");
-  rocksdb::Options options;
-  return FromRocks(rocksdb::DestroyDB(path, options), "destroy rocksdb store at " + path);
-}
-
 }  // namespace kvfs

@@ -63,8 +63,4 @@ struct RocksDBOptions {
 // error. Name() of the store is "rocksdb".
 Status OpenRocksDBStore(const RocksDBOptions& opts, std::unique_ptr<KVStore>* out);
 
-// Deletes the database at `path` (which must not be open) and its files.
-// OK if there is nothing to delete.
-Status DestroyRocksDBStore(const std::string& path);
-
 }  // namespace kvfs
