@@ -40,6 +40,10 @@ THROUGHPUT = [  # phase, column title, unit
 ]
 
 
+# Only the phases this run measured.
+THROUGHPUT = [t for t in THROUGHPUT if any(k[2] == t[0] for k in data)]
+
+
 def cell(backend, medium, phase):
     r = data.get((backend, medium, phase))
     base = data.get(("rocksdb", medium, phase))
