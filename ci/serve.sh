@@ -4,7 +4,9 @@
 # NFSv4 as /kvfs (nfs://HOST/kvfs). ./data/store is the local persistent
 # store (the folder of tarballs; see docs/ingest.md). Ctrl-C stops it.
 #
-# Environment: KVFS_DATA (default ./data) moves both folders.
+# Environment: KVFS_DATA (default ./data) moves both folders; KVFS_KV_BACKEND
+# (rocksdb, lmdb, leveldb) picks the key/value backend of a new store
+# (docs/kv-stores.md; an existing store keeps the one it was made with).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./ci/build.sh
@@ -31,7 +33,7 @@ EXPORT {
     Squash = No_Root_Squash;
     SecType = sys;
     UseCookieVerifier = false;
-    FSAL { Name = KVFS; db_path = "$DATA/db"; }
+    FSAL { Name = KVFS; db_path = "$DATA/db"; ${KVFS_KV_BACKEND:+kv_backend = \"$KVFS_KV_BACKEND\";} }
 }
 LOG { Default_Log_Level = EVENT; }
 CONF
