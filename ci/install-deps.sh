@@ -23,8 +23,8 @@ PACKAGES=(
   python3 python3-ply autoconf automake libtool libfuse-dev fuse3
   libtirpc-dev libnsl-dev groff-base time patch pkg-config
   # benchmarks (bench/run.sh, bench/kv_stores.sh): the linux tree corpus,
-  # profiler, plots
-  linux-source-6.1 linux-perf python3-matplotlib
+  # profiler, plots, syscall counts (bench/store_load.sh)
+  linux-source-6.1 linux-perf python3-matplotlib strace
 )
 
 missing=()
