@@ -4,7 +4,8 @@
 //
 // Usage: kv_store_bench --backend=NAME --dir=DIR --tarball=FILE.tar
 //                       [--medium=LABEL] [--hugedir=N] [--threads=T]
-//                       [--lookups=N]
+//                       [--lookups=N] [--file-bytes=B]
+//                       [--phases=ingest,stat,read,hugedir,reopen,evict]
 //
 // Phases, each on the store in DIR/db (created fresh):
 //   ingest   kvfs-ingest's code path (IngestFile) loads the tarball as /linux
@@ -13,10 +14,13 @@
 //   read     after another restart: every file read whole; the xxh3 sum of
 //            all contents is printed so runs on different backends can be
 //            compared
-//   hugedir  T threads create N empty files in one directory with the
+//   hugedir  T threads create N files (of --file-bytes bytes, default 0,
+//            written in the same durable step) in one directory with the
 //            server's durability (every create durable, group commit), then
 //            one thread lists it (ReadDir pages) and looks up --lookups
 //            random names
+//   reopen   the store closed and opened again (the backend settles: RocksDB
+//            flushes what its write-ahead log held), for the settled size
 //   evict    the ingested tree dropped again (kvfs-evict's code path: range
 //            deletes, emulated key by key where the backend lacks them)
 // Each line carries the seconds, the bytes this process wrote to the block
@@ -56,6 +60,13 @@ struct Flags {
   uint64_t hugedir = 1000000;
   int threads = 32;
   uint64_t lookups = 100000;
+  uint64_t file_bytes = 0;
+  std::string phases = "ingest,stat,read,hugedir,reopen,evict";
+
+  // True if `phase` is in --phases.
+  bool Runs(const std::string& phase) const {
+    return ("," + phases + ",").find("," + phase + ",") != std::string::npos;
+  }
 };
 
 [[noreturn]] void Die(const std::string& what) {
@@ -215,6 +226,18 @@ void EvictPhase(const Flags& flags) {
   p.End(static_cast<uint64_t>(st.inodes), static_cast<uint64_t>(st.bytes), false);
 }
 
+// Deterministic, moderately compressible contents of file i (words of a
+// small vocabulary, as in text files).
+std::string Contents(uint64_t i, uint64_t size) {
+  static const char* const kWords[] = {"alpha ", "beta ", "gamma ", "delta ", "kvfs ",
+                                       "store ", "tree ", "file ",  "data\n", "0x1f "};
+  std::mt19937_64 rng(i);
+  std::string s;
+  while (s.size() < size) s += kWords[rng() % 10];
+  s.resize(size);
+  return s;
+}
+
 void HugeDirPhases(const Flags& flags) {
   auto fs = OpenFs(flags);
   Attributes dir;
@@ -233,11 +256,16 @@ void HugeDirPhases(const Flags& flags) {
         for (uint64_t i; (i = next++) < flags.hugedir;) {
           Attributes a;
           Check(fs->Create(dir.ino, name(i), NewObject{0644, 0, 0}, true, &a), "create");
+          if (flags.file_bytes > 0) {
+            Check(fs->Write(a.ino, 0, Contents(i, flags.file_bytes), Stability::kStable, &a),
+                  "write");
+          }
         }
       });
     }
     for (auto& t : threads) t.join();
-    p.End(flags.hugedir, 0, false, ", \"threads\": " + std::to_string(flags.threads));
+    p.End(flags.hugedir, flags.hugedir * flags.file_bytes, false,
+          ", \"threads\": " + std::to_string(flags.threads));
   }
   {
     Phase p(flags, "hugedir_list");
@@ -286,6 +314,10 @@ int Main(int argc, char** argv) {
       flags.medium = v;
     } else if (const char* v = value("hugedir")) {
       flags.hugedir = std::strtoull(v, nullptr, 10);
+    } else if (const char* v = value("file-bytes")) {
+      flags.file_bytes = std::strtoull(v, nullptr, 10);
+    } else if (const char* v = value("phases")) {
+      flags.phases = v;
     } else if (const char* v = value("threads")) {
       flags.threads = std::atoi(v);
     } else if (const char* v = value("lookups")) {
@@ -296,16 +328,25 @@ int Main(int argc, char** argv) {
           "[--threads=T] [--lookups=N])");
     }
   }
-  if (flags.dir.empty() || flags.tarball.empty() || flags.threads < 1 || flags.hugedir == 0) {
-    Die("--dir and --tarball are required; --threads and --hugedir must be positive");
+  const bool tree =
+      flags.Runs("ingest") || flags.Runs("stat") || flags.Runs("read") || flags.Runs("evict");
+  if (flags.dir.empty() || (tree && flags.tarball.empty()) || flags.threads < 1 ||
+      flags.hugedir == 0) {
+    Die("--dir is required, --tarball too for the tree phases; --threads and --hugedir must be "
+        "positive");
   }
   std::filesystem::remove_all(flags.dir + "/db");
   std::filesystem::create_directories(flags.dir);
-  IngestPhase(flags);
-  StatPhase(flags);
-  ReadPhase(flags);
-  HugeDirPhases(flags);
-  EvictPhase(flags);
+  if (flags.Runs("ingest")) IngestPhase(flags);
+  if (flags.Runs("stat")) StatPhase(flags);
+  if (flags.Runs("read")) ReadPhase(flags);
+  if (flags.Runs("hugedir")) HugeDirPhases(flags);
+  if (flags.Runs("reopen")) {
+    Phase p(flags, "reopen");
+    OpenFs(flags).reset();
+    p.End(0, 0, false);
+  }
+  if (flags.Runs("evict")) EvictPhase(flags);
   return 0;
 }
 
