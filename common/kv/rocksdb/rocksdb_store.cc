@@ -375,6 +375,10 @@ rocksdb::ColumnFamilyOptions ColumnOptions(Column c, const RocksDBOptions& opts,
     // misses): whole-key Bloom filters answer most without reading a block.
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(opts.bloom_bits_per_key, false));
     table.whole_key_filtering = true;
+    // The same for the memtables: a lookup of a key that is not in them
+    // (most of them, once the data is flushed) skips the skiplist search.
+    cf.memtable_whole_key_filtering = true;
+    cf.memtable_prefix_bloom_size_ratio = 0.02;
     table.optimize_filters_for_memory = true;
     // Hash index inside data blocks: point lookups skip the binary search.
     table.data_block_index_type = rocksdb::BlockBasedTableOptions::kDataBlockBinaryAndHash;
