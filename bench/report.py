@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Turns bench/run.sh's results.jsonl into Markdown tables (stdout).
+"""Turns bench/run.sh's results.jsonl into Markdown tables (stdout) and a plot.
 
-usage: bench/report.py OUT_DIR   (reads OUT_DIR/results.jsonl, OUT_DIR/machine.txt)
+usage: bench/report.py OUT_DIR   (reads OUT_DIR/results.jsonl, OUT_DIR/machine.txt;
+                                  writes OUT_DIR/nfs-bench.png if matplotlib is there)
 
 One table per corpus: files/s of each phase per target, then KVFS's ratio
 against FSAL_MEM and FSAL_VFS measured in the same run, then the issue's
@@ -108,6 +109,39 @@ def main():
         print("### Phases that read back something wrong")
         for b in bad:
             print("- " + b)
+    plot(by, out)
+
+
+def plot(by, out):
+    """One panel per corpus: files/s of each NFS phase per server, log scale."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("\n(matplotlib missing: no plot; ci/install-deps.sh installs python3-matplotlib)")
+        return
+    servers = ["vfs-v3", "mem-v3", "kvfs-v3"]
+    corpora = [c for c, res in by.items() if any(t in servers for t, _ in res)]
+    if not corpora:
+        return
+    fig, axes = plt.subplots(1, len(corpora), figsize=(4.2 * len(corpora), 3.6), squeeze=False)
+    for ax, corpus in zip(axes[0], corpora):
+        res = by[corpus]
+        phases = [p for p in PHASES[1:] if any(rate(res.get((t, p))) for t in servers)]
+        width = 0.8 / len(servers)
+        for i, t in enumerate(servers):
+            ax.bar([x + i * width for x in range(len(phases))],
+                   [rate(res.get((t, p))) or 0 for p in phases], width, label=t)
+        ax.set_yscale("log")
+        ax.set_xticks([x + width for x in range(len(phases))])
+        ax.set_xticklabels(phases, rotation=20, fontsize=8)
+        ax.set_title(corpus)
+        ax.set_ylabel("files/s (log)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out + "/nfs-bench.png", dpi=90)
+    print("\n![files/s per server and phase](nfs-bench.png)")
 
 
 if __name__ == "__main__":

@@ -191,6 +191,7 @@ done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
 rm -rf "$SCRATCH"
 
-python3 "$ROOT/bench/report.py" "$OUT" > "$OUT/report.md"
+# Debian's python3 (python3-matplotlib), not another one first on PATH.
+/usr/bin/python3 "$ROOT/bench/report.py" "$OUT" > "$OUT/report.md"
 cat "$OUT/report.md"
 exit $status
