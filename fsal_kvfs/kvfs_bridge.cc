@@ -184,13 +184,12 @@ int kvfs_fs_acquire(const kvfs_fs_options* options, kvfs_fs** out, char** canoni
     std::unique_ptr<kvfs_fs>& slot = reg.open[path];
     if (slot == nullptr) {
       kvfs::KVStoreSpec spec;
-      spec.path = path;
-      spec.backend = options->kv_backend != nullptr ? options->kv_backend : "";
       std::unique_ptr<kvfs::KVStore> store;
       auto entry = std::make_unique<kvfs_fs>();
       entry->path = path;
-      kvfs::Status s = kvfs::ParseKVOptions(
-          options->kv_options != nullptr ? options->kv_options : "", &spec.options);
+      kvfs::Status s =
+          kvfs::ParseKVStoreSpec(path, options->kv_backend != nullptr ? options->kv_backend : "",
+                                 options->kv_options != nullptr ? options->kv_options : "", &spec);
       if (s.ok()) s = kvfs::OpenKVStore(spec, &store);
       if (s.ok()) {
         s = kvfs::FileSystem::Open(kvfs::FileSystemOptions(), std::move(store), &entry->fs);

@@ -93,14 +93,12 @@ Status ParseCommandLine(int argc, char** argv, const std::set<std::string>& flag
 }
 
 int RunRequests(const CommandLine& cl, const std::vector<Message>& requests) {
-  KVStoreSpec spec;
   auto option = [&](const char* name) {
     auto it = cl.options.find(name);
     return it == cl.options.end() ? std::string() : it->second;
   };
-  spec.path = option("db");
-  spec.backend = option("backend");
-  Status parsed = ParseKVOptions(option("kv-options"), &spec.options);
+  KVStoreSpec spec;
+  Status parsed = ParseKVStoreSpec(option("db"), option("backend"), option("kv-options"), &spec);
   if (!parsed.ok()) {
     std::cerr << "--kv-options: " << parsed.ToString() << "\n";
     return 2;

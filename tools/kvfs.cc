@@ -368,10 +368,8 @@ Status HasherByName(const std::string& name, NameHasher* out) {
 Status OpenStore(const Args& args, bool create, std::unique_ptr<KVStore>* out) {
   if (args.db.empty()) return UsageError("--db PATH is required");
   KVStoreSpec spec;
-  spec.path = args.db;
-  spec.backend = args.backend;
+  KVFS_RETURN_IF_ERROR(ParseKVStoreSpec(args.db, args.backend, args.kv_options, &spec));
   spec.create_if_missing = create;
-  KVFS_RETURN_IF_ERROR(ParseKVOptions(args.kv_options, &spec.options));
   return OpenKVStore(spec, out);
 }
 

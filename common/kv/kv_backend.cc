@@ -145,12 +145,21 @@ std::string RecordedKVBackend(const std::string& path) {
   return name;
 }
 
-Status CheckRecordedKVBackend(const std::string& path, const std::string& backend) {
-  const std::string recorded = RecordedKVBackend(path);
+namespace {
+
+// CheckRecordedKVBackend, given what is recorded.
+Status CheckBackend(const std::string& path, const std::string& recorded,
+                    const std::string& backend) {
   if (recorded.empty() || backend.empty() || recorded == backend) return Status::OK();
   return Status::InvalidArgument("the store in " + path + " was created by backend '" + recorded +
                                  "', not '" + backend +
                                  "' (leave the backend unset to use the recorded one)");
+}
+
+}  // namespace
+
+Status CheckRecordedKVBackend(const std::string& path, const std::string& backend) {
+  return CheckBackend(path, RecordedKVBackend(path), backend);
 }
 
 std::vector<std::string> AvailableKVBackends() {
@@ -173,8 +182,8 @@ std::vector<std::string> AvailableKVBackends() {
 
 Status OpenKVStore(const KVStoreSpec& spec, std::unique_ptr<KVStore>* out) {
   if (spec.path.empty()) return Status::InvalidArgument("no store path given");
-  KVFS_RETURN_IF_ERROR(CheckRecordedKVBackend(spec.path, spec.backend));
   const std::string recorded = RecordedKVBackend(spec.path);
+  KVFS_RETURN_IF_ERROR(CheckBackend(spec.path, recorded, spec.backend));
   KVStoreSpec resolved = spec;
   resolved.backend =
       !recorded.empty() ? recorded : (!spec.backend.empty() ? spec.backend : kDefaultKVBackend);
@@ -184,6 +193,16 @@ Status OpenKVStore(const KVStoreSpec& spec, std::unique_ptr<KVStore>* out) {
   KVFS_RETURN_IF_ERROR(plugin->open(resolved, &store));
   if (recorded.empty()) KVFS_RETURN_IF_ERROR(RecordBackend(spec.path, resolved.backend));
   *out = std::move(store);
+  return Status::OK();
+}
+
+Status ParseKVStoreSpec(std::string path, std::string backend, std::string_view options,
+                        KVStoreSpec* out) {
+  KVStoreSpec spec;
+  spec.path = std::move(path);
+  spec.backend = std::move(backend);
+  KVFS_RETURN_IF_ERROR(ParseKVOptions(options, &spec.options));
+  *out = std::move(spec);
   return Status::OK();
 }
 

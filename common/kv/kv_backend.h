@@ -75,6 +75,12 @@ Status CheckRecordedKVBackend(const std::string& path, const std::string& backen
 // Names of the backends whose plugin is found on the search path, sorted.
 std::vector<std::string> AvailableKVBackends();
 
+// A spec as operators give one (a path, a backend name or "", options as
+// "name=value,..." text), with create_if_missing true. InvalidArgument for
+// malformed options (ParseKVOptions); *out is untouched then.
+Status ParseKVStoreSpec(std::string path, std::string backend, std::string_view options,
+                        KVStoreSpec* out);
+
 // Parses "name=value,name=value" (spaces around items ignored; empty text
 // gives no options) into *out. InvalidArgument for an item without '=' or an
 // empty name, or a name given twice.

@@ -1155,6 +1155,15 @@ TEST(KVBackendTest, ParseOptions) {
   EXPECT_EQ(ParseKVOptions("a=1,b", &o).posix_errno(), EINVAL);
   EXPECT_EQ(ParseKVOptions("=1", &o).posix_errno(), EINVAL);
   EXPECT_EQ(ParseKVOptions("a=1,a=2", &o).posix_errno(), EINVAL);
+
+  KVStoreSpec spec;
+  ASSERT_OK(ParseKVStoreSpec("/db", "lmdb", "map_size=2T", &spec));
+  EXPECT_EQ(spec.path, "/db");
+  EXPECT_EQ(spec.backend, "lmdb");
+  EXPECT_EQ(spec.options, (KVOptions{{"map_size", "2T"}}));
+  EXPECT_TRUE(spec.create_if_missing);
+  EXPECT_EQ(ParseKVStoreSpec("/other", "", "bad", &spec).posix_errno(), EINVAL);
+  EXPECT_EQ(spec.path, "/db");  // untouched on error
 }
 
 TEST(KVBackendTest, OptionReaderParsesAndReportsEveryProblem) {
