@@ -49,23 +49,15 @@ CLIENT="$BUILD/bench/nfs_bench_client"
 NS="$ROOT/ci/run-in-namespace.sh"
 
 CACHE="$BUILD/bench-cache"
-mkdir -p "$CACHE" "$OUT"
-LINUX_XZ=/usr/src/linux-source-6.1.tar.xz
-if [ ! -f "$CACHE/linux-source-6.1.tar" ]; then
-  echo "decompressing $LINUX_XZ once into $CACHE"
-  xz -T2 -dc "$LINUX_XZ" > "$CACHE/linux-source-6.1.tar.part"
-  mv "$CACHE/linux-source-6.1.tar.part" "$CACHE/linux-source-6.1.tar"
-fi
+mkdir -p "$OUT"
+# shellcheck source=bench/corpus_cache.sh
+. "$ROOT/bench/corpus_cache.sh"
 if [ "$QUICK" -eq 1 ]; then
   NFS_CORPUS=linux-3k NFS_FILES=3000 HUGEDIR=${HUGEDIR:-20000}
 else
   NFS_CORPUS=linux-25k NFS_FILES=25000 HUGEDIR=${HUGEDIR:-1000000}
 fi
-if [ ! -f "$CACHE/$NFS_CORPUS.tar" ]; then
-  "$CLIENT" --tarball="$CACHE/linux-source-6.1.tar" --max-files="$NFS_FILES" \
-    --write-tar="$CACHE/$NFS_CORPUS.tar.part" 2>/dev/null
-  mv "$CACHE/$NFS_CORPUS.tar.part" "$CACHE/$NFS_CORPUS.tar"
-fi
+make_tar "$NFS_CORPUS" --tarball="$CACHE/linux-source-6.1.tar" --max-files="$NFS_FILES"
 
 RESULTS="$OUT/kv-results.jsonl"
 : > "$RESULTS"

@@ -58,22 +58,9 @@ CLIENT="$BUILD/bench/nfs_bench_client"
 NS="$ROOT/ci/run-in-namespace.sh"
 
 CACHE="$BUILD/bench-cache"
-mkdir -p "$CACHE" "$OUT"
-LINUX_XZ=/usr/src/linux-source-6.1.tar.xz
-[ -f "$LINUX_XZ" ] || { echo "run.sh: $LINUX_XZ missing (ci/install-deps.sh)" >&2; exit 2; }
-if [ ! -f "$CACHE/linux-source-6.1.tar" ]; then
-  echo "decompressing $LINUX_XZ once into $CACHE"
-  xz -T2 -dc "$LINUX_XZ" > "$CACHE/linux-source-6.1.tar.part"
-  mv "$CACHE/linux-source-6.1.tar.part" "$CACHE/linux-source-6.1.tar"
-fi
-# make_tar NAME ARGS...: writes CACHE/NAME.tar with the client (once).
-make_tar() {
-  local name="$1"; shift
-  if [ ! -f "$CACHE/$name.tar" ]; then
-    "$CLIENT" "$@" --write-tar="$CACHE/$name.tar.part" 2>/dev/null
-    mv "$CACHE/$name.tar.part" "$CACHE/$name.tar"
-  fi
-}
+mkdir -p "$OUT"
+# shellcheck source=bench/corpus_cache.sh
+. "$ROOT/bench/corpus_cache.sh"
 if [ "$QUICK" -eq 1 ]; then
   make_tar linux-3k --tarball="$CACHE/linux-source-6.1.tar" --max-files=3000
   make_tar gen-2k --generate=2000:42
