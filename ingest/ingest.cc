@@ -96,10 +96,12 @@ Status CheckTarget(FileSystem* fs, const std::string& name, bool replace) {
   return Status::OK();
 }
 
-// Builds, loads and publishes the tree into the reserved `range`.
+// Builds, loads and publishes the tree into the reserved `range` (or, with
+// options.fill_top, fills that stub), numbering members from first_local.
 Status LoadRange(FileSystem* fs, ArchiveReader* archive, const StoreLayout& layout,
                  const std::string& name, const std::string& alias, uint64_t range,
-                 const std::string& work_dir, const IngestOptions& options, IngestStats* stats) {
+                 uint64_t first_local, const std::string& work_dir, const IngestOptions& options,
+                 IngestStats* stats) {
   std::unique_ptr<BulkLoader> loader;
   KVFS_RETURN_IF_ERROR(fs->store()->NewBulkLoader(options.staging_dir, &loader));
   TreeBuilderOptions bo;
@@ -109,6 +111,7 @@ Status LoadRange(FileSystem* fs, ArchiveReader* archive, const StoreLayout& layo
   bo.work_dir = work_dir;
   bo.now = Now();
   bo.alias = alias;
+  bo.first_local = first_local;
   TreeBuilder builder(layout, range, name, loader.get(), bo);
   Clock::time_point t0 = Clock::now();
   for (;;) {
@@ -131,8 +134,12 @@ Status LoadRange(FileSystem* fs, ArchiveReader* archive, const StoreLayout& layo
   stats->load_seconds = SecondsSince(t0);
 
   t0 = Clock::now();
-  tree.replace = options.replace;
-  KVFS_RETURN_IF_ERROR(fs->PublishTree(tree, &stats->replaced_range));
+  if (options.fill_top != 0) {
+    KVFS_RETURN_IF_ERROR(fs->FinishFill(tree));
+  } else {
+    tree.replace = options.replace;
+    KVFS_RETURN_IF_ERROR(fs->PublishTree(tree, &stats->replaced_range));
+  }
   stats->publish_seconds = SecondsSince(t0);
   return Status::OK();
 }
@@ -165,7 +172,7 @@ Status IngestTarball(FileSystem* fs, std::unique_ptr<ObjectReader> in, std::stri
                     " bytes, more than the quota of " + std::to_string(options.max_archive_bytes));
   }
   if (options.staging_dir.empty()) return Status::InvalidArgument("no staging directory");
-  KVFS_RETURN_IF_ERROR(CheckTarget(fs, name, options.replace));
+  if (options.fill_top == 0) KVFS_RETURN_IF_ERROR(CheckTarget(fs, name, options.replace));
   StoreLayout layout;
   KVFS_RETURN_IF_ERROR(ReadStoreLayout(fs->store(), options.hasher, &layout));
   std::unique_ptr<ObjectReader> tar;
@@ -176,13 +183,23 @@ Status IngestTarball(FileSystem* fs, std::unique_ptr<ObjectReader> in, std::stri
   KVFS_RETURN_IF_ERROR(work.Create(options.staging_dir));
 
   uint64_t range;
-  KVFS_RETURN_IF_ERROR(ReserveRange(fs, options, name, &range));
+  uint64_t first_local = 2;
+  if (options.fill_top != 0) {
+    range = schema::RangeOf(options.fill_top);
+    uint64_t high_water;
+    KVFS_RETURN_IF_ERROR(fs->BeginFill(options.fill_top, &high_water));
+    first_local = options.fill_first_local != 0 ? options.fill_first_local : high_water;
+  } else {
+    KVFS_RETURN_IF_ERROR(ReserveRange(fs, options, name, &range));
+  }
   stats->range = range;
-  Status s = LoadRange(fs, archive.get(), layout, name, alias, range, work.path(), options, stats);
+  stats->first_local = first_local;
+  Status s = LoadRange(fs, archive.get(), layout, name, alias, range, first_local, work.path(),
+                       options, stats);
   if (!s.ok()) {
-    // Nothing of the range is visible: delete what was loaded. If even that
-    // fails, the next FileSystem::Open does it.
-    Status a = fs->AbandonRange(range);
+    // Nothing of the range is visible (or the stub is as it was): delete what
+    // was loaded. If even that fails, the next FileSystem::Open does it.
+    Status a = options.fill_top != 0 ? fs->ResetToStub(options.fill_top) : fs->AbandonRange(range);
     if (!a.ok()) {
       return Status::FromErrno(
           s.posix_errno(),

@@ -57,12 +57,21 @@ struct IngestOptions {
   std::string claim_owner;
   // The name hash the store was created with.
   NameHasher hasher = DefaultNameHasher();
+  // If not 0: fill this stub top-level directory in place (FileSystem::
+  // BeginFill/FinishFill; name must be its name) instead of publishing a new
+  // tree; replace and claims do not apply. On failure it is an empty stub
+  // again.
+  Ino fill_top = 0;
+  // With fill_top: local inode number of the first member below the top; 0:
+  // the range's high-water mark (numbers never handed out before).
+  uint64_t fill_first_local = 0;
 };
 
 struct IngestStats {
   std::string name;
   uint64_t range = 0;
   uint64_t replaced_range = 0;  // 0 if nothing was replaced
+  uint64_t first_local = 0;     // local number of the first member below the top
   uint64_t archive_bytes = 0;   // size of the tarball
   uint64_t loaded_bytes = 0;    // bytes of keys and values bulk loaded
   BuildStats build;

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -124,6 +125,7 @@ class LocalStore final : public PersistentStore {
     }
     KVFS_RETURN_IF_ERROR(MakeDir(MetaPath("")));
     KVFS_RETURN_IF_ERROR(MakeDir(MetaPath("tmp")));
+    KVFS_RETURN_IF_ERROR(MakeDir(MetaPath("names")));
     return MakeDir(MetaPath("ranges"));
   }
 
@@ -164,6 +166,12 @@ class LocalStore final : public PersistentStore {
     if (!S_ISREG(st.st_mode)) return Status::FromErrno(EISDIR, path + " is not a regular file");
     out->name = name;
     out->size = static_cast<uint64_t>(st.st_size);
+    out->mtime_sec = st.st_mtim.tv_sec;
+    out->mtime_nsec = static_cast<uint32_t>(st.st_mtim.tv_nsec);
+    const uint64_t fields[4] = {static_cast<uint64_t>(st.st_ino), out->size,
+                                static_cast<uint64_t>(st.st_mtim.tv_sec),
+                                static_cast<uint64_t>(st.st_mtim.tv_nsec)};
+    out->version = XXH3_64bits(fields, sizeof(fields));
     return Status::OK();
   }
 
@@ -194,21 +202,7 @@ class LocalStore final : public PersistentStore {
   }
 
   Status ClaimRange(uint64_t range, std::string_view owner) override {
-    const std::string path = ClaimPath(range);
-    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-    if (!fd.valid()) {
-      if (errno == EEXIST) {
-        return Status::Exists("inode range " + std::to_string(range) + " is already claimed in " +
-                              Describe());
-      }
-      return Errno("claim", path);
-    }
-    // The claim is the file's existence; the contents are for people.
-    std::string note(owner);
-    note += '\n';
-    KVFS_RETURN_IF_ERROR(WriteAll(fd.get(), note, path));
-    if (::fsync(fd.get()) != 0) return Errno("fsync", path);
-    return FsyncPath(MetaPath("ranges"));
+    return CreateClaim(ClaimPath(range), "inode range " + std::to_string(range), owner);
   }
 
   Status HighestClaimedRange(uint64_t* range) override {
@@ -229,9 +223,37 @@ class LocalStore final : public PersistentStore {
     return s;
   }
 
+  Status ClaimName(const std::string& name, std::string_view owner) override {
+    KVFS_RETURN_IF_ERROR(CheckObjectName(name));
+    return CreateClaim(MetaPath("names/" + name), "name '" + name + "'", owner);
+  }
+
+  Status ReleaseName(const std::string& name) override {
+    KVFS_RETURN_IF_ERROR(CheckObjectName(name));
+    const std::string path = MetaPath("names/" + name);
+    if (::unlink(path.c_str()) != 0) return Errno("release claim", path);
+    return FsyncPath(MetaPath("names"));
+  }
+
   std::string Describe() const override { return "dir:" + dir_; }
 
  private:
+  // Creates claim file `path` exclusively (EEXIST naming `what` if it
+  // exists) with `owner` in it, durably.
+  Status CreateClaim(const std::string& path, const std::string& what, std::string_view owner) {
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    if (!fd.valid()) {
+      if (errno == EEXIST) return Status::Exists(what + " is already claimed in " + Describe());
+      return Errno("claim", path);
+    }
+    // The claim is the file's existence; the contents are for people.
+    std::string note(owner);
+    note += '\n';
+    KVFS_RETURN_IF_ERROR(WriteAll(fd.get(), note, path));
+    if (::fsync(fd.get()) != 0) return Errno("fsync", path);
+    return FsyncPath(path.substr(0, path.rfind('/')));
+  }
+
   std::string ObjectPath(const std::string& name) const { return dir_ + "/" + name; }
   std::string MetaPath(const std::string& rel) const {
     return dir_ + "/" + std::string(kMetaDir) + (rel.empty() ? "" : "/" + rel);

@@ -7,7 +7,8 @@
 // list, stat, read sequentially, write a whole object atomically (invisible
 // until committed, then replacing any previous version at once), delete, and
 // an exclusive-create claim of inode range numbers that keeps ranges unique
-// across independent writers sharing the store (docs/ingest.md).
+// across independent writers sharing the store (docs/ingest.md), and the
+// same for top-level names (docs/cache.md).
 //
 // Object names are non-empty, at most 255 bytes, contain no '/' or NUL and
 // do not start with '.' (names starting with '.' are the store's own, such as
@@ -52,6 +53,12 @@ class ObjectWriter {
 struct ObjectInfo {
   std::string name;
   uint64_t size = 0;
+  // When the object was last written (its modification time).
+  int64_t mtime_sec = 0;
+  uint32_t mtime_nsec = 0;
+  // Changes whenever the object is replaced (a local store: a hash of the
+  // file's inode number, size and mtime; a bucket would use its ETag).
+  uint64_t version = 0;
 };
 
 class PersistentStore {
@@ -77,6 +84,15 @@ class PersistentStore {
   // The highest range number claimed so far, 0 if none.
   virtual Status HighestClaimedRange(uint64_t* range) = 0;
 
+  // Claims top-level name `name` (a valid object name) for the caller,
+  // exclusively and durably: EEXIST if a writer sharing this store claimed it
+  // before and has not released it. A server claims the name of a top-level
+  // directory a client creates, so two servers cannot both create it
+  // (docs/cache.md). `owner` is recorded for people.
+  virtual Status ClaimName(const std::string& name, std::string_view owner) = 0;
+  // Gives a name claim back; ENOENT if there is none.
+  virtual Status ReleaseName(const std::string& name) = 0;
+
   // A human-readable location ("dir:/srv/trees").
   virtual std::string Describe() const = 0;
 };
@@ -87,7 +103,8 @@ class PersistentStore {
 // directory is fsynced). Range claims are files `dir`/.kvfs/ranges/<R>
 // created with O_CREAT|O_EXCL, which is atomic on local file systems and on
 // NFSv3/v4 (exclusive create), so concurrent writers on several machines get
-// different ranges.
+// different ranges; name claims are files `dir`/.kvfs/names/<NAME>, made the
+// same way.
 Status OpenLocalStore(const std::string& dir, std::unique_ptr<PersistentStore>* out);
 
 // Reads a local file (for tarballs given by path rather than from a store).

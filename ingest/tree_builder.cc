@@ -95,6 +95,7 @@ TreeBuilder::TreeBuilder(const StoreLayout& layout, uint64_t range, std::string 
       options_(options),
       entries_(options.work_dir, "entries", options.sort_memory_bytes / 4 * 3),
       index_(options.work_dir, "index", options.sort_memory_bytes / 4) {
+  next_local_ = std::max<uint64_t>(2, options.first_local);
   Dir top;
   top.name = top_name_;
   top.record = DefaultDirRecord(options_.now);

@@ -75,6 +75,11 @@ struct TreeBuilderOptions {
   // The tarball's name, if the tree has another: a leading member path
   // component equal to it also stands for the top directory.
   std::string alias;
+  // Local inode number of the first member below the top directory (at
+  // least 2). The same archive built with the same first_local gets the same
+  // inode numbers, which is how a tree evicted and loaded again keeps its
+  // handles (docs/cache.md).
+  uint64_t first_local = 2;
 };
 
 // What a build produced.

@@ -150,6 +150,11 @@ class FileSystemImpl : public FileSystem {
   Status PublishTree(const LoadedTree& tree, uint64_t* replaced_range) override;
   Status AbandonRange(uint64_t range) override;
   Status DropTree(std::string_view name, uint64_t* dropped_range) override;
+  Status AddStubs(const std::vector<StubTree>& stubs, std::vector<Ino>* inos) override;
+  Status BeginFill(Ino top, uint64_t* high_water) override;
+  Status FinishFill(const LoadedTree& tree) override;
+  Status ResetToStub(Ino top) override;
+  Status ReadTreeState(Ino top, TreeState* out) override;
 
  private:
   uint64_t BucketOfName(std::string_view name) const {
@@ -220,7 +225,15 @@ class FileSystemImpl : public FileSystem {
   // the totals) and either deletes its record or keeps it with owner 0, so
   // the number is never reused. Requires no mutation in flight.
   Status DropRangeKeys(Transaction* txn, uint64_t range, bool keep_record);
-  // Deletes what interrupted bulk loads left behind (loading ranges).
+  // Reads a usage counter (0 if absent).
+  Status ReadCounter(const std::string& key, int64_t* value) const;
+  // The top-level directory `top`'s range record; EINVAL if it is not one.
+  Status ReadTopRange(Ino top, schema::RangeRecord* r) const;
+  // Adds to the batch what ResetToStub writes (see there). Requires no
+  // mutation in flight.
+  Status ResetRangeToStub(Transaction* txn, Ino top, schema::RangeRecord* record);
+  // Deletes what interrupted bulk loads left behind (loading ranges) and
+  // empties stubs whose fill was interrupted.
   Status CleanLoadingRanges();
 
   FileSystemOptions options_;  // layout fields are set from the superblock
@@ -1238,7 +1251,7 @@ Status FileSystemImpl::DropRangeKeys(Transaction* txn, uint64_t range, bool keep
 }
 
 Status FileSystemImpl::CleanLoadingRanges() {
-  std::vector<uint64_t> loading;
+  std::vector<uint64_t> loading, filling;
   {
     IteratorOptions io;
     io.upper_bound = schema::RangeKey(std::numeric_limits<uint64_t>::max());
@@ -1249,6 +1262,7 @@ Status FileSystemImpl::CleanLoadingRanges() {
       if (!schema::ParseRangeKey(it->key(), &range)) continue;
       KVFS_RETURN_IF_ERROR(schema::DecodeRangeRecord(it->value(), &r));
       if (r.loading) loading.push_back(range);
+      if (r.filling) filling.push_back(range);
     }
     KVFS_RETURN_IF_ERROR(it->status());
   }
@@ -1258,7 +1272,14 @@ Status FileSystemImpl::CleanLoadingRanges() {
     KVFS_RETURN_IF_ERROR(DropRangeKeys(&txn, range, /*keep_record=*/false));
     KVFS_RETURN_IF_ERROR(txn.Commit());
   }
-  return loading.empty() ? Status::OK() : store_->Sync();
+  for (uint64_t range : filling) {
+    // The fill never finished: back to the empty stub it started from.
+    Transaction txn(store_.get(), options_.block_size);
+    schema::RangeRecord r;
+    KVFS_RETURN_IF_ERROR(ResetRangeToStub(&txn, schema::RangeOwnerIno(range), &r));
+    KVFS_RETURN_IF_ERROR(txn.Commit());
+  }
+  return loading.empty() && filling.empty() ? Status::OK() : store_->Sync();
 }
 
 Status FileSystemImpl::ReserveRange(uint64_t at_least, uint64_t* range) {
@@ -1390,6 +1411,202 @@ Status FileSystemImpl::DropTree(std::string_view name, uint64_t* dropped_range) 
     if (dropped_range != nullptr) *dropped_range = range;
     return txn.Commit();
   });
+}
+
+// ---- Stubs ---------------------------------------------------------------------
+
+Status FileSystemImpl::ReadCounter(const std::string& key, int64_t* value) const {
+  std::string v;
+  Status s = store_->Get(Column::kMeta, key, &v);
+  if (s.IsNotFound()) {
+    *value = 0;
+    return Status::OK();
+  }
+  KVFS_RETURN_IF_ERROR(s);
+  *value = DecodeCounter(v);
+  return Status::OK();
+}
+
+Status FileSystemImpl::ReadTopRange(Ino top, schema::RangeRecord* r) const {
+  if (!schema::IsRangeOwner(top)) {
+    return Status::InvalidArgument("inode " + std::to_string(top) +
+                                   " is not a top-level directory");
+  }
+  KVFS_RETURN_IF_ERROR(ReadRangeRecord(schema::RangeOf(top), r));
+  if (r->owner != top || r->loading) {
+    return Status::InvalidArgument("inode " + std::to_string(top) +
+                                   " is not a top-level directory");
+  }
+  return Status::OK();
+}
+
+Status FileSystemImpl::AddStubs(const std::vector<StubTree>& stubs, std::vector<Ino>* inos) {
+  if (inos != nullptr) inos->clear();
+  for (const StubTree& t : stubs) KVFS_RETURN_IF_ERROR(CheckName(t.name));
+  std::vector<Ino> created;
+  Status s = RunExclusive([&]() -> Status {
+    Transaction txn(store_.get(), options_.block_size);
+    InodeRecord* root;
+    KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(kRootIno, &root));
+    for (const StubTree& t : stubs) {
+      const uint64_t bucket = BucketOfName(t.name);
+      Bucket* b;
+      KVFS_RETURN_IF_ERROR(txn.GetBucket(kRootIno, bucket, &b));
+      if (b->Find(t.name) != nullptr) return Status::Exists("'" + t.name + "' exists");
+      const int slot = b->FreeSlot();
+      if (slot < 0) return Status::FromErrno(ENOSPC, "too many names with the same hash");
+      uint64_t range;
+      schema::RangeRecord record;
+      KVFS_RETURN_IF_ERROR(allocator_.NewRange(&range, &record));
+      record.stub = true;
+      const Ino ino = schema::RangeOwnerIno(range);
+      Entry e;
+      e.slot = static_cast<uint8_t>(slot);
+      e.name = t.name;
+      e.ino = ino;
+      e.type = FileType::kDirectory;
+      e.embedded = true;
+      InodeRecord& r = e.record;
+      r.type = FileType::kDirectory;
+      r.mode = t.obj.mode & 07777;
+      r.uid = t.obj.uid;
+      r.gid = t.obj.gid;
+      r.nlink = 2;
+      r.atime = r.mtime = r.ctime = t.mtime;
+      r.change = 1;
+      r.inline_data = true;
+      b->Insert(std::move(e));
+      txn.MarkBucketDirty(kRootIno, bucket);
+      txn.SetEmbeddedLocation(ino, kRootIno, bucket);
+      txn.batch()->Put(Column::kMeta, schema::RangeKey(range), schema::EncodeRangeRecord(record));
+      txn.AddUsage(range, 0, 1);
+      ++root->nlink;
+      ++root->size;
+      created.push_back(ino);
+    }
+    if (stubs.empty()) return Status::OK();
+    Touch(root, Now(), true);
+    return txn.Commit();
+  });
+  if (s.ok() && inos != nullptr) *inos = std::move(created);
+  return s;
+}
+
+Status FileSystemImpl::BeginFill(Ino top, uint64_t* high_water) {
+  const uint64_t range = schema::RangeOf(top);
+  return RunExclusive([&]() -> Status {
+    return allocator_.WithRangeHeld(range, [&]() -> Status {
+      schema::RangeRecord r;
+      KVFS_RETURN_IF_ERROR(ReadTopRange(top, &r));
+      if (!r.stub || r.filling) {
+        return Status::InvalidArgument("top-level directory " + std::to_string(top) +
+                                       (r.filling ? " is being filled already" : " is not a stub"));
+      }
+      r.filling = true;
+      WriteBatch b;
+      b.Put(Column::kMeta, schema::RangeKey(range), schema::EncodeRangeRecord(r));
+      // Synced before any key of the fill is written (as ReserveRange).
+      WriteOptions wo;
+      wo.sync = true;
+      KVFS_RETURN_IF_ERROR(store_->Write(wo, b));
+      *high_water = r.high_water;
+      return Status::OK();
+    });
+  });
+}
+
+Status FileSystemImpl::FinishFill(const LoadedTree& tree) {
+  if (tree.attrs.type != FileType::kDirectory) {
+    return Status::InvalidArgument("a loaded tree's top must be a directory");
+  }
+  if (tree.high_water < 2 || tree.high_water > schema::kLocalMask + 1 || tree.inodes < 1) {
+    return Status::InvalidArgument("bad high-water mark or usage for a loaded tree");
+  }
+  const Ino top = schema::RangeOwnerIno(tree.range);
+  return RunExclusive([&]() -> Status {
+    return allocator_.WithRangeHeld(tree.range, [&]() -> Status {
+      schema::RangeRecord range_record;
+      KVFS_RETURN_IF_ERROR(ReadTopRange(top, &range_record));
+      if (!range_record.filling) {
+        return Status::InvalidArgument("inode range " + std::to_string(tree.range) +
+                                       " is not being filled");
+      }
+      Transaction txn(store_.get(), options_.block_size);
+      InodeRecord* r;
+      KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(top, &r));
+      r->mode = tree.attrs.mode & 07777;
+      r->uid = tree.attrs.uid;
+      r->gid = tree.attrs.gid;
+      r->nlink = tree.attrs.nlink;
+      r->size = tree.attrs.size;
+      r->atime = tree.attrs.atime;
+      r->mtime = tree.attrs.mtime;
+      r->ctime = tree.attrs.ctime;
+      r->change = std::max(r->change + 1, tree.attrs.change);
+      range_record.high_water = std::max(range_record.high_water, tree.high_water);
+      range_record.stub = false;
+      range_record.filling = false;
+      txn.batch()->Put(Column::kMeta, schema::RangeKey(tree.range),
+                       schema::EncodeRangeRecord(range_record));
+      txn.AddUsage(tree.range, static_cast<int64_t>(tree.bytes),
+                   static_cast<int64_t>(tree.inodes) - 1);
+      return txn.Commit();
+    });
+  });
+}
+
+Status FileSystemImpl::ResetRangeToStub(Transaction* txn, Ino top, schema::RangeRecord* record) {
+  KVFS_RETURN_IF_ERROR(ReadTopRange(top, record));
+  const uint64_t range = schema::RangeOf(top);
+  const Ino begin = schema::RangeBegin(range);
+  const Ino end = schema::RangeEnd(range);
+  WriteBatch* b = txn->batch();
+  // Everything below the top; the top's own index key (local 1) stays.
+  b->DeleteRange(Column::kEntries, schema::DirBegin(begin), schema::DirBegin(end));
+  b->DeleteRange(Column::kInodes, schema::InodeKey(top + 1), schema::InodeKey(end));
+  b->DeleteRange(Column::kBlocks, schema::BlockKey(begin, 0), schema::BlockKey(end, 0));
+  b->DeleteRange(Column::kMeta, schema::OrphanKey(begin), schema::OrphanKey(end));
+  int64_t bytes, inodes;
+  KVFS_RETURN_IF_ERROR(ReadCounter(schema::UsageBytesKey(range), &bytes));
+  KVFS_RETURN_IF_ERROR(ReadCounter(schema::UsageInodesKey(range), &inodes));
+  // What is left is the top directory: no bytes, one inode.
+  txn->AddUsage(range, -bytes, 1 - inodes);
+  InodeRecord* r;
+  KVFS_RETURN_IF_ERROR(txn->GetRecordForUpdate(top, &r));
+  r->size = 0;
+  r->nlink = 2;
+  ++r->change;
+  record->stub = true;
+  record->filling = false;
+  b->Put(Column::kMeta, schema::RangeKey(range), schema::EncodeRangeRecord(*record));
+  return Status::OK();
+}
+
+Status FileSystemImpl::ResetToStub(Ino top) {
+  return RunExclusive([&]() -> Status {
+    return allocator_.WithRangeHeld(schema::RangeOf(top), [&]() -> Status {
+      Transaction txn(store_.get(), options_.block_size);
+      schema::RangeRecord r;
+      KVFS_RETURN_IF_ERROR(ResetRangeToStub(&txn, top, &r));
+      return txn.Commit();
+    });
+  });
+}
+
+Status FileSystemImpl::ReadTreeState(Ino top, TreeState* out) {
+  schema::RangeRecord r;
+  KVFS_RETURN_IF_ERROR(ReadTopRange(top, &r));
+  *out = TreeState();
+  out->range = schema::RangeOf(top);
+  out->stub = r.stub;
+  out->filling = r.filling;
+  out->high_water = r.high_water;
+  int64_t bytes, inodes;
+  KVFS_RETURN_IF_ERROR(ReadCounter(schema::UsageBytesKey(out->range), &bytes));
+  KVFS_RETURN_IF_ERROR(ReadCounter(schema::UsageInodesKey(out->range), &inodes));
+  out->bytes = static_cast<uint64_t>(std::max<int64_t>(bytes, 0));
+  out->inodes = static_cast<uint64_t>(std::max<int64_t>(inodes, 0));
+  return Status::OK();
 }
 
 }  // namespace kvfs

@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/kv/kv_store.h"
 #include "common/status.h"
@@ -156,6 +157,24 @@ struct LoadedTree {
   bool replace = false;
 };
 
+// A top-level directory to create as a stub (FileSystem::AddStubs).
+struct StubTree {
+  std::string name;
+  NewObject obj;
+  Timespec mtime;  // also its atime and ctime
+};
+
+// What FileSystem::ReadTreeState reports of a top-level directory.
+struct TreeState {
+  uint64_t range = 0;
+  bool stub = false;     // empty, its contents elsewhere
+  bool filling = false;  // contents being loaded (stub is still set)
+  uint64_t high_water = 0;
+  // Usage of the range, the top directory included.
+  uint64_t bytes = 0;
+  uint64_t inodes = 0;
+};
+
 // How durable a Write must be when it returns.
 enum class Stability : uint8_t {
   kUnstable,  // may be lost in a crash until Fsync/Sync (NFS UNSTABLE)
@@ -283,6 +302,39 @@ class FileSystem {
   // never used again. EINVAL if `name` is not a top-level directory (a
   // directory in the root). *dropped_range (if not null) is set to its range.
   virtual Status DropTree(std::string_view name, uint64_t* dropped_range) = 0;
+
+  // ---- Stubs: top-level directories whose contents live elsewhere ---------------
+  // The cache manager (cache/, docs/cache.md) shows every tarball of the
+  // persistent store as a top-level directory. One that is not loaded is a
+  // *stub*: an empty directory in a range of its own, marked so in its range
+  // record. Filling loads the contents into the stub's range in place and
+  // resetting drops them again, so the directory keeps its inode number (and
+  // clients their handles) through loads and evictions.
+
+  // Creates the stubs, each in a fresh range, in one durable batch. EEXIST,
+  // with nothing created, if any of the names exists in the root (or appears
+  // twice). *inos (if not null) receives their inode numbers, in order.
+  virtual Status AddStubs(const std::vector<StubTree>& stubs, std::vector<Ino>* inos) = 0;
+  // Marks stub `top` as filling, durably, before a bulk loader writes its
+  // contents into its range; *high_water receives the range's high-water mark
+  // (local numbers at or above it were never handed out). EINVAL if `top` is
+  // not a stub (or is filling already).
+  virtual Status BeginFill(Ino top, uint64_t* high_water) = 0;
+  // Ends a fill whose keys the bulk loader committed: one durable batch writes
+  // the top directory's record from tree.attrs (its name and inode number
+  // stay), raises the high-water mark to tree.high_water, adds tree.bytes and
+  // tree.inodes - 1 (the top is counted already) to the usage and clears the
+  // stub and filling marks. EINVAL if tree.range is not filling.
+  virtual Status FinishFill(const LoadedTree& tree) = 0;
+  // Turns top-level directory `top` (loaded, or filling) back into an empty
+  // stub in one durable batch: range deletes of everything below it, its
+  // usage taken out of the totals, its record kept (size 0, nlink 2, change
+  // bumped) and the high-water mark kept, so numbers are only handed out
+  // again by a fill that chooses to (the same tarball loaded again).
+  // EINVAL if `top` is not a top-level directory.
+  virtual Status ResetToStub(Ino top) = 0;
+  // The state of top-level directory `top` (EINVAL if it is not one).
+  virtual Status ReadTreeState(Ino top, TreeState* out) = 0;
 
   // The underlying store (for tools such as fsck and dump).
   virtual KVStore* store() = 0;

@@ -68,6 +68,14 @@ Status InodeAllocator::Allocate(uint64_t range, Ino* ino) {
   return Status::OK();
 }
 
+Status InodeAllocator::WithRangeHeld(uint64_t range, const std::function<Status()>& body) {
+  RangeState* st = StateFor(range);
+  std::lock_guard<std::mutex> l(st->mu);
+  Status s = body();
+  st->loaded = false;
+  return s;
+}
+
 Status InodeAllocator::NewRange(uint64_t* range, schema::RangeRecord* record) {
   std::lock_guard<std::mutex> l(next_range_mu_);
   if (next_range_ >= kRangeLimit) return Status::FromErrno(ENOSPC, "no inode ranges left");

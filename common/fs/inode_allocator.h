@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -34,6 +35,11 @@ class InodeAllocator {
   // writes the returned record (owner = RangeOwnerIno(range)) in the batch
   // that creates the directory; nothing is reserved if that batch fails.
   Status NewRange(uint64_t* range, schema::RangeRecord* record);
+
+  // Runs `body` (which rewrites `range`'s record in the store) with
+  // allocation in the range held off; the record is read again on the next
+  // allocation, so the allocator never writes back a stale copy.
+  Status WithRangeHeld(uint64_t range, const std::function<Status()>& body);
 
   // Picks the range number max(at_least, next unused) for a tree that will
   // be bulk loaded; later NewRange calls continue above it. ENOSPC past the

@@ -55,6 +55,9 @@ constexpr uint8_t kFlagInline = 1;
 // Range records: version 2 adds a flags byte.
 constexpr uint8_t kRangeRecordVersionWithFlags = 2;
 constexpr uint8_t kRangeFlagLoading = 1;
+constexpr uint8_t kRangeFlagStub = 2;
+constexpr uint8_t kRangeFlagFilling = 4;
+constexpr uint8_t kRangeFlagsKnown = kRangeFlagLoading | kRangeFlagStub | kRangeFlagFilling;
 
 }  // namespace
 
@@ -252,11 +255,13 @@ bool ParseRangeKey(std::string_view key, uint64_t* range) {
 }
 
 std::string EncodeRangeRecord(const RangeRecord& r) {
+  const uint8_t flags = (r.loading ? kRangeFlagLoading : 0) | (r.stub ? kRangeFlagStub : 0) |
+                        (r.filling ? kRangeFlagFilling : 0);
   std::string v;
-  PutFixed8(&v, r.loading ? kRangeRecordVersionWithFlags : kFormatVersion);
+  PutFixed8(&v, flags != 0 ? kRangeRecordVersionWithFlags : kFormatVersion);
   PutFixed64(&v, r.owner);
   PutFixed64(&v, r.high_water);
-  if (r.loading) PutFixed8(&v, kRangeFlagLoading);
+  if (flags != 0) PutFixed8(&v, flags);
   return v;
 }
 
@@ -266,10 +271,12 @@ Status DecodeRangeRecord(std::string_view value, RangeRecord* r) {
             (version == kFormatVersion || version == kRangeRecordVersionWithFlags) &&
             GetFixed64(&value, &r->owner) && GetFixed64(&value, &r->high_water);
   if (ok && version == kRangeRecordVersionWithFlags) {
-    ok = GetFixed8(&value, &flags) && (flags & ~kRangeFlagLoading) == 0;
+    ok = GetFixed8(&value, &flags) && (flags & ~kRangeFlagsKnown) == 0;
   }
   if (!ok || !value.empty()) return Status::Corruption("bad inode range record");
   r->loading = (flags & kRangeFlagLoading) != 0;
+  r->stub = (flags & kRangeFlagStub) != 0;
+  r->filling = (flags & kRangeFlagFilling) != 0;
   return Status::OK();
 }
 

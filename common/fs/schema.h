@@ -146,6 +146,12 @@ struct RangeRecord {
   // range. Encoded as record version 2 (flags byte, bit 0); a range that is
   // not loading keeps the version 1 encoding.
   bool loading = false;
+  // The top-level directory is a stub: present and empty, its contents kept
+  // elsewhere (the persistent store) until they are filled in (flags bit 1).
+  bool stub = false;
+  // Contents are being bulk loaded into the stub (flags bit 2): FileSystem::Open
+  // turns what a crash left of the fill back into the empty stub.
+  bool filling = false;
 };
 // The first and the first-after inode number of `range`: every key of the
 // range in the entries, inodes and blocks columns lies in

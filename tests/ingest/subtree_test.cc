@@ -89,7 +89,11 @@ TEST(RangeRecord, LoadingIsVersion2AndOthersKeepVersion1) {
   EXPECT_EQ(d.high_water, 4096u);
   ASSERT_OK(schema::DecodeRangeRecord(v1, &d));
   EXPECT_FALSE(d.loading);
-  v2.back() = 2;  // unknown flag
+  v2.back() = 6;  // stub and filling
+  ASSERT_OK(schema::DecodeRangeRecord(v2, &d));
+  EXPECT_TRUE(d.stub && d.filling && !d.loading);
+  EXPECT_EQ(schema::EncodeRangeRecord(d), v2);
+  v2.back() = 8;  // unknown flag
   EXPECT_FALSE(schema::DecodeRangeRecord(v2, &d).ok());
   v2.back() = 1;
   v2[0] = 3;  // unknown version
@@ -398,6 +402,158 @@ TEST(WholeTrees, ConcurrentWithOtherMutations) {
   stop = true;
   for (auto& t : workers) t.join();
   EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(FsckProblems(fs.get(), kHasher), std::vector<std::string>{});
+}
+
+// ---- Stubs (the cache manager's unloaded trees, docs/cache.md) ------------------------
+
+uint64_t Usage(FileSystem* fs, bool inodes) {
+  StatFsInfo st;
+  EXPECT_OK(fs->StatFs(&st));
+  return inodes ? st.used_inodes : st.used_bytes;
+}
+
+TEST(Stubs, FillAndResetKeepTheTopsInodeAndUsage) {
+  TempDir dir("kvfs-stub");
+  std::unique_ptr<FileSystem> fs;
+  ASSERT_OK(OpenRocksFileSystem(dir.path() + "/db", &fs));
+  const uint64_t inodes0 = Usage(fs.get(), true);
+  StubTree a{"a", NewObject{0755, 0, 0}, Timespec{1600000000, 0}};
+  StubTree b{"b", NewObject{0700, 5, 6}, Timespec{1600000001, 0}};
+  std::vector<Ino> inos;
+  ASSERT_OK(fs->AddStubs({a, b}, &inos));
+  ASSERT_EQ(inos.size(), 2u);
+  EXPECT_EQ(Usage(fs.get(), true), inodes0 + 2);
+  const uint64_t stub_keys = KeysInRange(fs->store(), schema::RangeOf(inos[0]));
+  Attributes top;
+  ASSERT_OK(fs->Lookup(kRootIno, "b", &top));
+  EXPECT_EQ(top.ino, inos[1]);
+  EXPECT_EQ(top.mode, 0700u);
+  EXPECT_EQ(top.uid, 5u);
+  EXPECT_EQ(top.size, 0u);
+  EXPECT_EQ(top.mtime, b.mtime);
+  TreeState ts;
+  ASSERT_OK(fs->ReadTreeState(inos[0], &ts));
+  EXPECT_TRUE(ts.stub);
+  EXPECT_FALSE(ts.filling);
+  EXPECT_EQ(ts.inodes, 1u);
+
+  uint64_t high_water;
+  ASSERT_OK(fs->BeginFill(inos[0], &high_water));
+  EXPECT_EQ(high_water, 2u);
+  EXPECT_EQ(fs->BeginFill(inos[0], &high_water).posix_errno(), EINVAL);  // filling already
+  LoadedTree t = LoadFiles(fs.get(), ts.range, "a", 3, "hello", dir.path() + "/staging");
+  ASSERT_OK(fs->FinishFill(t));
+  ASSERT_OK(fs->Lookup(kRootIno, "a", &top));
+  EXPECT_EQ(top.ino, inos[0]);
+  EXPECT_EQ(top.size, 3u);
+  EXPECT_EQ(top.mode, 0750u);
+  Attributes f;
+  ASSERT_OK(fs->Lookup(inos[0], "f2", &f));
+  std::string data;
+  ASSERT_OK(ReadAll(fs.get(), f.ino, &data));
+  EXPECT_EQ(data, "hello");
+  ASSERT_OK(fs->ReadTreeState(inos[0], &ts));
+  EXPECT_FALSE(ts.stub);
+  EXPECT_EQ(ts.bytes, 15u);
+  EXPECT_EQ(ts.inodes, 4u);
+  EXPECT_EQ(Usage(fs.get(), true), inodes0 + 5);
+  EXPECT_EQ(FsckProblems(fs.get(), kHasher), std::vector<std::string>{});
+  // New objects in a filled tree are numbered above the fill.
+  Attributes n;
+  ASSERT_OK(fs->Create(inos[0], "new", NewObject{}, true, &n));
+  EXPECT_GE(n.ino & schema::kLocalMask, 5u);
+
+  const uint64_t change = top.change;
+  ASSERT_OK(fs->ResetToStub(inos[0]));
+  ASSERT_OK(fs->Lookup(kRootIno, "a", &top));
+  EXPECT_EQ(top.ino, inos[0]);
+  EXPECT_EQ(top.size, 0u);
+  EXPECT_EQ(top.nlink, 2u);
+  EXPECT_GT(top.change, change);
+  EXPECT_TRUE(fs->Lookup(inos[0], "f2", &f).IsNotFound());
+  EXPECT_EQ(fs->GetAttr(n.ino, &f).posix_errno(), ESTALE);
+  // The top's index entry and usage counters (bytes now at 0) are all left.
+  EXPECT_EQ(KeysInRange(fs->store(), ts.range), stub_keys + 1);
+  ASSERT_OK(fs->ReadTreeState(inos[0], &ts));
+  EXPECT_TRUE(ts.stub);
+  EXPECT_EQ(ts.bytes, 0u);
+  EXPECT_EQ(ts.inodes, 1u);
+  EXPECT_EQ(Usage(fs.get(), true), inodes0 + 2);
+  EXPECT_EQ(Usage(fs.get(), false), 0u);
+  EXPECT_EQ(FsckProblems(fs.get(), kHasher), std::vector<std::string>{});
+  // The mark stays: a later fill may reuse the same numbers on purpose, or
+  // start above every number handed out.
+  ASSERT_OK(fs->BeginFill(inos[0], &high_water));
+  EXPECT_GT(high_water, n.ino & schema::kLocalMask);
+}
+
+TEST(Stubs, AddStubsIsAllOrNothing) {
+  auto fs = NewMemoryFileSystem();
+  Attributes d;
+  ASSERT_OK(fs->Mkdir(kRootIno, "taken", NewObject{}, &d));
+  const auto before = DumpStore(fs->store());
+  std::vector<Ino> inos;
+  EXPECT_EQ(fs->AddStubs({{"x", {}, {}}, {"taken", {}, {}}}, &inos).posix_errno(), EEXIST);
+  EXPECT_EQ(fs->AddStubs({{"y", {}, {}}, {"y", {}, {}}}, &inos).posix_errno(), EEXIST);
+  EXPECT_EQ(fs->AddStubs({{"a/b", {}, {}}}, &inos).posix_errno(), EINVAL);
+  EXPECT_EQ(DumpStore(fs->store()), before);
+}
+
+TEST(Stubs, FillAndResetCheckTheirArguments) {
+  auto fs = NewMemoryFileSystem();
+  Attributes d, f;
+  ASSERT_OK(fs->Mkdir(kRootIno, "plain", NewObject{}, &d));
+  ASSERT_OK(fs->Create(d.ino, "file", NewObject{}, true, &f));
+  uint64_t hw;
+  EXPECT_EQ(fs->BeginFill(d.ino, &hw).posix_errno(), EINVAL);  // not a stub
+  EXPECT_EQ(fs->BeginFill(f.ino, &hw).posix_errno(), EINVAL);  // not a top
+  EXPECT_EQ(fs->BeginFill(kRootIno, &hw).posix_errno(), EINVAL);
+  EXPECT_EQ(fs->ResetToStub(f.ino).posix_errno(), EINVAL);
+  LoadedTree t;
+  t.range = schema::RangeOf(d.ino);
+  t.attrs.type = FileType::kDirectory;
+  EXPECT_EQ(fs->FinishFill(t).posix_errno(), EINVAL);  // not filling
+  // A plain top-level directory can be reset: that is how a tree is evicted.
+  ASSERT_OK(fs->ResetToStub(d.ino));
+  EXPECT_TRUE(fs->Lookup(d.ino, "file", &f).IsNotFound());
+  TreeState ts;
+  ASSERT_OK(fs->ReadTreeState(d.ino, &ts));
+  EXPECT_TRUE(ts.stub);
+}
+
+TEST(Stubs, OpenEmptiesAnInterruptedFill) {
+  TempDir dir("kvfs-stub");
+  const std::string db = dir.path() + "/db";
+  Ino top;
+  uint64_t range, stub_keys;
+  {
+    std::unique_ptr<FileSystem> fs;
+    ASSERT_OK(OpenRocksFileSystem(db, &fs));
+    std::vector<Ino> inos;
+    ASSERT_OK(fs->AddStubs({{"t", {}, {}}}, &inos));
+    top = inos[0];
+    range = schema::RangeOf(top);
+    stub_keys = KeysInRange(fs->store(), range);
+    uint64_t hw;
+    ASSERT_OK(fs->BeginFill(top, &hw));
+    LoadFiles(fs.get(), range, "t", 20, "data", dir.path() + "/staging");
+    Attributes f;
+    ASSERT_OK(fs->Lookup(top, "f3", &f));  // the loaded keys are there
+  }  // closed as a crash leaves it: filling, keys loaded, never finished
+  std::unique_ptr<FileSystem> fs;
+  ASSERT_OK(OpenRocksFileSystem(db, &fs));
+  EXPECT_EQ(KeysInRange(fs->store(), range), stub_keys);
+  TreeState ts;
+  ASSERT_OK(fs->ReadTreeState(top, &ts));
+  EXPECT_TRUE(ts.stub);
+  EXPECT_FALSE(ts.filling);
+  EXPECT_EQ(ts.inodes, 1u);
+  EXPECT_EQ(ts.bytes, 0u);
+  Attributes a;
+  ASSERT_OK(fs->Lookup(kRootIno, "t", &a));
+  EXPECT_EQ(a.ino, top);
+  EXPECT_EQ(a.size, 0u);
   EXPECT_EQ(FsckProblems(fs.get(), kHasher), std::vector<std::string>{});
 }
 
