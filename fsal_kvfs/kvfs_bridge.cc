@@ -16,21 +16,53 @@
 #include <system_error>
 #include <utility>
 
+#include "cache/cache_commands.h"
+#include "cache/tree_cache.h"
 #include "common/fs/file_system.h"
 #include "common/kv/kv_backend.h"
 #include "common/kv/kv_store.h"
 #include "common/status.h"
+#include "ingest/control_client.h"
 #include "ingest/control_server.h"
+#include "ingest/persistent_store.h"
+
+// Forwards the cache manager's invalidations to the control server's
+// listeners (the exports), while there is a control server.
+struct InvalidationRelay {
+  std::mutex mu;
+  kvfs::ingest::ControlServer* target = nullptr;  // guarded by mu
+
+  void Invalidate(kvfs::Ino ino) {
+    std::lock_guard<std::mutex> l(mu);
+    if (target != nullptr) target->Invalidate({ino});
+  }
+  void SetTarget(kvfs::ingest::ControlServer* t) {
+    std::lock_guard<std::mutex> l(mu);
+    target = t;
+  }
+};
 
 // One open file system, shared by every export of its database.
 struct kvfs_fs {
   std::string path;  // canonical database path (the registry key)
+  // The core, or the cache manager wrapping it (then `cache` is it too).
   std::unique_ptr<kvfs::FileSystem> fs;
+  kvfs::cache::TreeCache* cache = nullptr;
   int refs = 0;  // guarded by Registry::mu
-  // Serves kvfs-ingest/-export/-evict for this database (docs/ingest.md);
-  // null if it could not start, control_error says why. Destroyed before fs.
+  InvalidationRelay relay;
+  // Serves kvfs-ingest/-export/-evict and the cache commands for this
+  // database (docs/ingest.md); null if it could not start, control_error
+  // says why.
   std::unique_ptr<kvfs::ingest::ControlServer> control;
   std::string control_error;
+
+  ~kvfs_fs() {
+    // The cache manager's thread may be invalidating: detach it first; then
+    // stop the control server (it may be running a request on fs), then fs.
+    relay.SetTarget(nullptr);
+    control.reset();
+    fs.reset();
+  }
 };
 
 namespace {
@@ -152,6 +184,44 @@ uint32_t HandleCheck(const unsigned char* h) {
   return static_cast<uint32_t>(Mix(Fnv1a(h, kCheckedBytes)));
 }
 
+// Wraps entry->fs in the cache manager over the persistent store in
+// options.persistent_store.
+kvfs::Status StartCache(const kvfs_fs_options& options, const std::string& db_path, kvfs_fs* entry) {
+  std::unique_ptr<kvfs::ingest::PersistentStore> store;
+  KVFS_RETURN_IF_ERROR(kvfs::ingest::OpenLocalStore(options.persistent_store, &store));
+  kvfs::cache::TreeCacheOptions o;
+  o.quota_bytes = options.cache_quota_bytes;
+  o.quota_inodes = options.cache_quota_inodes;
+  o.refresh_seconds = options.cache_refresh_seconds;
+  o.writeback_delay_seconds = options.cache_writeback_delay_seconds;
+  o.retry_seconds = options.cache_retry_seconds;
+  if (options.cache_compression != nullptr &&
+      !kvfs::ingest::ParseCompression(options.cache_compression, &o.compression)) {
+    return kvfs::Status::InvalidArgument(std::string("unknown cache_compression '") +
+                                         options.cache_compression + "'");
+  }
+  o.staging_dir = kvfs::ingest::StagingDirFor(db_path);
+  o.owner = kvfs::ingest::DefaultClaimOwner();
+  if (options.log != nullptr) {
+    void (*log)(const char*) = options.log;
+    o.log = [log](const std::string& line) { log(line.c_str()); };
+  }
+  InvalidationRelay* relay = &entry->relay;
+  o.invalidate = [relay](kvfs::Ino ino) { relay->Invalidate(ino); };
+  std::error_code ec;
+  std::filesystem::create_directories(o.staging_dir, ec);
+  if (ec) {
+    return kvfs::Status::FromErrno(ec.value(), "cannot create " + o.staging_dir + ": " +
+                                                   ec.message());
+  }
+  std::unique_ptr<kvfs::cache::TreeCache> cache;
+  KVFS_RETURN_IF_ERROR(
+      kvfs::cache::TreeCache::Open(std::move(entry->fs), std::move(store), o, &cache));
+  entry->cache = cache.get();
+  entry->fs = std::move(cache);
+  return kvfs::Status::OK();
+}
+
 }  // namespace
 
 extern "C" {
@@ -198,8 +268,24 @@ int kvfs_fs_acquire(const kvfs_fs_options* options, kvfs_fs** out, char** canoni
         reg.open.erase(path);
         return Fail(s);
       }
+      if (options->persistent_store != nullptr && options->persistent_store[0] != '\0') {
+        s = StartCache(*options, path, entry.get());
+        if (!s.ok()) {
+          reg.open.erase(path);
+          return Fail(s);
+        }
+      }
       s = kvfs::ingest::StartStoreControlServer(entry->fs.get(), path, &entry->control);
-      if (!s.ok()) entry->control_error = s.ToString();
+      if (!s.ok()) {
+        entry->control_error = s.ToString();
+      } else if (entry->cache != nullptr) {
+        kvfs::cache::TreeCache* cache = entry->cache;
+        entry->control->SetRequestHandler(
+            [cache](const kvfs::ingest::Message& request, kvfs::ingest::Message* response) {
+              return kvfs::cache::ExecuteCacheRequest(cache, request, response);
+            });
+        entry->relay.SetTarget(entry->control.get());
+      }
       slot = std::move(entry);
     }
     if (canonical_path != nullptr) {

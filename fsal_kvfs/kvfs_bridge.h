@@ -116,6 +116,27 @@ struct kvfs_fs_options {
   // The backend's options, "name=value,..."; NULL: none. Only the first
   // opener's backend and options count.
   const char* kv_options;
+  // Directory of the persistent store (the tarballs). NULL or "": no cache
+  // manager, the export shows the key/value store as it is. Otherwise the
+  // top level shows the store's tarballs, loaded on first touch and evicted
+  // under the quota (docs/cache.md). Like the backend, only the first
+  // opener's cache settings count.
+  const char* persistent_store;
+  // Quota of the key/value store (0: none).
+  uint64_t cache_quota_bytes;
+  uint64_t cache_quota_inodes;
+  // Seconds between listings of the store (0: only on demand), after a
+  // tree's last change before it is written back (0: only on demand and
+  // eviction), and before a failed load is tried again.
+  int32_t cache_refresh_seconds;
+  int32_t cache_writeback_delay_seconds;
+  int32_t cache_retry_seconds;
+  // Compression of tarballs written back: "none" (NULL), "gzip", "zstd",
+  // "xz".
+  const char* cache_compression;
+  // Receives the cache manager's log lines (load and write-back failures,
+  // conflicts); NULL: stderr. Called from any thread.
+  void (*log)(const char* line);
 };
 
 // The message of the last failed call on this thread ("" if none).

@@ -25,6 +25,15 @@ static struct config_item kvfs_export_params[] = {
                    kvfs_export, capacity_inodes),
     CONF_ITEM_STR("kv_backend", 1, 64, NULL, kvfs_export, kv_backend),
     CONF_ITEM_STR("kv_options", 1, 4096, NULL, kvfs_export, kv_options),
+    CONF_ITEM_PATH("persistent_store", 1, MAXPATHLEN, NULL, kvfs_export, persistent_store),
+    CONF_ITEM_UI64("cache_quota_bytes", 0, UINT64_C(1) << 62, 0, kvfs_export, cache_quota_bytes),
+    CONF_ITEM_UI64("cache_quota_inodes", 0, UINT64_C(1) << 62, 0, kvfs_export,
+                   cache_quota_inodes),
+    CONF_ITEM_I32("cache_refresh_seconds", 0, 86400, 60, kvfs_export, cache_refresh_seconds),
+    CONF_ITEM_I32("cache_writeback_delay_seconds", 0, 86400, 30, kvfs_export,
+                  cache_writeback_delay_seconds),
+    CONF_ITEM_I32("cache_retry_seconds", 0, 86400, 10, kvfs_export, cache_retry_seconds),
+    CONF_ITEM_STR("cache_compression", 1, 16, NULL, kvfs_export, cache_compression),
     CONFIG_EOL};
 
 /* What the parameters must look like, for the log line of a rejected block
@@ -32,7 +41,10 @@ static struct config_item kvfs_export_params[] = {
 static const char kvfs_params_help[] =
     "Ganesha's config errors for this block follow; expected: db_path = absolute path "
     "(required), subtree = absolute path in the store, capacity_bytes in [2^20, 2^62], "
-    "capacity_inodes in [1, 2^62], kv_backend = backend name, kv_options = \"name=value,...\"";
+    "capacity_inodes in [1, 2^62], kv_backend = backend name, kv_options = \"name=value,...\", "
+    "persistent_store = absolute path, cache_quota_bytes and cache_quota_inodes in [0, 2^62], "
+    "cache_refresh_seconds, cache_writeback_delay_seconds and cache_retry_seconds in "
+    "[0, 86400], cache_compression = none|gzip|zstd|xz";
 
 static struct config_block kvfs_export_param_block = {
     .dbus_interface_name = "org.ganesha.nfsd.config.fsal.kvfs-export%d",
@@ -56,6 +68,10 @@ static void kvfs_free_export_fields(struct kvfs_export* exp) {
   exp->kv_backend = NULL;
   gsh_free(exp->kv_options);
   exp->kv_options = NULL;
+  gsh_free(exp->persistent_store);
+  exp->persistent_store = NULL;
+  gsh_free(exp->cache_compression);
+  exp->cache_compression = NULL;
 }
 
 /* True if both strings are NULL or equal. */
@@ -101,9 +117,12 @@ static fsal_status_t kvfs_get_dynamic_info(struct fsal_export* exp_hdl,
     return kvfs_status(err);
   }
 
-  /* Capacity is per export (config); usage is the store's. */
-  capacity_bytes = atomic_fetch_uint64_t(&exp->capacity_bytes);
-  capacity_inodes = atomic_fetch_uint64_t(&exp->capacity_inodes);
+  /* Capacity is per export (config), or the cache manager's quota; usage is
+   * the store's. */
+  capacity_bytes = exp->cache_quota_bytes != 0 ? exp->cache_quota_bytes
+                                               : atomic_fetch_uint64_t(&exp->capacity_bytes);
+  capacity_inodes = exp->cache_quota_inodes != 0 ? exp->cache_quota_inodes
+                                                 : atomic_fetch_uint64_t(&exp->capacity_inodes);
   info->total_bytes = capacity_bytes;
   info->free_bytes = st.used_bytes < capacity_bytes ? capacity_bytes - st.used_bytes : 0;
   info->avail_bytes = info->free_bytes;
@@ -158,12 +177,23 @@ static void kvfs_export_ops_init(struct export_ops* ops) {
   ops->alloc_state = kvfs_alloc_state;
 }
 
+/* The cache manager's log lines (failed loads and write-backs, conflicts). */
+static void kvfs_cache_log(const char* line) { LogEvent(COMPONENT_FSAL, "KVFS cache: %s", line); }
+
 /* Opens (or shares) the database and finds the subtree; logs why not. */
 static fsal_status_t kvfs_open_export(struct kvfs_export* exp, const char* export_path) {
   struct kvfs_fs_options opts = {
       .db_path = exp->db_path,
       .kv_backend = exp->kv_backend,
       .kv_options = exp->kv_options,
+      .persistent_store = exp->persistent_store,
+      .cache_quota_bytes = exp->cache_quota_bytes,
+      .cache_quota_inodes = exp->cache_quota_inodes,
+      .cache_refresh_seconds = exp->cache_refresh_seconds,
+      .cache_writeback_delay_seconds = exp->cache_writeback_delay_seconds,
+      .cache_retry_seconds = exp->cache_retry_seconds,
+      .cache_compression = exp->cache_compression,
+      .log = kvfs_cache_log,
   };
   struct kvfs_attr root;
   int err;
@@ -288,6 +318,14 @@ fsal_status_t kvfs_update_export(struct fsal_module* fsal_hdl, void* parse_node,
   if (!kvfs_same_string(parsed.kv_backend, orig->kv_backend) ||
       !kvfs_same_string(parsed.kv_options, orig->kv_options))
     LogWarn(COMPONENT_FSAL, "KVFS: kv_backend and kv_options changes take effect at the next restart");
+  if (!kvfs_same_string(parsed.persistent_store, orig->persistent_store) ||
+      !kvfs_same_string(parsed.cache_compression, orig->cache_compression) ||
+      parsed.cache_quota_bytes != orig->cache_quota_bytes ||
+      parsed.cache_quota_inodes != orig->cache_quota_inodes ||
+      parsed.cache_refresh_seconds != orig->cache_refresh_seconds ||
+      parsed.cache_writeback_delay_seconds != orig->cache_writeback_delay_seconds ||
+      parsed.cache_retry_seconds != orig->cache_retry_seconds)
+    LogWarn(COMPONENT_FSAL, "KVFS: persistent_store and cache_* changes take effect at the next restart");
   kvfs_free_export_fields(&parsed);
   LogEvent(COMPONENT_FSAL,
            "KVFS export of %s:%s updated: capacity %" PRIu64 " bytes / %" PRIu64 " inodes",

@@ -37,6 +37,15 @@ struct kvfs_export {
   /* Key/value backend and its options (NULL when not given). */
   char* kv_backend;
   char* kv_options;
+  /* The cache manager (docs/cache.md): the persistent store's directory
+   * (NULL: none) and its settings. */
+  char* persistent_store;
+  uint64_t cache_quota_bytes;
+  uint64_t cache_quota_inodes;
+  int32_t cache_refresh_seconds;
+  int32_t cache_writeback_delay_seconds;
+  int32_t cache_retry_seconds;
+  char* cache_compression;
   /* The shared file system (one reference held by this export). */
   kvfs_fs* fs;
   /* Canonical database path (malloc'ed by the bridge). */

@@ -99,6 +99,11 @@ void ControlServer::RemoveInvalidateListener(const void* key) {
   listeners_.erase(key);
 }
 
+void ControlServer::SetRequestHandler(RequestHandler handler) {
+  std::lock_guard<std::mutex> l(handler_mu_);
+  handler_ = std::move(handler);
+}
+
 void ControlServer::Invalidate(const std::vector<Ino>& inodes) {
   std::lock_guard<std::mutex> l(listeners_mu_);
   for (Ino ino : inodes) {
@@ -139,9 +144,16 @@ void ControlServer::Serve(int fd) {
     response["errno"] = std::to_string(s.posix_errno());
     response["message"] = s.message();
   } else {
-    std::vector<Ino> changed;
-    ExecuteRequest(fs_, options_.service, request, &response, &changed);
-    Invalidate(changed);
+    RequestHandler handler;
+    {
+      std::lock_guard<std::mutex> l(handler_mu_);
+      handler = handler_;
+    }
+    if (handler == nullptr || !handler(request, &response)) {
+      std::vector<Ino> changed;
+      ExecuteRequest(fs_, options_.service, request, &response, &changed);
+      Invalidate(changed);
+    }
   }
   ++requests_;
   // The client may have given up; the request's effect stands regardless.

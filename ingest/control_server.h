@@ -23,6 +23,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/fs/file_system.h"
 #include "common/status.h"
@@ -58,6 +59,15 @@ class ControlServer {
   // Removes the listener registered under `key` (if any); when it returns,
   // the listener is not running and will not be called again.
   void RemoveInvalidateListener(const void* key);
+  // Calls every listener with each of `inodes` (for changes made by others
+  // than the server's own requests, such as the cache manager's loads).
+  void Invalidate(const std::vector<Ino>& inodes);
+
+  // Requests the ingest service does not know go to `handler`, which
+  // returns false for ops it does not know either (then refused). Set it
+  // before the first such request.
+  using RequestHandler = std::function<bool(const Message& request, Message* response)>;
+  void SetRequestHandler(RequestHandler handler);
 
   const std::string& socket_path() const { return options_.socket_path; }
   // Requests answered so far.
@@ -68,7 +78,6 @@ class ControlServer {
   Status Listen();
   void Run();
   void Serve(int fd);
-  void Invalidate(const std::vector<Ino>& inodes);
 
   FileSystem* const fs_;
   const ControlServerOptions options_;
@@ -79,6 +88,8 @@ class ControlServer {
   std::atomic<uint64_t> requests_{0};
   std::mutex listeners_mu_;
   std::map<const void*, std::function<void(Ino)>> listeners_;  // guarded by listeners_mu_
+  std::mutex handler_mu_;
+  RequestHandler handler_;  // guarded by handler_mu_
 };
 
 // Starts the control server of the store in directory db_path, as the

@@ -1,7 +1,8 @@
 // kvfs: the command-line tool for KVFS stores.
 //
 // Inspects (fsck, dump, ls, stat, cat, statfs) and edits (put, mkdir, rm,
-// import, demo) a KVFS store in a RocksDB directory that no server has open.
+// import, demo) a KVFS store in a RocksDB directory that no server has open;
+// `cache` sends the cache manager's commands to the server that has it open.
 // Run without arguments for the usage text. Exit status: 0 on success, 1 if
 // fsck found problems, 2 on any error (printed as "<strerror>: <message>").
 #include <fcntl.h>
@@ -23,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cache/cache_commands.h"
 #include "common/fs/coding.h"
 #include "common/fs/file_system.h"
 #include "common/fs/fsck.h"
@@ -31,6 +33,7 @@
 #include "common/kv/kv_backend.h"
 #include "common/kv/kv_store.h"
 #include "common/status.h"
+#include "ingest/control_client.h"
 #include "tools/tree_import.h"
 
 namespace kvfs {
@@ -43,7 +46,7 @@ constexpr int kExitError = 2;
 constexpr const char* kUsage = R"(usage: kvfs <command> --db PATH [options] [arguments]
 
 Inspects and edits a KVFS store: the key/value store directory PATH, which
-no server may have open. Paths inside the store are absolute ("/a/b").
+no server may have open (except for 'cache', which asks that server). Paths inside the store are absolute ("/a/b").
 Every command also takes --backend NAME (the store's key/value backend;
 default: the one recorded in PATH, rocksdb for a new store) and
 --kv-options name=value,... (the backend's options; see docs/kv-stores.md).
@@ -72,6 +75,12 @@ commands:
   demo   --db PATH                   create a demo tree under /demo (a copy of
                                      a documentation directory of this machine
                                      and a generated sample), then list it
+  cache  --db PATH COMMAND [TREE]    the cache manager of the server that has
+                                     PATH open (docs/cache.md): list (trees,
+                                     state, size, last use), load TREE,
+                                     flush [TREE] (write back), drop TREE
+                                     (evict), refresh (list the persistent
+                                     store again), quota
 
 exit status: 0 success, 1 fsck found problems, 2 error
 )";
@@ -734,6 +743,34 @@ Status RunStatFs(const Args& args, int*) {
   return PrintStatFs(fs.get());
 }
 
+// ---- Cache commands (through the running server) ----------------------------------------
+
+Status RunCache(const Args& args, int*) {
+  static const std::set<std::string> kNeedName = {"load", "drop"};
+  static const std::set<std::string> kAll = {"list", "load", "flush", "drop", "refresh", "quota"};
+  const std::string& what = args.operands[0];
+  if (kAll.count(what) == 0) return UsageError("cache: unknown command '" + what + "'");
+  if (kNeedName.count(what) > 0 && args.operands.size() < 2) {
+    return UsageError("cache " + what + ": which tree?");
+  }
+  if ((what == "list" || what == "refresh" || what == "quota") && args.operands.size() > 1) {
+    return UsageError("cache " + what + " takes no tree");
+  }
+  ingest::Message request{{"op", "cache-" + what}};
+  if (args.operands.size() > 1) request["name"] = args.operands[1];
+  ingest::Message response;
+  Status s = ingest::CallControlServer(ingest::ControlSocketPath(args.db), request, &response);
+  if (s.IsNotFound() || s.posix_errno() == ECONNREFUSED) {
+    return Status::FromErrno(s.posix_errno(), "no server serves " + args.db +
+                                                  " (the cache commands talk to the running "
+                                                  "server): " + s.message());
+  }
+  KVFS_RETURN_IF_ERROR(s);
+  KVFS_RETURN_IF_ERROR(ingest::ResponseStatus(response));
+  std::cout << cache::FormatCacheResponse(request, response);
+  return Status::OK();
+}
+
 // ---- Demo -----------------------------------------------------------------------------------
 
 // Local directories the demo copies, the first one present.
@@ -831,6 +868,7 @@ constexpr Command kCommands[] = {
     {"import", RunImport, 2, 2, "", false},
     {"statfs", RunStatFs, 0, 0, "", false},
     {"demo", RunDemo, 0, 0, "", false},
+    {"cache", RunCache, 1, 2, "", false},
 };
 
 // Parses the arguments after the command name.

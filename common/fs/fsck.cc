@@ -97,6 +97,8 @@ class Checker {
         orphans_.insert(ino);
       } else if (key.starts_with(schema::kUsagePrefix)) {
         counters_[std::string(key)] = DecodeCounter(it->value());
+      } else if (key.starts_with(schema::kCachePrefix)) {
+        // The cache manager's records: not the file system's to check.
       } else if (key != schema::kSuperKey) {
         Problem("unknown meta key of " + std::to_string(key.size()) + " bytes");
       }

@@ -170,6 +170,9 @@ std::string UsageInodesKey(uint64_t range);
 std::string TotalBytesKey();
 std::string TotalInodesKey();
 
+// "cache/...": reserved for the cache manager's records (cache/cache_record.h).
+inline constexpr std::string_view kCachePrefix = "cache/";
+
 // "orphan/<ino:8 BE>" -> "": an unlinked file kept while open.
 inline constexpr std::string_view kOrphanPrefix = "orphan/";
 std::string OrphanKey(Ino ino);

@@ -1,0 +1,1057 @@
+#include "cache/tree_cache.h"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <utility>
+
+#include "cache/cache_record.h"
+#include "common/fs/schema.h"
+#include "ingest/ingest.h"
+
+namespace kvfs::cache {
+
+TreeCache::~TreeCache() = default;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using ingest::ObjectInfo;
+
+// Stubs created per batch by a refresh.
+constexpr size_t kStubBatch = 1000;
+
+enum class TreeStatus { kUnloaded, kLoading, kLoaded, kEvicting };
+
+// One top-level directory the cache manages. Guarded by TreeCacheImpl::mu_.
+struct Tree {
+  std::string name;
+  Ino top = 0;
+  TreeStatus status = TreeStatus::kUnloaded;
+  CacheRecord rec;
+  uint32_t users = 0;  // operations in progress
+  uint32_t opens = 0;  // OpenFile minus CloseFile
+  // Mutations started and finished; a write-back clears the dirty mark only
+  // if none started or was in progress while it ran.
+  uint64_t started = 0;
+  uint64_t finished = 0;
+  bool writing = false;  // a write-back is running
+  bool gone = false;     // removed from the cache
+  Clock::time_point last_use{};
+  int64_t last_use_wall = 0;
+  Clock::time_point last_change{};
+  Status load_error;
+  Clock::time_point retry_after{};
+};
+
+// What an operation needs of the tree its inode lies in.
+enum class Access {
+  kTop,       // the attributes of the top directory itself suffice
+  kContents,  // anything inside: the tree must be loaded
+  kMutation,  // a change: loaded, and marked dirty durably first
+};
+
+const char* StatusName(const Tree& t) {
+  switch (t.status) {
+    case TreeStatus::kUnloaded:
+      return "unloaded";
+    case TreeStatus::kLoading:
+      return "loading";
+    case TreeStatus::kEvicting:
+      return "evicting";
+    case TreeStatus::kLoaded:
+      break;
+  }
+  return t.rec.dirty ? "dirty" : "clean";
+}
+
+int64_t WallNow() { return Now().sec; }
+
+class TreeCacheImpl final : public TreeCache {
+ public:
+  TreeCacheImpl(std::unique_ptr<FileSystem> base, std::unique_ptr<ingest::PersistentStore> store,
+                TreeCacheOptions options)
+      : base_(std::move(base)), store_(std::move(store)), options_(std::move(options)) {}
+
+  ~TreeCacheImpl() override {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    bg_cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  Status Start() {
+    KVFS_RETURN_IF_ERROR(Adopt());
+    KVFS_RETURN_IF_ERROR(Refresh());
+    thread_ = std::thread([this] { Background(); });
+    return Status::OK();
+  }
+
+  // ---- FileSystem ------------------------------------------------------------------
+
+  Status Lookup(Ino parent, std::string_view name, Attributes* out) override {
+    Pin pin;
+    KVFS_RETURN_IF_ERROR(Enter(parent, Access::kContents, &pin));
+    return base_->Lookup(parent, name, out);
+  }
+
+  Status GetAttr(Ino ino, Attributes* out) override {
+    Pin pin;
+    KVFS_RETURN_IF_ERROR(Enter(ino, Access::kTop, &pin));
+    return base_->GetAttr(ino, out);
+  }
+
+  Status SetAttr(Ino ino, const SetAttrRequest& req, Attributes* out) override {
+    Pin pin;
+    KVFS_RETURN_IF_ERROR(Enter(ino, Access::kMutation, &pin));
+    return base_->SetAttr(ino, req, out);
+  }
+
+  Status Create(Ino parent, std::string_view name, const NewObject& obj, bool exclusive,
+                Attributes* out) override {
+    KVFS_RETURN_IF_ERROR(RefuseInRoot(parent, name));
+    Pin pin;
+    KVFS_RETURN_IF_ERROR(Enter(parent, Access::kMutation, &pin));
+    return base_->Create(parent, name, obj, exclusive, out);
+  }
+
+  Status Mkdir(Ino parent, std::string_view name, const NewObject& obj, Attributes* out) override {
+    if (parent == kRootIno) return MkdirTop(name, obj, out);
+    Pin pin;
+    KVFS_RETURN_IF_ERROR(Enter(parent, Access::kMutation, &pin));
+    return base_->Mkdir(parent, name, obj, out);
+  }
+
+  Status Mknod(Ino parent, std::string_view name, FileType type, const NewObject& obj,
+               uint64_t rdev, Attributes* out) override {
+    KVFS_RETURN_IF_ERROR(RefuseInRoot(parent, name));
+    Pin pin;
+    KVFS_RETURN_IF_ERROR(Enter(parent, Access::kMutation, &pin));
+    return base_->Mknod(parent, name, type, obj, rdev, out);
+  }
+
+  Status Symlink(Ino parent, std::string_view name, std::string_view target, const NewObject& obj,
+                 Attributes* out) override {
+    KVFS_RETURN_IF_ERROR(RefuseInRoot(parent, name));
+    Pin pin;
+    KVFS_RETURN_IF_ERROR(Enter(parent, Access::kMutation, &pin));
+    return base_->Symlink(parent, name, target, obj, out);
+  }
+
+  Status Readlink(Ino ino, std::string* target) override {
+    Pin pin;
+    KVFS_RETURN_IF_ERROR(Enter(ino, Access::kContents, &pin));
+    return base_->Readlink(ino, target);
+  }
+
+  Status Link(Ino ino, Ino new_parent, std::string_view new_name, Attributes* out) override {
+    KVFS_RETURN_IF_ERROR(RefuseInRoot(new_parent, new_name));
+    Pin pin, parent_pin;
+    KVFS_RETURN_IF_ERROR(Enter(ino, Access::kMutation, &pin));
+    KVFS_RETURN_IF_ERROR(Enter(new_parent, Access::kMutation, &parent_pin));
+    return base_->Link(ino, new_parent, new_name, out);
+  }
+
+  Status Unlink(Ino parent, std::string_view name) override {
+    Pin pin;
+    KVFS_RETURN_IF_ERROR(Enter(parent, Access::kMutation, &pin));
+    return base_->Unlink(parent, name);
+  }
+
+  Status Rmdir(Ino parent, std::string_view name) override {
+    if (parent == kRootIno) return RmdirTop(name);
+    Pin pin;
+    KVFS_RETURN_IF_ERROR(Enter(parent, Access::kMutation, &pin));
+    return base_->Rmdir(parent, name);
+  }
+
+  Status Rename(Ino parent, std::string_view name, Ino new_parent,
+                std::string_view new_name) override {
+    if (parent == kRootIno || new_parent == kRootIno) {
+      return Status::FromErrno(EXDEV, "top-level trees are tarballs of the persistent store: '" +
+                                          std::string(parent == kRootIno ? name : new_name) +
+                                          "' cannot be renamed at the top (copy it instead)");
+    }
+    Pin pin, new_pin;
+    KVFS_RETURN_IF_ERROR(Enter(parent, Access::kMutation, &pin));
+    KVFS_RETURN_IF_ERROR(Enter(new_parent, Access::kMutation, &new_pin));
+    return base_->Rename(parent, name, new_parent, new_name);
+  }
+
+  Status Read(Ino ino, uint64_t offset, size_t size, std::string* out, bool* eof) override {
+    Pin pin;
+    KVFS_RETURN_IF_ERROR(Enter(ino, Access::kContents, &pin));
+    return base_->Read(ino, offset, size, out, eof);
+  }
+
+  Status Write(Ino ino, uint64_t offset, std::string_view data, Stability stability,
+               Attributes* out) override {
+    Pin pin;
+    KVFS_RETURN_IF_ERROR(Enter(ino, Access::kMutation, &pin));
+    return base_->Write(ino, offset, data, stability, out);
+  }
+
+  Status Fsync(Ino ino) override { return base_->Fsync(ino); }
+  Status Sync() override { return base_->Sync(); }
+
+  Status OpenFile(Ino ino) override {
+    Pin pin;
+    KVFS_RETURN_IF_ERROR(Enter(ino, Access::kContents, &pin));
+    KVFS_RETURN_IF_ERROR(base_->OpenFile(ino));
+    std::lock_guard<std::mutex> l(mu_);
+    if (pin.tree != nullptr) ++pin.tree->opens;
+    return Status::OK();
+  }
+
+  Status CloseFile(Ino ino) override {
+    Status s = base_->CloseFile(ino);
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = by_range_.find(schema::RangeOf(ino));
+    if (s.ok() && it != by_range_.end() && it->second->opens > 0) {
+      --it->second->opens;
+      cv_.notify_all();
+    }
+    return s;
+  }
+
+  Status ReadDir(Ino dir, uint64_t cookie, const std::function<bool(const DirEntry&)>& fn,
+                 bool* eof) override {
+    Pin pin;
+    KVFS_RETURN_IF_ERROR(Enter(dir, Access::kContents, &pin));
+    return base_->ReadDir(dir, cookie, fn, eof);
+  }
+
+  Status CookieOf(Ino dir, std::string_view name, uint64_t* cookie) override {
+    Pin pin;
+    KVFS_RETURN_IF_ERROR(Enter(dir, Access::kContents, &pin));
+    return base_->CookieOf(dir, name, cookie);
+  }
+
+  Status StatFs(StatFsInfo* out) override {
+    KVFS_RETURN_IF_ERROR(base_->StatFs(out));
+    if (options_.quota_bytes != 0) out->total_bytes = options_.quota_bytes;
+    if (options_.quota_inodes != 0) out->total_inodes = options_.quota_inodes;
+    return Status::OK();
+  }
+
+  // Whole-tree operations come from the ingest service (kvfs-ingest and
+  // kvfs-evict through the control socket): trees they add are adopted as
+  // dirty (they are not in the persistent store yet), trees they drop are
+  // forgotten.
+  Status ReserveRange(uint64_t at_least, uint64_t* range) override {
+    return base_->ReserveRange(at_least, range);
+  }
+  Status PublishTree(const LoadedTree& tree, uint64_t* replaced_range) override {
+    std::lock_guard<std::mutex> root(root_mu_);
+    uint64_t replaced = 0;
+    KVFS_RETURN_IF_ERROR(base_->PublishTree(tree, &replaced));
+    if (replaced_range != nullptr) *replaced_range = replaced;
+    if (replaced != 0) Forget(replaced);
+    Tree t;
+    t.name = tree.name;
+    t.top = schema::RangeOwnerIno(tree.range);
+    t.status = TreeStatus::kLoaded;
+    t.rec.dirty = true;
+    t.last_change = Clock::now();
+    std::lock_guard<std::mutex> l(mu_);
+    Register(std::move(t));
+    return WriteRecord(*by_range_[tree.range]);
+  }
+  Status AbandonRange(uint64_t range) override { return base_->AbandonRange(range); }
+  Status DropTree(std::string_view name, uint64_t* dropped_range) override {
+    std::lock_guard<std::mutex> root(root_mu_);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      auto it = by_name_.find(std::string(name));
+      if (it != by_name_.end()) {
+        const Tree& t = *it->second;
+        if (t.rec.dirty || t.users > 0 || t.opens > 0 || t.status != TreeStatus::kLoaded) {
+          return Status::FromErrno(EBUSY, "tree '" + t.name + "' is " + StatusName(t) +
+                                              (t.users + t.opens > 0 ? " and in use" : "") +
+                                              ": drop it with the cache commands");
+        }
+      }
+    }
+    uint64_t range = 0;
+    KVFS_RETURN_IF_ERROR(base_->DropTree(name, &range));
+    if (dropped_range != nullptr) *dropped_range = range;
+    Forget(range);
+    return Status::OK();
+  }
+  Status AddStubs(const std::vector<StubTree>& stubs, std::vector<Ino>* inos) override {
+    return base_->AddStubs(stubs, inos);
+  }
+  Status BeginFill(Ino top, uint64_t* high_water) override {
+    return base_->BeginFill(top, high_water);
+  }
+  Status FinishFill(const LoadedTree& tree) override { return base_->FinishFill(tree); }
+  Status ResetToStub(Ino top) override { return base_->ResetToStub(top); }
+  Status ReadTreeState(Ino top, TreeState* out) override { return base_->ReadTreeState(top, out); }
+  KVStore* store() override { return base_->store(); }
+
+  // ---- Operator commands -------------------------------------------------------------
+
+  Status List(std::vector<CachedTree>* out) override {
+    out->clear();
+    std::vector<std::pair<std::shared_ptr<Tree>, CachedTree>> trees;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      for (const auto& [name, t] : by_name_) {
+        CachedTree c;
+        c.name = name;
+        c.ino = t->top;
+        c.state = StatusName(*t);
+        c.last_use = t->last_use_wall;
+        c.open_files = t->opens;
+        c.in_use = t->users;
+        c.object = t->rec.object;
+        auto it = listing_.find(name);
+        if (c.object.empty() && it != listing_.end()) c.object = it->second.name;
+        c.last_error = t->load_error.ok() ? "" : t->load_error.ToString();
+        trees.emplace_back(t, std::move(c));
+      }
+    }
+    for (auto& [t, c] : trees) {
+      TreeState ts;
+      if (base_->ReadTreeState(c.ino, &ts).ok()) {
+        c.bytes = ts.bytes;
+        c.inodes = ts.inodes;
+      }
+      out->push_back(std::move(c));
+    }
+    return Status::OK();
+  }
+
+  Status Load(const std::string& name) override {
+    std::shared_ptr<Tree> t;
+    KVFS_RETURN_IF_ERROR(FindTree(name, &t));
+    Pin pin;
+    return Enter(t->top, Access::kContents, &pin, /*retry_now=*/true);
+  }
+
+  Status Flush(const std::string& name, bool* written) override {
+    std::shared_ptr<Tree> t;
+    KVFS_RETURN_IF_ERROR(FindTree(name, &t));
+    return WriteBack(t, written);
+  }
+
+  Status FlushAll() override {
+    Status first;
+    for (const std::shared_ptr<Tree>& t : Snapshot()) {
+      bool written;
+      Status s = WriteBack(t, &written);
+      if (!s.ok() && first.ok()) first = s;
+    }
+    return first;
+  }
+
+  Status Drop(const std::string& name) override {
+    std::shared_ptr<Tree> t;
+    KVFS_RETURN_IF_ERROR(FindTree(name, &t));
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (t->status == TreeStatus::kUnloaded) return Status::OK();
+    }
+    return Evict(t);
+  }
+
+  Status Refresh() override;
+
+  Status Quota(QuotaInfo* out) override {
+    StatFsInfo fs;
+    KVFS_RETURN_IF_ERROR(base_->StatFs(&fs));
+    *out = QuotaInfo();
+    out->quota_bytes = options_.quota_bytes;
+    out->quota_inodes = options_.quota_inodes;
+    out->used_bytes = fs.used_bytes;
+    out->used_inodes = fs.used_inodes;
+    std::lock_guard<std::mutex> l(mu_);
+    out->trees = by_name_.size();
+    for (const auto& [name, t] : by_name_) {
+      if (t->status == TreeStatus::kLoaded) ++out->loaded;
+      if (t->rec.dirty) ++out->dirty;
+    }
+    return Status::OK();
+  }
+
+  ingest::PersistentStore* persistent_store() override { return store_.get(); }
+  FileSystem* base() override { return base_.get(); }
+
+ private:
+  // Holds a tree in use for one operation (see Enter).
+  struct Pin {
+    TreeCacheImpl* cache = nullptr;
+    std::shared_ptr<Tree> tree;
+    bool mutation = false;
+    Pin() = default;
+    Pin(const Pin&) = delete;
+    Pin& operator=(const Pin&) = delete;
+    ~Pin() {
+      if (tree != nullptr) cache->Release(tree.get(), mutation);
+    }
+  };
+
+  // Pins the tree `ino` lies in for one operation, loading it first unless
+  // `access` is kTop and `ino` is the top itself; for a mutation marks it
+  // dirty (durably) first. The root, and inodes of no managed tree, need
+  // nothing.
+  Status Enter(Ino ino, Access access, Pin* pin, bool retry_now = false);
+  void Release(Tree* t, bool mutation);
+  // Loads t (whose status the caller set to kLoading) and settles its status.
+  Status LoadAndSettle(const std::shared_ptr<Tree>& t);
+  Status LoadTree(const std::shared_ptr<Tree>& t);
+  // Evicts trees, least recently used first, until `bytes` and `inodes`
+  // more fit under the quota; never `keep`.
+  void MakeRoom(uint64_t bytes, uint64_t inodes, const Tree* keep);
+  // Writes t back (if dirty) and resets it to a stub. EBUSY if in use.
+  Status Evict(const std::shared_ptr<Tree>& t);
+  // Writes t back if it is dirty.
+  Status WriteBack(const std::shared_ptr<Tree>& t, bool* written);
+  Status MkdirTop(std::string_view name, const NewObject& obj, Attributes* out);
+  Status RmdirTop(std::string_view name);
+  Status RefuseInRoot(Ino parent, std::string_view name) const {
+    if (parent != kRootIno) return Status::OK();
+    return Status::FromErrno(EPERM, "only directories can be created at the top: each is a "
+                                    "tarball of the persistent store ('" +
+                                        std::string(name) + "')");
+  }
+
+  // Reads the top-level directories of base_ and their records.
+  Status Adopt();
+  // Adds stubs for `names` (batches; one by one where a batch fails).
+  void AddStubsFor(const std::vector<std::pair<std::string, ObjectInfo>>& names);
+  void Background();
+  void WriteBackDue();
+
+  Status FindTree(const std::string& name, std::shared_ptr<Tree>* out) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = by_name_.find(name);
+    if (it == by_name_.end()) return Status::NotFound("no tree '" + name + "'");
+    *out = it->second;
+    return Status::OK();
+  }
+  std::vector<std::shared_ptr<Tree>> Snapshot() {
+    std::lock_guard<std::mutex> l(mu_);
+    std::vector<std::shared_ptr<Tree>> v;
+    for (const auto& [name, t] : by_name_) v.push_back(t);
+    return v;
+  }
+  // Requires mu_.
+  void Register(Tree t) {
+    auto p = std::make_shared<Tree>(std::move(t));
+    by_range_[schema::RangeOf(p->top)] = p;
+    by_name_[p->name] = p;
+  }
+  // Forgets the tree of `range` and deletes its record.
+  void Forget(uint64_t range) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = by_range_.find(range);
+    if (it == by_range_.end()) return;
+    it->second->gone = true;
+    by_name_.erase(it->second->name);
+    by_range_.erase(it);
+    WriteBatch b;
+    b.Delete(Column::kMeta, CacheRecordKey(range));
+    WriteOptions wo;
+    wo.sync = true;
+    Status s = base_->store()->Write(wo, b);
+    if (!s.ok()) Log("cannot delete the cache record of range " + std::to_string(range) + ": " +
+                     s.ToString());
+  }
+  // Writes t's record durably. Requires mu_ (so records are written in the
+  // order their states were decided).
+  Status WriteRecord(const Tree& t) {
+    WriteBatch b;
+    b.Put(Column::kMeta, CacheRecordKey(schema::RangeOf(t.top)), EncodeCacheRecord(t.rec));
+    WriteOptions wo;
+    wo.sync = true;
+    return base_->store()->Write(wo, b);
+  }
+  void Log(const std::string& line) {
+    if (options_.log) {
+      options_.log(line);
+    } else {
+      std::fprintf(stderr, "kvfs cache: %s\n", line.c_str());
+    }
+  }
+  // Queues an invalidation for the background thread.
+  void Invalidate(Ino ino) {
+    if (!options_.invalidate) return;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      invalidations_.push_back(ino);
+    }
+    bg_cv_.notify_all();
+  }
+
+  const std::unique_ptr<FileSystem> base_;
+  const std::unique_ptr<ingest::PersistentStore> store_;
+  const TreeCacheOptions options_;
+
+  // Serializes changes of the root's set of trees (mkdir/rmdir at the top,
+  // refresh, published and dropped trees).
+  std::mutex root_mu_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;  // a tree's status, users or opens changed
+  std::map<uint64_t, std::shared_ptr<Tree>> by_range_;  // guarded by mu_
+  std::map<std::string, std::shared_ptr<Tree>> by_name_;  // guarded by mu_
+  // The persistent store's tarballs by tree name, as last listed.
+  std::map<std::string, ObjectInfo> listing_;  // guarded by mu_
+  std::vector<Ino> invalidations_;             // guarded by mu_
+  bool stop_ = false;                          // guarded by mu_
+  bool refresh_requested_ = false;             // guarded by mu_
+  std::condition_variable bg_cv_;
+  std::thread thread_;
+};
+
+Status TreeCacheImpl::Enter(Ino ino, Access access, Pin* pin, bool retry_now) {
+  const uint64_t range = schema::RangeOf(ino);
+  if (range == 0) return Status::OK();
+  std::unique_lock<std::mutex> l(mu_);
+  auto it = by_range_.find(range);
+  if (it == by_range_.end()) return Status::OK();
+  std::shared_ptr<Tree> t = it->second;
+  const bool top_only = access == Access::kTop && ino == t->top;
+  for (;;) {
+    if (t->gone) return Status::OK();  // the core answers (ESTALE)
+    if (t->status == TreeStatus::kLoading || t->status == TreeStatus::kEvicting) {
+      cv_.wait(l);
+      continue;
+    }
+    if (t->status == TreeStatus::kUnloaded && !top_only) {
+      if (!t->load_error.ok() && !retry_now && Clock::now() < t->retry_after) {
+        return t->load_error;
+      }
+      t->status = TreeStatus::kLoading;
+      l.unlock();
+      Status s = LoadAndSettle(t);
+      l.lock();
+      if (!s.ok()) return s;
+      continue;
+    }
+    break;
+  }
+  ++t->users;
+  t->last_use = Clock::now();
+  t->last_use_wall = WallNow();
+  if (access == Access::kMutation) {
+    if (!t->rec.dirty) {
+      // Durable before the change runs: a crash after the change cannot
+      // leave the tree clean (and droppable) with the change in it.
+      t->rec.dirty = true;
+      Status s = WriteRecord(*t);
+      if (!s.ok()) {
+        t->rec.dirty = false;
+        --t->users;
+        cv_.notify_all();
+        return s;
+      }
+    }
+    ++t->started;
+    t->last_change = Clock::now();
+  }
+  pin->cache = this;
+  pin->tree = t;
+  pin->mutation = access == Access::kMutation;
+  return Status::OK();
+}
+
+void TreeCacheImpl::Release(Tree* t, bool mutation) {
+  std::lock_guard<std::mutex> l(mu_);
+  --t->users;
+  if (mutation) {
+    ++t->finished;
+    t->last_change = Clock::now();
+  }
+  cv_.notify_all();
+}
+
+Status TreeCacheImpl::LoadAndSettle(const std::shared_ptr<Tree>& t) {
+  Status s = LoadTree(t);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (s.ok()) {
+      t->status = TreeStatus::kLoaded;
+      t->load_error = Status::OK();
+    } else {
+      t->status = TreeStatus::kUnloaded;
+      t->load_error = s;
+      t->retry_after = Clock::now() + std::chrono::seconds(options_.retry_seconds);
+    }
+    cv_.notify_all();
+  }
+  if (s.ok()) {
+    Invalidate(t->top);
+    MakeRoom(0, 0, t.get());
+  } else {
+    Log(s.ToString());
+  }
+  return s;
+}
+
+Status TreeCacheImpl::LoadTree(const std::shared_ptr<Tree>& t) {
+  std::string object;
+  CacheRecord rec;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = listing_.find(t->name);
+    object = it != listing_.end() ? it->second.name : t->rec.object;
+    rec = t->rec;
+  }
+  auto fail = [&](const std::string& what, const Status& s) {
+    return Status::IOError("loading tree '" + t->name + "'" +
+                           (object.empty() ? "" : " from " + object) + " of " + store_->Describe() +
+                           ": " + what + (s.ok() ? "" : ": " + s.ToString()));
+  };
+  if (object.empty()) return fail("the persistent store has no tarball for it", Status::OK());
+  ObjectInfo info;
+  Status s = store_->Stat(object, &info);
+  if (!s.ok()) return fail("cannot find the tarball", s);
+  MakeRoom(rec.bytes != 0 ? rec.bytes : info.size, rec.inodes, t.get());
+  ingest::IngestOptions io;
+  io.name = t->name;
+  io.fill_top = t->top;
+  // The same tarball as at the last load: the same inode numbers.
+  io.fill_first_local =
+      rec.object == info.name && rec.version == info.version ? rec.first_local : 0;
+  io.staging_dir = options_.staging_dir;
+  io.hasher = options_.hasher;
+  ingest::IngestStats stats;
+  s = ingest::IngestFromStore(base_.get(), store_.get(), info.name, io, &stats);
+  if (!s.ok()) return fail("cannot ingest the tarball", s);
+  TreeState ts;
+  s = base_->ReadTreeState(t->top, &ts);
+  if (!s.ok()) return fail("cannot read the loaded tree's usage", s);
+  std::lock_guard<std::mutex> l(mu_);
+  t->rec.object = info.name;
+  t->rec.version = info.version;
+  t->rec.first_local = stats.first_local;
+  t->rec.bytes = ts.bytes;
+  t->rec.inodes = ts.inodes;
+  t->rec.dirty = false;
+  listing_[t->name] = info;
+  s = WriteRecord(*t);
+  // The tree is loaded either way; without the record the next load after
+  // an eviction numbers it afresh (handles go stale, nothing is lost).
+  if (!s.ok()) Log("cannot record the load of '" + t->name + "': " + s.ToString());
+  return Status::OK();
+}
+
+void TreeCacheImpl::MakeRoom(uint64_t bytes, uint64_t inodes, const Tree* keep) {
+  if (options_.quota_bytes == 0 && options_.quota_inodes == 0) return;
+  std::set<const Tree*> failed;
+  for (;;) {
+    StatFsInfo fs;
+    Status s = base_->StatFs(&fs);
+    if (!s.ok()) {
+      Log("quota: cannot read the usage: " + s.ToString());
+      return;
+    }
+    const bool over_bytes =
+        options_.quota_bytes != 0 && fs.used_bytes + bytes > options_.quota_bytes;
+    const bool over_inodes =
+        options_.quota_inodes != 0 && fs.used_inodes + inodes > options_.quota_inodes;
+    if (!over_bytes && !over_inodes) return;
+    std::shared_ptr<Tree> victim;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      for (const auto& [range, t] : by_range_) {
+        if (t.get() == keep || failed.count(t.get()) > 0) continue;
+        if (t->status != TreeStatus::kLoaded || t->users > 0 || t->opens > 0 || t->writing) {
+          continue;
+        }
+        if (victim == nullptr || t->last_use < victim->last_use) victim = t;
+      }
+    }
+    if (victim == nullptr) {
+      Log("quota exceeded (" + std::to_string(fs.used_bytes) + " bytes, " +
+          std::to_string(fs.used_inodes) + " inodes in use; quota " +
+          std::to_string(options_.quota_bytes) + " bytes, " +
+          std::to_string(options_.quota_inodes) +
+          " inodes) and every loaded tree is in use: going over it");
+      return;
+    }
+    s = Evict(victim);
+    if (!s.ok()) {
+      failed.insert(victim.get());
+      if (s.posix_errno() != EBUSY) Log("cannot evict '" + victim->name + "': " + s.ToString());
+    }
+  }
+}
+
+Status TreeCacheImpl::Evict(const std::shared_ptr<Tree>& t) {
+  bool dirty;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    dirty = t->rec.dirty;
+  }
+  if (dirty) {
+    bool written;
+    KVFS_RETURN_IF_ERROR(WriteBack(t, &written));
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (t->gone) return Status::OK();
+    if (t->status != TreeStatus::kLoaded || t->users > 0 || t->opens > 0 || t->writing ||
+        t->rec.dirty) {
+      return Status::FromErrno(EBUSY, "tree '" + t->name + "' is " + StatusName(*t) +
+                                          (t->users + t->opens > 0 ? " and in use" : ""));
+    }
+    t->status = TreeStatus::kEvicting;
+  }
+  Status s = base_->ResetToStub(t->top);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    t->status = s.ok() ? TreeStatus::kUnloaded : TreeStatus::kLoaded;
+    cv_.notify_all();
+  }
+  if (s.ok()) Invalidate(t->top);
+  return s;
+}
+
+Status TreeCacheImpl::WriteBack(const std::shared_ptr<Tree>& t, bool* written) {
+  *written = false;
+  uint64_t started;
+  bool quiet;
+  {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait(l, [&] { return !t->writing; });
+    if (t->gone || t->status != TreeStatus::kLoaded || !t->rec.dirty) return Status::OK();
+    t->writing = true;
+    started = t->started;
+    quiet = t->started == t->finished;
+  }
+  ingest::ExportOptions eo;
+  eo.compression = options_.compression;
+  ingest::ExportStats es;
+  Status s = ingest::ExportTree(base_.get(), t->name, store_.get(), eo, &es);
+  ObjectInfo info;
+  if (s.ok()) s = store_->Stat(es.object, &info);
+  std::lock_guard<std::mutex> l(mu_);
+  t->writing = false;
+  cv_.notify_all();
+  if (!s.ok()) {
+    Status e = Status::FromErrno(s.posix_errno(), "writing tree '" + t->name + "' back to " +
+                                                      store_->Describe() + ": " + s.ToString());
+    Log(e.ToString());
+    return e;
+  }
+  *written = true;
+  t->rec.object = info.name;
+  t->rec.version = info.version;
+  // A load of this tarball numbers its members afresh.
+  t->rec.first_local = 0;
+  listing_[t->name] = info;
+  // Clean only if no change ran while the tarball was written.
+  if (quiet && t->started == started) t->rec.dirty = false;
+  return WriteRecord(*t);
+}
+
+Status TreeCacheImpl::MkdirTop(std::string_view name_view, const NewObject& obj, Attributes* out) {
+  const std::string name(name_view);
+  KVFS_RETURN_IF_ERROR(ingest::CheckObjectName(name));
+  std::lock_guard<std::mutex> root(root_mu_);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (by_name_.count(name) > 0 || listing_.count(name) > 0) {
+      return Status::Exists("'" + name + "' exists");
+    }
+  }
+  // A tarball another server wrote since the last listing.
+  for (ingest::Compression c : {ingest::Compression::kNone, ingest::Compression::kGzip,
+                                ingest::Compression::kZstd, ingest::Compression::kXz}) {
+    ObjectInfo info;
+    const std::string object = name + std::string(ingest::TarballSuffix(c));
+    Status s = store_->Stat(object, &info);
+    if (s.ok()) return Status::Exists("'" + name + "' exists in the persistent store as " + object);
+    if (!s.IsNotFound()) return s;
+  }
+  Status s = store_->ClaimName(name, options_.owner + " tree=" + name);
+  if (s.posix_errno() == EEXIST) {
+    return Status::Exists("'" + name + "' was created by another server sharing " +
+                          store_->Describe());
+  }
+  KVFS_RETURN_IF_ERROR(s);
+  s = base_->Mkdir(kRootIno, name, obj, out);
+  if (!s.ok()) {
+    Status r = store_->ReleaseName(name);
+    if (!r.ok()) Log("cannot release the claim of '" + name + "': " + r.ToString());
+    return s;
+  }
+  Tree t;
+  t.name = name;
+  t.top = out->ino;
+  t.status = TreeStatus::kLoaded;
+  t.rec.dirty = true;
+  t.last_change = t.last_use = Clock::now();
+  t.last_use_wall = WallNow();
+  std::lock_guard<std::mutex> l(mu_);
+  Register(std::move(t));
+  // Without the record the tree is adopted as dirty at the next start anyway.
+  s = WriteRecord(*by_name_[name]);
+  if (!s.ok()) Log("cannot record new tree '" + name + "': " + s.ToString());
+  return Status::OK();
+}
+
+Status TreeCacheImpl::RmdirTop(std::string_view name_view) {
+  const std::string name(name_view);
+  std::lock_guard<std::mutex> root(root_mu_);
+  std::shared_ptr<Tree> t;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = by_name_.find(name);
+    if (it == by_name_.end()) return base_->Rmdir(kRootIno, name);
+    t = it->second;
+    auto listed = listing_.find(name);
+    if (!t->rec.object.empty() || listed != listing_.end()) {
+      return Status::FromErrno(
+          EPERM, "'" + name + "' is tarball " +
+                     (listed != listing_.end() ? listed->second.name : t->rec.object) + " of " +
+                     store_->Describe() + ": remove it there");
+    }
+    if (t->status != TreeStatus::kLoaded || t->users > 0 || t->opens > 0 || t->writing) {
+      return Status::FromErrno(EBUSY, "'" + name + "' is in use");
+    }
+    t->status = TreeStatus::kEvicting;
+  }
+  Status s = base_->Rmdir(kRootIno, name);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    t->status = TreeStatus::kLoaded;
+    cv_.notify_all();
+  }
+  if (!s.ok()) return s;
+  Forget(schema::RangeOf(t->top));
+  Status r = store_->ReleaseName(name);
+  if (!r.ok() && !r.IsNotFound()) Log("cannot release the claim of '" + name + "': " + r.ToString());
+  return Status::OK();
+}
+
+Status TreeCacheImpl::Adopt() {
+  std::vector<std::pair<std::string, Ino>> tops;
+  uint64_t cookie = kStartCookie;
+  for (bool eof = false; !eof;) {
+    KVFS_RETURN_IF_ERROR(base_->ReadDir(
+        kRootIno, cookie,
+        [&](const DirEntry& e) {
+          cookie = e.cookie;
+          if (e.attrs.type == FileType::kDirectory && schema::IsRangeOwner(e.attrs.ino)) {
+            tops.emplace_back(e.name, e.attrs.ino);
+          }
+          return true;
+        },
+        &eof));
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  for (const auto& [name, ino] : tops) {
+    TreeState ts;
+    KVFS_RETURN_IF_ERROR(base_->ReadTreeState(ino, &ts));
+    Tree t;
+    t.name = name;
+    t.top = ino;
+    t.status = ts.stub ? TreeStatus::kUnloaded : TreeStatus::kLoaded;
+    std::string value;
+    Status s = base_->store()->Get(Column::kMeta, CacheRecordKey(ts.range), &value);
+    if (s.ok()) {
+      KVFS_RETURN_IF_ERROR(DecodeCacheRecord(value, &t.rec));
+    } else if (s.IsNotFound()) {
+      // A loaded tree nobody recorded (kvfs-ingest, or a crash right after
+      // a mkdir): it may exist nowhere else, so it must be written back.
+      t.rec.dirty = !ts.stub;
+    } else {
+      return s;
+    }
+    Register(std::move(t));
+    if (!s.ok() && !ts.stub) KVFS_RETURN_IF_ERROR(WriteRecord(*by_name_[name]));
+  }
+  return Status::OK();
+}
+
+Status TreeCacheImpl::Refresh() {
+  std::vector<ObjectInfo> objects;
+  KVFS_RETURN_IF_ERROR(store_->List(&objects));
+  std::map<std::string, ObjectInfo> listing;
+  for (ObjectInfo& o : objects) {
+    std::string name;
+    if (!ingest::TreeNameOf(o.name, &name)) continue;
+    auto it = listing.find(name);
+    // Two compressions of one tree (an export replacing the other was
+    // interrupted): the newer one.
+    if (it == listing.end() || std::make_pair(o.mtime_sec, o.mtime_nsec) >
+                                   std::make_pair(it->second.mtime_sec, it->second.mtime_nsec)) {
+      listing[name] = std::move(o);
+    }
+  }
+  std::lock_guard<std::mutex> root(root_mu_);
+  std::vector<std::pair<std::string, ObjectInfo>> added;
+  std::vector<std::shared_ptr<Tree>> gone, stale;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& [name, info] : listing) {
+      if (by_name_.count(name) == 0) added.emplace_back(name, info);
+    }
+    for (const auto& [name, t] : by_name_) {
+      auto it = listing.find(name);
+      const bool idle = t->users == 0 && t->opens == 0 && !t->writing && !t->rec.dirty &&
+                        (t->status == TreeStatus::kUnloaded || t->status == TreeStatus::kLoaded);
+      if (it == listing.end()) {
+        // Its tarball went away: so does the tree, unless it has changes
+        // (new trees have no tarball yet).
+        if (!t->rec.dirty && idle && (t->status == TreeStatus::kUnloaded || !t->rec.object.empty())) {
+          gone.push_back(t);
+        } else if (!t->rec.object.empty() && t->rec.dirty) {
+          Log("tarball " + t->rec.object + " of '" + name +
+              "' was removed from the store; the changed tree will be written back");
+        }
+      } else if (t->status == TreeStatus::kLoaded && it->second.version != t->rec.version &&
+                 !t->rec.object.empty()) {
+        if (idle) {
+          stale.push_back(t);  // replaced in the store: load the new one next time
+        } else if (t->rec.dirty) {
+          Log("tarball " + it->second.name + " of '" + name +
+              "' changed in the store while this server has changes: write-back will replace it");
+        }
+      }
+    }
+    listing_ = std::move(listing);
+  }
+  AddStubsFor(added);
+  for (const std::shared_ptr<Tree>& t : gone) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (t->users > 0 || t->opens > 0 || t->rec.dirty || t->writing) continue;
+      t->status = TreeStatus::kEvicting;
+    }
+    uint64_t range;
+    Status s = base_->DropTree(t->name, &range);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      t->status = s.ok() ? TreeStatus::kUnloaded : TreeStatus::kLoaded;
+      cv_.notify_all();
+    }
+    if (s.ok()) {
+      Forget(range);
+    } else {
+      Log("cannot remove '" + t->name + "' whose tarball is gone: " + s.ToString());
+    }
+  }
+  for (const std::shared_ptr<Tree>& t : stale) {
+    Status s = Evict(t);
+    if (!s.ok() && s.posix_errno() != EBUSY) {
+      Log("cannot drop the outdated copy of '" + t->name + "': " + s.ToString());
+    }
+  }
+  if (!added.empty() || !gone.empty()) Invalidate(kRootIno);
+  return Status::OK();
+}
+
+void TreeCacheImpl::AddStubsFor(const std::vector<std::pair<std::string, ObjectInfo>>& names) {
+  auto add = [&](size_t begin, size_t end) -> Status {
+    std::vector<StubTree> stubs;
+    for (size_t i = begin; i < end; ++i) {
+      StubTree st;
+      st.name = names[i].first;
+      st.obj.mode = 0755;
+      st.mtime = Timespec{names[i].second.mtime_sec, names[i].second.mtime_nsec};
+      stubs.push_back(std::move(st));
+    }
+    std::vector<Ino> inos;
+    KVFS_RETURN_IF_ERROR(base_->AddStubs(stubs, &inos));
+    std::lock_guard<std::mutex> l(mu_);
+    for (size_t i = 0; i < inos.size(); ++i) {
+      Tree t;
+      t.name = stubs[i].name;
+      t.top = inos[i];
+      t.status = TreeStatus::kUnloaded;
+      Register(std::move(t));
+    }
+    return Status::OK();
+  };
+  for (size_t begin = 0; begin < names.size(); begin += kStubBatch) {
+    const size_t end = std::min(names.size(), begin + kStubBatch);
+    if (add(begin, end).ok()) continue;
+    // Some name is taken (a file or an unmanaged directory): one by one.
+    for (size_t i = begin; i < end; ++i) {
+      Status s = add(i, i + 1);
+      if (!s.ok()) {
+        Log("cannot show tarball " + names[i].second.name + " as '" + names[i].first +
+            "': " + s.ToString());
+      }
+    }
+  }
+}
+
+void TreeCacheImpl::WriteBackDue() {
+  if (options_.writeback_delay_seconds <= 0) return;
+  const auto due = Clock::now() - std::chrono::seconds(options_.writeback_delay_seconds);
+  std::vector<std::shared_ptr<Tree>> trees;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& [range, t] : by_range_) {
+      if (t->rec.dirty && t->status == TreeStatus::kLoaded && !t->writing &&
+          t->last_change <= due && t->started == t->finished) {
+        trees.push_back(t);
+      }
+    }
+  }
+  for (const std::shared_ptr<Tree>& t : trees) {
+    bool written;
+    if (!WriteBack(t, &written).ok()) {
+      // Logged; try again a delay later.
+      std::lock_guard<std::mutex> l(mu_);
+      t->last_change = Clock::now();
+    }
+  }
+}
+
+void TreeCacheImpl::Background() {
+  Clock::time_point next_refresh =
+      Clock::now() + std::chrono::seconds(std::max(options_.refresh_seconds, 1));
+  for (;;) {
+    std::vector<Ino> invalidations;
+    bool refresh;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      bg_cv_.wait_for(l, std::chrono::seconds(1),
+                      [&] { return stop_ || refresh_requested_ || !invalidations_.empty(); });
+      if (stop_) return;
+      invalidations.swap(invalidations_);
+      refresh = refresh_requested_ ||
+                (options_.refresh_seconds > 0 && Clock::now() >= next_refresh);
+      refresh_requested_ = false;
+    }
+    for (Ino ino : invalidations) options_.invalidate(ino);
+    if (refresh) {
+      Status s = Refresh();
+      if (!s.ok()) Log("cannot list " + store_->Describe() + ": " + s.ToString());
+      next_refresh = Clock::now() + std::chrono::seconds(std::max(options_.refresh_seconds, 1));
+    }
+    WriteBackDue();
+    MakeRoom(0, 0, nullptr);
+  }
+}
+
+}  // namespace
+
+Status TreeCache::Open(std::unique_ptr<FileSystem> base,
+                       std::unique_ptr<ingest::PersistentStore> store,
+                       const TreeCacheOptions& options, std::unique_ptr<TreeCache>* out) {
+  if (base == nullptr || store == nullptr) {
+    return Status::InvalidArgument("a tree cache needs a file system and a persistent store");
+  }
+  if (options.staging_dir.empty()) return Status::InvalidArgument("no staging directory");
+  auto cache = std::make_unique<TreeCacheImpl>(std::move(base), std::move(store), options);
+  KVFS_RETURN_IF_ERROR(cache->Start());
+  *out = std::move(cache);
+  return Status::OK();
+}
+
+}  // namespace kvfs::cache

@@ -1,0 +1,503 @@
+// The cache manager (cache/tree_cache.h) in process, on RocksDB and a local
+// persistent store of real tarballs: stubs, loading on first touch (once),
+// failed loads, LRU eviction under a quota, handles across evictions,
+// write-back, restart, name claims between two caches, refresh. The same
+// through NFS is cache_e2e_test.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "cache/tree_cache.h"
+#include "common/fs/schema.h"
+#include "tests/ingest/ingest_test_util.h"
+
+namespace kvfs::cache {
+namespace {
+
+using ingest_test::File;
+using ingest_test::OpenRocksFileSystem;
+using ingest_test::RandomBytes;
+using ingest_test::Spec;
+using ingest_test::WriteTarball;
+using kvfs::testing::FsckProblems;
+using kvfs::testing::TempDir;
+
+// Path (relative to a tree's top) -> contents.
+using Contents = std::map<std::string, std::string>;
+
+// A persistent store that counts the tarballs opened for reading and can
+// make each read slow (so concurrent first touches overlap).
+class CountingStore final : public ingest::PersistentStore {
+ public:
+  explicit CountingStore(std::unique_ptr<ingest::PersistentStore> base) : base_(std::move(base)) {}
+  Status List(std::vector<ingest::ObjectInfo>* out) override { return base_->List(out); }
+  Status Stat(const std::string& name, ingest::ObjectInfo* out) override {
+    return base_->Stat(name, out);
+  }
+  Status OpenRead(const std::string& name,
+                  std::unique_ptr<ingest::ObjectReader>* out) override {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      ++opened_[name];
+    }
+    std::this_thread::sleep_for(delay_);
+    return base_->OpenRead(name, out);
+  }
+  Status OpenWrite(const std::string& name, std::unique_ptr<ingest::ObjectWriter>* out) override {
+    return base_->OpenWrite(name, out);
+  }
+  Status Delete(const std::string& name) override { return base_->Delete(name); }
+  Status ClaimRange(uint64_t range, std::string_view owner) override {
+    return base_->ClaimRange(range, owner);
+  }
+  Status HighestClaimedRange(uint64_t* range) override { return base_->HighestClaimedRange(range); }
+  Status ClaimName(const std::string& name, std::string_view owner) override {
+    return base_->ClaimName(name, owner);
+  }
+  Status ReleaseName(const std::string& name) override { return base_->ReleaseName(name); }
+  std::string Describe() const override { return base_->Describe(); }
+
+  int opened(const std::string& name) {
+    std::lock_guard<std::mutex> l(mu_);
+    return opened_[name];
+  }
+  void set_delay(std::chrono::milliseconds d) { delay_ = d; }
+
+ private:
+  std::unique_ptr<ingest::PersistentStore> base_;
+  std::mutex mu_;
+  std::map<std::string, int> opened_;
+  std::chrono::milliseconds delay_{0};
+};
+
+// Reads every file below directory `dir` through fs.
+Status ReadTree(FileSystem* fs, Ino dir, const std::string& prefix, Contents* out) {
+  std::vector<DirEntry> entries;
+  uint64_t cookie = kStartCookie;
+  for (bool eof = false; !eof;) {
+    KVFS_RETURN_IF_ERROR(fs->ReadDir(
+        dir, cookie,
+        [&](const DirEntry& e) {
+          cookie = e.cookie;
+          entries.push_back(e);
+          return true;
+        },
+        &eof));
+  }
+  for (const DirEntry& e : entries) {
+    const std::string path = prefix.empty() ? e.name : prefix + "/" + e.name;
+    if (e.attrs.type == FileType::kDirectory) {
+      KVFS_RETURN_IF_ERROR(ReadTree(fs, e.attrs.ino, path, out));
+    } else if (e.attrs.type == FileType::kRegular) {
+      std::string data;
+      KVFS_RETURN_IF_ERROR(kvfs::testing::ReadAll(fs, e.attrs.ino, &data));
+      (*out)[path] = data;
+    }
+  }
+  return Status::OK();
+}
+
+Status ReadTopTree(FileSystem* fs, const std::string& name, Contents* out) {
+  Attributes top;
+  KVFS_RETURN_IF_ERROR(fs->Lookup(kRootIno, name, &top));
+  out->clear();
+  return ReadTree(fs, top.ino, "", out);
+}
+
+std::string StateOf(TreeCache* cache, const std::string& name) {
+  std::vector<CachedTree> trees;
+  EXPECT_OK(cache->List(&trees));
+  for (const CachedTree& t : trees) {
+    if (t.name == name) return t.state;
+  }
+  return "absent";
+}
+
+class TreeCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_EQ(::mkdir(store_dir().c_str(), 0755), 0); }
+
+  std::string store_dir() const { return dir_.path() + "/store"; }
+  std::string db(int i = 0) const { return dir_.path() + "/db" + std::to_string(i); }
+
+  // Writes tarball NAME.tar of `files` files of `size` bytes in two
+  // directories and returns its contents.
+  Contents MakeTarball(const std::string& name, int files, size_t size, uint64_t seed) {
+    Contents c;
+    std::vector<Spec> members;
+    for (int i = 0; i < files; ++i) {
+      const std::string path = (i % 2 == 0 ? "even/f" : "odd/f") + std::to_string(i);
+      c[path] = RandomBytes(size + i, seed * 1000 + i);
+      members.push_back(File(name + "/" + path, c[path]));
+    }
+    WriteTarball(store_dir() + "/" + name + ".tar", members);
+    return c;
+  }
+
+  TreeCacheOptions Options(int i = 0) const {
+    TreeCacheOptions o;
+    o.refresh_seconds = 0;
+    o.writeback_delay_seconds = 0;
+    o.retry_seconds = 0;
+    o.staging_dir = db(i) + "/ingest-staging";
+    o.owner = "test cache " + std::to_string(i);
+    o.log = [](const std::string& line) { std::fprintf(stderr, "cache log: %s\n", line.c_str()); };
+    return o;
+  }
+
+  Status OpenCache(const TreeCacheOptions& o, std::unique_ptr<TreeCache>* out, int i = 0) {
+    std::unique_ptr<FileSystem> fs;
+    KVFS_RETURN_IF_ERROR(OpenRocksFileSystem(db(i), &fs));
+    ::mkdir(o.staging_dir.c_str(), 0755);
+    std::unique_ptr<ingest::PersistentStore> local;
+    KVFS_RETURN_IF_ERROR(ingest::OpenLocalStore(store_dir(), &local));
+    auto counting = std::make_unique<CountingStore>(std::move(local));
+    counting_ = counting.get();
+    return TreeCache::Open(std::move(fs), std::move(counting), o, out);
+  }
+
+  TempDir dir_{"kvfs-cache"};
+  CountingStore* counting_ = nullptr;  // of the last cache opened
+};
+
+TEST_F(TreeCacheTest, TarballsAreListedAsStubsWithoutFetching) {
+  for (int i = 0; i < 5; ++i) MakeTarball("t" + std::to_string(i), 4, 100, i);
+  std::unique_ptr<TreeCache> cache;
+  ASSERT_OK(OpenCache(Options(), &cache));
+  std::vector<std::string> names;
+  bool eof;
+  ASSERT_OK(cache->ReadDir(
+      kRootIno, kStartCookie,
+      [&](const DirEntry& e) {
+        EXPECT_EQ(e.attrs.type, FileType::kDirectory);
+        names.push_back(e.name);
+        return true;
+      },
+      &eof));
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"t0", "t1", "t2", "t3", "t4"}));
+  Attributes top;
+  ASSERT_OK(cache->Lookup(kRootIno, "t2", &top));
+  ASSERT_OK(cache->GetAttr(top.ino, &top));
+  EXPECT_EQ(StateOf(cache.get(), "t2"), "unloaded");
+  EXPECT_EQ(counting_->opened("t2.tar"), 0);
+}
+
+TEST_F(TreeCacheTest, FirstTouchLoadsAndLaterTouchesDoNot) {
+  const Contents want = MakeTarball("data", 10, 3000, 1);
+  std::unique_ptr<TreeCache> cache;
+  ASSERT_OK(OpenCache(Options(), &cache));
+  Contents got;
+  ASSERT_OK(ReadTopTree(cache.get(), "data", &got));
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(StateOf(cache.get(), "data"), "clean");
+  ASSERT_OK(ReadTopTree(cache.get(), "data", &got));
+  EXPECT_EQ(counting_->opened("data.tar"), 1);
+  EXPECT_EQ(FsckProblems(cache.get(), DefaultNameHasher()), std::vector<std::string>{});
+}
+
+TEST_F(TreeCacheTest, ConcurrentFirstTouchesFetchOnce) {
+  const Contents want = MakeTarball("shared", 20, 1000, 2);
+  std::unique_ptr<TreeCache> cache;
+  ASSERT_OK(OpenCache(Options(), &cache));
+  counting_->set_delay(std::chrono::milliseconds(300));
+  Attributes top;
+  ASSERT_OK(cache->Lookup(kRootIno, "shared", &top));
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      Attributes a;
+      const std::string path = i % 2 == 0 ? "even" : "odd";
+      if (cache->Lookup(top.ino, path, &a).ok()) ++ok;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 8);
+  EXPECT_EQ(counting_->opened("shared.tar"), 1);
+  Contents got;
+  ASSERT_OK(ReadTopTree(cache.get(), "shared", &got));
+  EXPECT_EQ(got, want);
+}
+
+TEST_F(TreeCacheTest, CorruptTarballIsAnIoErrorAndIsRetried) {
+  {
+    std::ofstream bad(store_dir() + "/broken.tar");
+    bad << std::string(10000, 'x');
+  }
+  TreeCacheOptions o = Options();
+  o.retry_seconds = 3600;
+  std::vector<std::string> lines;
+  std::mutex lines_mu;
+  o.log = [&](const std::string& line) {
+    std::lock_guard<std::mutex> l(lines_mu);
+    lines.push_back(line);
+  };
+  std::unique_ptr<TreeCache> cache;
+  ASSERT_OK(OpenCache(o, &cache));
+  Attributes top, a;
+  ASSERT_OK(cache->Lookup(kRootIno, "broken", &top));
+  Status s = cache->Lookup(top.ino, "anything", &a);
+  EXPECT_EQ(s.posix_errno(), EIO) << s.ToString();
+  EXPECT_NE(s.message().find("broken.tar"), std::string::npos) << s.ToString();
+  {
+    std::lock_guard<std::mutex> l(lines_mu);
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_NE(lines[0].find("broken"), std::string::npos);
+  }
+  // Remembered for retry_seconds: no new fetch.
+  EXPECT_EQ(cache->Lookup(top.ino, "anything", &a).posix_errno(), EIO);
+  EXPECT_EQ(counting_->opened("broken.tar"), 1);
+  EXPECT_EQ(StateOf(cache.get(), "broken"), "unloaded");  // not cached as empty
+  // Fixed in the store: the operator's load retries at once.
+  const Contents want = MakeTarball("broken", 3, 10, 3);
+  ASSERT_OK(cache->Load("broken"));
+  Contents got;
+  ASSERT_OK(ReadTopTree(cache.get(), "broken", &got));
+  EXPECT_EQ(got, want);
+}
+
+TEST_F(TreeCacheTest, FailedLoadIsRetriedAtTheNextTouchAfterTheDelay) {
+  {
+    std::ofstream bad(store_dir() + "/later.tar");
+    bad << "not a tarball";
+  }
+  TreeCacheOptions o = Options();
+  o.retry_seconds = 1;
+  std::unique_ptr<TreeCache> cache;
+  ASSERT_OK(OpenCache(o, &cache));
+  Attributes top, a;
+  ASSERT_OK(cache->Lookup(kRootIno, "later", &top));
+  EXPECT_EQ(cache->Lookup(top.ino, "even", &a).posix_errno(), EIO);
+  MakeTarball("later", 2, 10, 4);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  ASSERT_OK(cache->Lookup(top.ino, "even", &a));
+  EXPECT_EQ(counting_->opened("later.tar"), 2);
+}
+
+TEST_F(TreeCacheTest, QuotaEvictsLeastRecentlyUsedWhileAClientWalksEverything) {
+  std::map<std::string, Contents> want;
+  for (int i = 0; i < 8; ++i) {
+    const std::string name = "q" + std::to_string(i);
+    want[name] = MakeTarball(name, 16, 8000, 10 + i);  // about 130 KB each
+  }
+  TreeCacheOptions o = Options();
+  o.quota_bytes = 400 * 1024;  // three trees at a time
+  std::unique_ptr<TreeCache> cache;
+  ASSERT_OK(OpenCache(o, &cache));
+  StatFsInfo st;
+  ASSERT_OK(cache->StatFs(&st));
+  EXPECT_EQ(st.total_bytes, o.quota_bytes);
+  for (int round = 0; round < 2; ++round) {
+    for (const auto& [name, contents] : want) {
+      Contents got;
+      ASSERT_OK(ReadTopTree(cache.get(), name, &got));
+      EXPECT_EQ(got, contents) << name;
+      ASSERT_OK(cache->StatFs(&st));
+      EXPECT_LE(st.used_bytes, o.quota_bytes) << name;
+    }
+  }
+  int loaded = 0;
+  std::vector<CachedTree> trees;
+  ASSERT_OK(cache->List(&trees));
+  for (const CachedTree& t : trees) loaded += t.state == "clean";
+  EXPECT_GE(loaded, 1);
+  EXPECT_LE(loaded, 3);
+  // The least recently used went first: the last one walked is loaded.
+  EXPECT_EQ(StateOf(cache.get(), "q7"), "clean");
+  EXPECT_EQ(StateOf(cache.get(), "q0"), "unloaded");
+  EXPECT_EQ(counting_->opened("q0.tar"), 2);
+  EXPECT_EQ(FsckProblems(cache.get(), DefaultNameHasher()), std::vector<std::string>{});
+}
+
+TEST_F(TreeCacheTest, HandlesSurviveEvictionOfAnUnchangedTree) {
+  const Contents want = MakeTarball("h", 6, 5000, 5);
+  std::unique_ptr<TreeCache> cache;
+  ASSERT_OK(OpenCache(Options(), &cache));
+  Attributes top, dir, file;
+  ASSERT_OK(cache->Lookup(kRootIno, "h", &top));
+  ASSERT_OK(cache->Lookup(top.ino, "odd", &dir));
+  ASSERT_OK(cache->Lookup(dir.ino, "f3", &file));
+  ASSERT_OK(cache->Drop("h"));
+  EXPECT_EQ(StateOf(cache.get(), "h"), "unloaded");
+  // The old handle of a file loads the tree again and names the same file.
+  Attributes again;
+  ASSERT_OK(cache->GetAttr(file.ino, &again));
+  EXPECT_EQ(again.size, file.size);
+  std::string data;
+  ASSERT_OK(kvfs::testing::ReadAll(cache.get(), file.ino, &data));
+  EXPECT_EQ(data, want.at("odd/f3"));
+  ASSERT_OK(cache->Lookup(kRootIno, "h", &again));
+  EXPECT_EQ(again.ino, top.ino);
+  EXPECT_EQ(counting_->opened("h.tar"), 2);
+}
+
+TEST_F(TreeCacheTest, WriteBackThenEvictionThenReloadGivesIdenticalContents) {
+  Contents want = MakeTarball("w", 4, 2000, 6);
+  std::unique_ptr<TreeCache> cache;
+  ASSERT_OK(OpenCache(Options(), &cache));
+  // A change to a loaded tree, and a new top-level tree.
+  Attributes top, f, fresh, g;
+  ASSERT_OK(cache->Lookup(kRootIno, "w", &top));
+  ASSERT_OK(cache->Create(top.ino, "added", NewObject{}, true, &f));
+  ASSERT_OK(cache->Write(f.ino, 0, "new contents", Stability::kStable, &f));
+  want["added"] = "new contents";
+  EXPECT_EQ(StateOf(cache.get(), "w"), "dirty");
+  ASSERT_OK(cache->Mkdir(kRootIno, "fresh", NewObject{0755, 0, 0}, &fresh));
+  ASSERT_OK(cache->Create(fresh.ino, "g", NewObject{}, true, &g));
+  ASSERT_OK(cache->Write(g.ino, 0, RandomBytes(70000, 9), Stability::kStable, &g));
+  EXPECT_EQ(StateOf(cache.get(), "fresh"), "dirty");
+  struct stat st;
+  EXPECT_NE(::stat((store_dir() + "/fresh.tar").c_str(), &st), 0);
+
+  // Drop writes a dirty tree back first; flush writes one back on demand.
+  ASSERT_OK(cache->Drop("w"));
+  bool written;
+  ASSERT_OK(cache->Flush("fresh", &written));
+  EXPECT_TRUE(written);
+  EXPECT_EQ(StateOf(cache.get(), "fresh"), "clean");
+  ASSERT_EQ(::stat((store_dir() + "/fresh.tar").c_str(), &st), 0);
+  ASSERT_OK(cache->Drop("fresh"));
+  EXPECT_EQ(StateOf(cache.get(), "w"), "unloaded");
+  EXPECT_EQ(StateOf(cache.get(), "fresh"), "unloaded");
+
+  Contents got;
+  ASSERT_OK(ReadTopTree(cache.get(), "w", &got));
+  EXPECT_EQ(got, want);
+  ASSERT_OK(ReadTopTree(cache.get(), "fresh", &got));
+  EXPECT_EQ(got, (Contents{{"g", RandomBytes(70000, 9)}}));
+  // Handles from before a write-back may go stale (the tarball numbers
+  // afresh), never name another file.
+  Attributes a;
+  Status s = cache->GetAttr(g.ino, &a);
+  EXPECT_TRUE(s.posix_errno() == ESTALE || (s.ok() && a.size == 70000)) << s.ToString();
+}
+
+TEST_F(TreeCacheTest, OpenOrBusyTreesAreNotDropped) {
+  MakeTarball("o", 2, 100, 7);
+  std::unique_ptr<TreeCache> cache;
+  ASSERT_OK(OpenCache(Options(), &cache));
+  Attributes top, dir, f;
+  ASSERT_OK(cache->Lookup(kRootIno, "o", &top));
+  ASSERT_OK(cache->Lookup(top.ino, "even", &dir));
+  ASSERT_OK(cache->Lookup(dir.ino, "f0", &f));
+  ASSERT_OK(cache->OpenFile(f.ino));
+  EXPECT_EQ(cache->Drop("o").posix_errno(), EBUSY);
+  EXPECT_EQ(StateOf(cache.get(), "o"), "clean");
+  ASSERT_OK(cache->CloseFile(f.ino));
+  ASSERT_OK(cache->Drop("o"));
+}
+
+TEST_F(TreeCacheTest, ChangesSurviveARestartAndAreWrittenBackThen) {
+  MakeTarball("r", 2, 100, 8);
+  Attributes top, f;
+  {
+    std::unique_ptr<TreeCache> cache;
+    ASSERT_OK(OpenCache(Options(), &cache));
+    ASSERT_OK(cache->Lookup(kRootIno, "r", &top));
+    ASSERT_OK(cache->Create(top.ino, "kept", NewObject{}, true, &f));
+    ASSERT_OK(cache->Write(f.ino, 0, "durable", Stability::kStable, &f));
+  }  // no flush: the server stops (or crashes) with the tree dirty
+  std::unique_ptr<TreeCache> cache;
+  ASSERT_OK(OpenCache(Options(), &cache));
+  EXPECT_EQ(StateOf(cache.get(), "r"), "dirty");
+  ASSERT_OK(cache->FlushAll());
+  ASSERT_OK(cache->Drop("r"));
+  Contents got;
+  ASSERT_OK(ReadTopTree(cache.get(), "r", &got));
+  EXPECT_EQ(got.at("kept"), "durable");
+}
+
+TEST_F(TreeCacheTest, DelayedWriteBackHappensAfterTheLastChange) {
+  TreeCacheOptions o = Options();
+  o.writeback_delay_seconds = 1;
+  std::unique_ptr<TreeCache> cache;
+  ASSERT_OK(OpenCache(o, &cache));
+  Attributes d, f;
+  ASSERT_OK(cache->Mkdir(kRootIno, "later", NewObject{0755, 0, 0}, &d));
+  ASSERT_OK(cache->Create(d.ino, "x", NewObject{}, true, &f));
+  ASSERT_OK(cache->Write(f.ino, 0, "x", Stability::kStable, &f));
+  struct stat st;
+  for (int i = 0; i < 100 && ::stat((store_dir() + "/later.tar").c_str(), &st) != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(::stat((store_dir() + "/later.tar").c_str(), &st), 0);
+  for (int i = 0; i < 50 && StateOf(cache.get(), "later") != "clean"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(StateOf(cache.get(), "later"), "clean");
+}
+
+TEST_F(TreeCacheTest, TwoCachesRacingForOneNameOneWins) {
+  std::unique_ptr<TreeCache> a, b;
+  ASSERT_OK(OpenCache(Options(0), &a, 0));
+  ASSERT_OK(OpenCache(Options(1), &b, 1));
+  for (int round = 0; round < 20; ++round) {
+    const std::string name = "race" + std::to_string(round);
+    Status sa, sb;
+    std::thread ta([&] {
+      Attributes x;
+      sa = a->Mkdir(kRootIno, name, NewObject{0755, 0, 0}, &x);
+    });
+    std::thread tb([&] {
+      Attributes x;
+      sb = b->Mkdir(kRootIno, name, NewObject{0755, 0, 0}, &x);
+    });
+    ta.join();
+    tb.join();
+    EXPECT_NE(sa.ok(), sb.ok()) << sa.ToString() << " / " << sb.ToString();
+    const Status& lost = sa.ok() ? sb : sa;
+    EXPECT_EQ(lost.posix_errno(), EEXIST) << lost.ToString();
+  }
+  // The winner's tree, once written back, appears on the other server.
+  Attributes x;
+  ASSERT_OK(a->Mkdir(kRootIno, "shown", NewObject{0755, 0, 0}, &x));
+  EXPECT_EQ(b->Mkdir(kRootIno, "shown", NewObject{0755, 0, 0}, &x).posix_errno(), EEXIST);
+  ASSERT_OK(a->FlushAll());
+  ASSERT_OK(b->Refresh());
+  ASSERT_OK(b->Lookup(kRootIno, "shown", &x));
+  EXPECT_EQ(StateOf(b.get(), "shown"), "unloaded");
+}
+
+TEST_F(TreeCacheTest, RefreshAddsAndRemovesStubs) {
+  MakeTarball("first", 1, 10, 11);
+  std::unique_ptr<TreeCache> cache;
+  ASSERT_OK(OpenCache(Options(), &cache));
+  Attributes a;
+  EXPECT_TRUE(cache->Lookup(kRootIno, "second", &a).IsNotFound());
+  MakeTarball("second", 1, 10, 12);
+  ASSERT_OK(cache->Refresh());
+  ASSERT_OK(cache->Lookup(kRootIno, "second", &a));
+  ASSERT_EQ(::unlink((store_dir() + "/first.tar").c_str()), 0);
+  ASSERT_OK(cache->Refresh());
+  EXPECT_TRUE(cache->Lookup(kRootIno, "first", &a).IsNotFound());
+  EXPECT_EQ(StateOf(cache.get(), "first"), "absent");
+}
+
+TEST_F(TreeCacheTest, TheTopLevelIsTheStoresNamespace) {
+  MakeTarball("t", 1, 10, 13);
+  std::unique_ptr<TreeCache> cache;
+  ASSERT_OK(OpenCache(Options(), &cache));
+  Attributes a, d;
+  EXPECT_EQ(cache->Create(kRootIno, "file", NewObject{}, true, &a).posix_errno(), EPERM);
+  EXPECT_EQ(cache->Symlink(kRootIno, "l", "t", NewObject{}, &a).posix_errno(), EPERM);
+  EXPECT_EQ(cache->Rename(kRootIno, "t", kRootIno, "u").posix_errno(), EXDEV);
+  EXPECT_EQ(cache->Rmdir(kRootIno, "t").posix_errno(), EPERM);
+  EXPECT_EQ(cache->Mkdir(kRootIno, "t", NewObject{}, &a).posix_errno(), EEXIST);
+  // A new tree never written back can be removed, which gives its name back.
+  ASSERT_OK(cache->Mkdir(kRootIno, "scratch", NewObject{0755, 0, 0}, &d));
+  ASSERT_OK(cache->Rmdir(kRootIno, "scratch"));
+  struct stat st;
+  EXPECT_NE(::stat((store_dir() + "/.kvfs/names/scratch").c_str(), &st), 0);
+  ASSERT_OK(cache->Mkdir(kRootIno, "scratch", NewObject{0755, 0, 0}, &d));
+}
+
+}  // namespace
+}  // namespace kvfs::cache
