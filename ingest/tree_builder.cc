@@ -112,7 +112,12 @@ std::string TreeBuilder::ChildKey(Ino parent, std::string_view name) {
 }
 
 uint64_t TreeBuilder::FileKey(Ino parent, std::string_view name) {
-  return XXH3_64bits_withSeed(name.data(), name.size(), parent);
+  // The parent is hashed as data, not as XXH3's seed: for inputs of up to 8
+  // bytes the seed is mixed in almost linearly, so short names in
+  // neighbouring directories ("f13" under inode 5, "f19" under inode 7)
+  // collided and were refused as duplicates.
+  const std::string key = ChildKey(parent, name);
+  return XXH3_64bits(key.data(), key.size());
 }
 
 InodeRecord TreeBuilder::RecordOf(const Member& m, FileType type) const {
