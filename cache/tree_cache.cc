@@ -611,7 +611,11 @@ Status TreeCacheImpl::LoadTree(const std::shared_ptr<Tree>& t) {
                            (object.empty() ? "" : " from " + object) + " of " + store_->Describe() +
                            ": " + what + (s.ok() ? "" : ": " + s.ToString()));
   };
-  if (object.empty()) return fail("the persistent store has no tarball for it", Status::OK());
+  if (object.empty()) {
+    return fail("the persistent store has no tarball for it (yet: a tree another server created "
+                "appears once that server writes it back)",
+                Status::OK());
+  }
   ObjectInfo info;
   Status s = store_->Stat(object, &info);
   if (!s.ok()) return fail("cannot find the tarball", s);
@@ -776,6 +780,10 @@ Status TreeCacheImpl::MkdirTop(std::string_view name_view, const NewObject& obj,
   }
   Status s = store_->ClaimName(name, options_.owner + " tree=" + name);
   if (s.posix_errno() == EEXIST) {
+    // Another server's new tree: shown here as a stub (it loads once that
+    // server writes it back), so that the name exists for clients too (NFS
+    // servers look a name up after EEXIST).
+    AddStubsFor({{name, ObjectInfo{name, 0, WallNow(), 0, 0}}});
     return Status::Exists("'" + name + "' was created by another server sharing " +
                           store_->Describe());
   }
@@ -925,6 +933,10 @@ Status TreeCacheImpl::Refresh() {
   }
   AddStubsFor(added);
   for (const std::shared_ptr<Tree>& t : gone) {
+    bool claimed = false;
+    if (t->rec.object.empty() && store_->IsNameClaimed(t->name, &claimed).ok() && claimed) {
+      continue;  // another server's new tree, not written back yet
+    }
     {
       std::lock_guard<std::mutex> l(mu_);
       if (t->users > 0 || t->opens > 0 || t->rec.dirty || t->writing) continue;

@@ -235,6 +235,19 @@ class LocalStore final : public PersistentStore {
     return FsyncPath(MetaPath("names"));
   }
 
+  Status IsNameClaimed(const std::string& name, bool* claimed) override {
+    KVFS_RETURN_IF_ERROR(CheckObjectName(name));
+    const std::string path = MetaPath("names/" + name);
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0) {
+      *claimed = true;
+      return Status::OK();
+    }
+    if (errno != ENOENT) return Errno("stat", path);
+    *claimed = false;
+    return Status::OK();
+  }
+
   std::string Describe() const override { return "dir:" + dir_; }
 
  private:

@@ -92,6 +92,8 @@ class PersistentStore {
   virtual Status ClaimName(const std::string& name, std::string_view owner) = 0;
   // Gives a name claim back; ENOENT if there is none.
   virtual Status ReleaseName(const std::string& name) = 0;
+  // Whether `name` is claimed (by anyone).
+  virtual Status IsNameClaimed(const std::string& name, bool* claimed) = 0;
 
   // A human-readable location ("dir:/srv/trees").
   virtual std::string Describe() const = 0;

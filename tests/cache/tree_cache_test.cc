@@ -62,6 +62,9 @@ class CountingStore final : public ingest::PersistentStore {
     return base_->ClaimName(name, owner);
   }
   Status ReleaseName(const std::string& name) override { return base_->ReleaseName(name); }
+  Status IsNameClaimed(const std::string& name, bool* claimed) override {
+    return base_->IsNameClaimed(name, claimed);
+  }
   std::string Describe() const override { return base_->Describe(); }
 
   int opened(const std::string& name) {

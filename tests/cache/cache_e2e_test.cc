@@ -1,0 +1,333 @@
+// End to end: ganesha.nfsd with FSAL_KVFS exporting a persistent store of
+// real tarballs through the cache manager (docs/cache.md), driven by libnfs
+// clients over NFSv3 and NFSv4, and by `kvfs cache` over the server's control
+// socket:
+//   - the root lists every tarball; a quota smaller than the store forces
+//     evictions while a client walks all of it and checks every byte;
+//   - write-back, eviction and reload give identical contents;
+//   - concurrent first touches of one tree by several clients;
+//   - a corrupt tarball is an I/O error with a log line, and loads once fixed;
+//   - a name created by another server sharing the store is refused (EEXIST).
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cache/tree_cache.h"
+#include "tests/e2e/ganesha_server.h"
+#include "tests/e2e/nfs_client.h"
+#include "tests/fsal/fsal_test_util.h"
+#include "tests/ingest/ingest_test_util.h"
+
+namespace kvfs::fsal_test {
+namespace {
+
+using e2e::GaneshaServer;
+using e2e::NfsClient;
+using e2e::NfsDirEntry;
+using e2e::NfsStat;
+using e2e::NfsStatVfs;
+using e2e::NfsVersion;
+using ingest_test::File;
+using ingest_test::RandomBytes;
+using ingest_test::Spec;
+using ingest_test::WriteTarball;
+
+// Path below the export root -> contents.
+using Contents = std::map<std::string, std::string>;
+
+int RunCommand(const std::string& command, std::string* output) {
+  output->clear();
+  FILE* p = popen((command + " 2>&1").c_str(), "r");
+  if (p == nullptr) return -1;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) output->append(buf, n);
+  int status = pclose(p);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// Reads every regular file below `dir` through the client into *out.
+int WalkAndRead(NfsClient* client, const std::string& dir, Contents* out) {
+  std::vector<NfsDirEntry> entries;
+  if (int rc = client->ReadDir(dir, &entries); rc != 0) return rc;
+  for (const NfsDirEntry& e : entries) {
+    if (e.name == "." || e.name == "..") continue;
+    const std::string path = dir + "/" + e.name;
+    if (S_ISDIR(e.mode)) {
+      if (int rc = WalkAndRead(client, path, out); rc != 0) return rc;
+    } else {
+      std::string data;
+      if (int rc = client->ReadFile(path, &data); rc != 0) return rc;
+      (*out)[path] = std::move(data);
+    }
+  }
+  return 0;
+}
+
+class CacheE2E : public ::testing::TestWithParam<NfsVersion> {
+ protected:
+  void SetUp() override {
+    store_ = dir_.path() + "/store";
+    ASSERT_EQ(::mkdir(store_.c_str(), 0755), 0);
+    export_.db_path = dir_.path() + "/db";
+  }
+
+  // Tarball NAME.tar in the store: `files` files of 1-16 KiB in nested
+  // directories. Adds them to want_ (as the client will see them).
+  void MakeTarball(const std::string& name, int files, uint64_t seed) {
+    std::vector<Spec> members;
+    for (int i = 0; i < files; ++i) {
+      const std::string path = "d" + std::to_string(i % 3) + "/s" + std::to_string(i % 2) + "/f" +
+                               std::to_string(i);
+      const std::string data = RandomBytes(1024 + (seed * 7919 + i * 104729) % (15 * 1024),
+                                           seed * 100000 + i);
+      members.push_back(File(name + "/" + path, data));
+      want_["/" + name + "/" + path] = data;
+    }
+    WriteTarball(store_ + "/" + name + ".tar", members);
+  }
+
+  // Starts the server with the cache manager's settings in `cache_config`.
+  void StartServer(const std::string& cache_config) {
+    export_.fsal_extra = "persistent_store = \"" + store_ + "\";\n" + cache_config;
+    server_ = std::make_unique<GaneshaServer>(KvfsServerOptions({export_}));
+    Status s = server_->Start();
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+
+  // `kvfs cache --db DB <args>`; its output.
+  std::string Cache(const std::string& args, int want_exit = 0) {
+    std::string out;
+    EXPECT_EQ(RunCommand(std::string(KVFS_TOOL_BIN) + " cache --db " + export_.db_path + " " + args,
+                         &out),
+              want_exit)
+        << out;
+    return out;
+  }
+
+  // The state column of `kvfs cache list` for tree `name`.
+  std::string StateOf(const std::string& name) {
+    const std::string out = Cache("list");
+    size_t at = out.find("\n" + name + " ");
+    if (at == std::string::npos) return "absent";
+    std::string rest = out.substr(at + 1 + name.size());
+    size_t b = rest.find_first_not_of(' ');
+    return rest.substr(b, rest.find(' ', b) - b);
+  }
+
+  TempDir dir_;
+  std::string store_;
+  KvfsExport export_;
+  std::unique_ptr<GaneshaServer> server_;
+  Contents want_;
+};
+
+TEST_P(CacheE2E, AClientWalksAStoreLargerThanTheQuota) {
+  constexpr int kTrees = 24;
+  for (int t = 0; t < kTrees; ++t) MakeTarball("tree" + std::to_string(t), 24, t + 1);
+  uint64_t total = 0;
+  for (const auto& [path, data] : want_) total += data.size();
+  const uint64_t quota = total / 4;  // about six trees at a time
+  StartServer("cache_quota_bytes = " + std::to_string(quota) +
+              ";\ncache_refresh_seconds = 0;\ncache_writeback_delay_seconds = 0;\n");
+
+  NfsClient client(GetParam());
+  ASSERT_EQ(client.Mount("/kvfs"), 0) << client.LastError();
+  std::vector<std::string> names;
+  ASSERT_EQ(client.ListDir("/", &names), 0) << client.LastError();
+  EXPECT_EQ(names.size(), static_cast<size_t>(kTrees));
+  EXPECT_EQ(StateOf("tree3"), "unloaded");
+  NfsStatVfs vfs;
+  ASSERT_EQ(client.StatVfs("/", &vfs), 0);
+  EXPECT_LE(vfs.f_blocks * vfs.f_frsize, quota);  // whole blocks
+  EXPECT_GT(vfs.f_blocks * vfs.f_frsize + vfs.f_frsize, quota);
+
+  Contents got;
+  for (const std::string& name : names) {
+    ASSERT_EQ(WalkAndRead(&client, "/" + name, &got), 0) << name << ": " << client.LastError();
+  }
+  EXPECT_EQ(got.size(), want_.size());
+  EXPECT_TRUE(got == want_) << "contents differ";
+
+  int unloaded = 0, clean = 0;
+  for (const std::string& name : names) {
+    const std::string state = StateOf(name);
+    unloaded += state == "unloaded";
+    clean += state == "clean";
+  }
+  EXPECT_GT(unloaded, kTrees / 2) << Cache("list");
+  EXPECT_GE(clean, 1) << Cache("list");
+  const std::string quota_line = Cache("quota");
+  EXPECT_NE(quota_line.find("of " + std::to_string(quota)), std::string::npos) << quota_line;
+  ASSERT_EQ(client.StatVfs("/", &vfs), 0);
+  EXPECT_LE((vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize, quota);
+
+  // A second walk reloads what was evicted, byte for byte.
+  got.clear();
+  for (const std::string& name : names) {
+    ASSERT_EQ(WalkAndRead(&client, "/" + name, &got), 0) << name << ": " << client.LastError();
+  }
+  EXPECT_TRUE(got == want_) << "contents differ on the second walk";
+}
+
+TEST_P(CacheE2E, WriteBackEvictionAndReloadGiveIdenticalContents) {
+  MakeTarball("base", 10, 50);
+  StartServer("cache_refresh_seconds = 0;\ncache_writeback_delay_seconds = 0;\n");
+  NfsClient client(GetParam());
+  ASSERT_EQ(client.Mount("/kvfs"), 0) << client.LastError();
+
+  // A new top-level tree and a change to a tarball's tree.
+  ASSERT_EQ(client.Mkdir("/made"), 0) << client.LastError();
+  ASSERT_EQ(client.Mkdir("/made/sub"), 0) << client.LastError();
+  Contents mine;
+  for (int i = 0; i < 30; ++i) {
+    const std::string path = "/made/sub/n" + std::to_string(i);
+    mine[path] = Pattern(500 + i * 997, i);
+    ASSERT_EQ(client.WriteFile(path, mine[path]), 0) << client.LastError();
+  }
+  ASSERT_EQ(client.WriteFile("/base/d0/added", "added through NFS"), 0) << client.LastError();
+  want_["/base/d0/added"] = "added through NFS";
+  ASSERT_EQ(client.Unlink("/base/d1/s1/f1"), 0) << client.LastError();
+  want_.erase("/base/d1/s1/f1");
+  EXPECT_EQ(StateOf("made"), "dirty");
+  EXPECT_EQ(StateOf("base"), "dirty");
+  struct stat st;
+  EXPECT_NE(::stat((store_ + "/made.tar").c_str(), &st), 0);
+
+  EXPECT_NE(Cache("flush made").find("wrote back made"), std::string::npos);
+  ASSERT_EQ(::stat((store_ + "/made.tar").c_str(), &st), 0);
+  Cache("drop made");
+  Cache("drop base");  // dirty: written back first
+  EXPECT_EQ(StateOf("made"), "unloaded");
+  EXPECT_EQ(StateOf("base"), "unloaded");
+
+  Contents got;
+  ASSERT_EQ(WalkAndRead(&client, "/made", &got), 0) << client.LastError();
+  EXPECT_TRUE(got == mine);
+  got.clear();
+  ASSERT_EQ(WalkAndRead(&client, "/base", &got), 0) << client.LastError();
+  EXPECT_TRUE(got == want_);
+  EXPECT_EQ(StateOf("base"), "clean");
+
+  // And after a server restart, from the persistent store alone.
+  server_.reset();
+  std::filesystem::remove_all(export_.db_path);
+  StartServer("cache_refresh_seconds = 0;\n");
+  NfsClient again(GetParam());
+  ASSERT_EQ(again.Mount("/kvfs"), 0) << again.LastError();
+  got.clear();
+  ASSERT_EQ(WalkAndRead(&again, "/made", &got), 0) << again.LastError();
+  EXPECT_TRUE(got == mine);
+}
+
+TEST_P(CacheE2E, ConcurrentFirstTouchesAllSucceed) {
+  MakeTarball("hot", 300, 77);
+  StartServer("cache_refresh_seconds = 0;\n");
+  constexpr int kClients = 4;
+  std::vector<Contents> got(kClients);
+  std::vector<std::string> errors(kClients);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kClients; ++i) {
+    threads.emplace_back([&, i] {
+      NfsClient c(GetParam());
+      if (c.Mount("/kvfs") != 0) {
+        errors[i] = "mount: " + c.LastError();
+        return;
+      }
+      if (WalkAndRead(&c, "/hot", &got[i]) != 0) errors[i] = c.LastError();
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kClients; ++i) {
+    EXPECT_EQ(errors[i], "") << "client " << i;
+    EXPECT_TRUE(got[i] == want_) << "client " << i;
+  }
+  EXPECT_EQ(StateOf("hot"), "clean");
+}
+
+TEST_P(CacheE2E, ACorruptTarballIsAnIoErrorUntilFixed) {
+  {
+    std::ofstream bad(store_ + "/bad.tar");
+    bad << std::string(20000, '\x42');
+  }
+  MakeTarball("good", 3, 9);
+  StartServer("cache_refresh_seconds = 0;\ncache_retry_seconds = 0;\n");
+  NfsClient client(GetParam());
+  ASSERT_EQ(client.Mount("/kvfs"), 0) << client.LastError();
+  std::vector<std::string> names;
+  EXPECT_EQ(client.ListDir("/bad", &names), -EIO) << client.LastError();
+  const std::string log = server_->LogSinceStart();
+  EXPECT_NE(log.find("KVFS cache: Input/output error: loading tree 'bad' from bad.tar"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(Cache("list").find("last load failed"), std::string::npos);
+  EXPECT_EQ(StateOf("bad"), "unloaded");  // not cached as empty
+  Contents got;
+  ASSERT_EQ(WalkAndRead(&client, "/good", &got), 0) << client.LastError();
+
+  // Fixed in the store: the next touch loads it.
+  want_.clear();
+  MakeTarball("bad", 5, 10);
+  got.clear();
+  ASSERT_EQ(WalkAndRead(&client, "/bad", &got), 0) << client.LastError();
+  EXPECT_TRUE(got == want_);
+}
+
+TEST_P(CacheE2E, ANameTakenByAnotherServerIsRefused) {
+  StartServer("cache_refresh_seconds = 0;\n");
+  NfsClient client(GetParam());
+  ASSERT_EQ(client.Mount("/kvfs"), 0) << client.LastError();
+
+  // The other server: its own key/value store, the same persistent store.
+  std::unique_ptr<FileSystem> fs;
+  ASSERT_OK(ingest_test::OpenRocksFileSystem(dir_.path() + "/other-db", &fs));
+  std::unique_ptr<ingest::PersistentStore> store;
+  ASSERT_OK(ingest::OpenLocalStore(store_, &store));
+  cache::TreeCacheOptions o;
+  o.refresh_seconds = 0;
+  o.writeback_delay_seconds = 0;
+  o.staging_dir = dir_.path() + "/other-staging";
+  ASSERT_EQ(::mkdir(o.staging_dir.c_str(), 0755), 0);
+  o.owner = "other server";
+  std::unique_ptr<cache::TreeCache> other;
+  ASSERT_OK(cache::TreeCache::Open(std::move(fs), std::move(store), o, &other));
+
+  Attributes a;
+  ASSERT_OK(other->Mkdir(kRootIno, "taken", NewObject{0755, 0, 0}, &a));
+  EXPECT_EQ(client.Mkdir("/taken"), -EEXIST) << client.LastError();
+  ASSERT_EQ(client.Mkdir("/mine"), 0) << client.LastError();
+  EXPECT_EQ(other->Mkdir(kRootIno, "mine", NewObject{0755, 0, 0}, &a).posix_errno(), EEXIST);
+
+  // Racing: exactly one of the two gets each name.
+  for (int round = 0; round < 10; ++round) {
+    const std::string name = "race" + std::to_string(round);
+    int nfs_rc = 0;
+    Status other_status;
+    std::thread t([&] { other_status = other->Mkdir(kRootIno, name, NewObject{0755, 0, 0}, &a); });
+    nfs_rc = client.Mkdir("/" + name);
+    t.join();
+    EXPECT_NE(nfs_rc == 0, other_status.ok()) << name << ": " << nfs_rc << " / "
+                                              << other_status.ToString();
+    if (nfs_rc != 0) {
+      EXPECT_EQ(nfs_rc, -EEXIST);
+    }
+    if (!other_status.ok()) {
+      EXPECT_EQ(other_status.posix_errno(), EEXIST);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Versions, CacheE2E, ::testing::Values(NfsVersion::kV3, NfsVersion::kV4),
+                         VersionName);
+
+}  // namespace
+}  // namespace kvfs::fsal_test
