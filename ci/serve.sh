@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
 # Builds everything and starts a KVFS NFS server in the foreground on its
-# embedded default: the RocksDB store in ./data/db, exported over NFSv3 and
-# NFSv4 as /kvfs (nfs://HOST/kvfs). ./data/store is the local persistent
-# store (the folder of tarballs; see docs/ingest.md). Ctrl-C stops it.
+# embedded default: the RocksDB store in ./data/db and the local persistent
+# store ./data/store (the folder of tarballs), exported over NFSv3 and NFSv4
+# as /kvfs (nfs://HOST/kvfs) through the cache manager: every tarball
+# NAME.tar[.gz|.zst|.xz] in ./data/store is a directory NAME, loaded on first
+# touch (docs/cache.md). Ctrl-C stops it.
 #
 # Environment: KVFS_DATA (default ./data) moves both folders; KVFS_KV_BACKEND
 # (rocksdb, lmdb, leveldb) picks the key/value backend of a new store
-# (docs/kv-stores.md; an existing store keeps the one it was made with).
+# (docs/kv-stores.md; an existing store keeps the one it was made with);
+# KVFS_CACHE_QUOTA_BYTES / KVFS_CACHE_QUOTA_INODES set the cache's quota
+# (default none); KVFS_PERSISTENT_STORE= (empty) exports the key/value store
+# as it is, without the cache manager.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./ci/build.sh
 BUILD_DIR=${KVFS_BUILD_DIR:-build}
 DATA=$(realpath -m "${KVFS_DATA:-data}")
+STORE=${KVFS_PERSISTENT_STORE-$DATA/store}
+CACHE=""
+if [ -n "$STORE" ]; then
+    CACHE="persistent_store = \"$(realpath -m "$STORE")\"; cache_quota_bytes = ${KVFS_CACHE_QUOTA_BYTES:-0}; cache_quota_inodes = ${KVFS_CACHE_QUOTA_INODES:-0};"
+fi
 RUN="$(realpath "$BUILD_DIR")/serve"
 mkdir -p "$DATA/db" "$DATA/store" "$RUN/plugins" /var/lib/nfs/ganesha /run/ganesha
 ln -sf "$(realpath "$BUILD_DIR")/fsal_kvfs/libfsalkvfs.so" "$RUN/plugins/libfsalkvfs.so"
@@ -33,7 +43,7 @@ EXPORT {
     Squash = No_Root_Squash;
     SecType = sys;
     UseCookieVerifier = false;
-    FSAL { Name = KVFS; db_path = "$DATA/db"; ${KVFS_KV_BACKEND:+kv_backend = \"$KVFS_KV_BACKEND\";} }
+    FSAL { Name = KVFS; db_path = "$DATA/db"; ${KVFS_KV_BACKEND:+kv_backend = \"$KVFS_KV_BACKEND\";} $CACHE }
 }
 LOG { Default_Log_Level = EVENT; }
 CONF
@@ -41,5 +51,6 @@ CONF
 # NFSv3's MOUNT protocol registers with rpcbind.
 if ! pgrep -x rpcbind >/dev/null; then rpcbind -w; fi
 echo "serve: KVFS store $DATA/db exported as /kvfs (NFSv3 and NFSv4); Ctrl-C stops"
+[ -n "$STORE" ] && echo "serve: tarballs in $STORE appear as directories of /kvfs (docs/cache.md)"
 echo "serve: e.g. nfs-ls nfs://127.0.0.1/kvfs   or   mount -t nfs HOST:/kvfs /mnt"
 exec ganesha.nfsd -F -f "$RUN/ganesha.conf" -L /dev/stdout -p "$RUN/ganesha.pid"

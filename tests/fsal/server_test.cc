@@ -26,6 +26,7 @@
 #include "tests/e2e/nfs_client.h"
 #include "tests/fsal/fsal_test_util.h"
 #include "tests/fsal/raw_nfs3.h"
+#include "tests/ingest/ingest_test_util.h"
 
 namespace kvfs::fsal_test {
 namespace {
@@ -463,6 +464,10 @@ TEST(KvfsServer, SampleConfigurationServes) {
   for (size_t at; (at = blocks.find("/srv/kvfs")) != std::string::npos;) {
     blocks.replace(at, std::strlen("/srv/kvfs"), dir.path());
   }
+  // The persistent store of the first export must exist; one tarball in it.
+  ASSERT_EQ(::mkdir((dir.path() + "/trees").c_str(), 0755), 0);
+  ingest_test::WriteTarball(dir.path() + "/trees/sample.tar",
+                            {ingest_test::File("sample/hello", "hello\n")});
 
   GaneshaOptions opts = KvfsServerOptions({});
   opts.raw_exports = blocks;
@@ -480,11 +485,17 @@ TEST(KvfsServer, SampleConfigurationServes) {
   ASSERT_EQ(projects->StatVfs("/", &st), 0);
   EXPECT_EQ(st.f_blocks * st.f_frsize, 100ull << 30);
   EXPECT_EQ(st.f_files, 10000000u);
+  // The first export shows its persistent store, under the quota.
   auto whole = Mount(NfsVersion::kV4, "/kvfs");
   ASSERT_NE(whole, nullptr);
   std::vector<std::string> names;
   EXPECT_EQ(whole->ListDir("/", &names), 0);
-  EXPECT_TRUE(names.empty());
+  EXPECT_EQ(names, std::vector<std::string>{"sample"});
+  std::string hello;
+  EXPECT_EQ(whole->ReadFile("/sample/hello", &hello), 0);
+  EXPECT_EQ(hello, "hello\n");
+  ASSERT_EQ(whole->StatVfs("/", &st), 0);
+  EXPECT_EQ(st.f_blocks * st.f_frsize, 512ull << 30);
 }
 
 // SIGHUP reloads the exports: a new capacity applies at once; a changed
@@ -569,6 +580,16 @@ TEST(KvfsServer, BadConfigurationStopsOnlyThatExport) {
        "key/value store option 'cache' is not name=value"},
       {10, "/kvopt", "db_path = \"" + dir.path() + "/kvopt\"; kv_options = \"typo=1\";",
        "unknown option 'typo'"},
+      {11, "/nostore",
+       "db_path = \"" + dir.path() + "/nostore\"; persistent_store = \"" + dir.path() +
+           "/missing\";",
+       "No such file or directory: persistent store " + dir.path() + "/missing"},
+      {12, "/compress",
+       "db_path = \"" + dir.path() + "/compress\"; persistent_store = \"" + dir.path() +
+           "\"; cache_compression = \"rar\";",
+       "unknown cache_compression 'rar'"},
+      {13, "/quota", "db_path = \"" + dir.path() + "/quota\"; cache_retry_seconds = -1;",
+       "KVFS export /quota: invalid FSAL parameters"},
   };
   for (const Bad& b : bad) {
     opts.raw_exports += "EXPORT {\n  Export_Id = " + std::to_string(b.id) + ";\n  Path = \"" +
