@@ -326,6 +326,64 @@ TEST_P(CacheE2E, ANameTakenByAnotherServerIsRefused) {
   }
 }
 
+TEST_P(CacheE2E, AKilledServerLosesNothing) {
+  MakeTarball("kept", 20, 30);
+  // A tree big enough that its load takes a while, to be killed during it.
+  std::vector<Spec> big;
+  Contents big_want;
+  for (int i = 0; i < 200; ++i) {
+    const std::string path = "dir" + std::to_string(i % 10) + "/big" + std::to_string(i);
+    big_want["/big/" + path] = RandomBytes(200000 + i, 5000 + i);
+    big.push_back(File("big/" + path, big_want["/big/" + path]));
+  }
+  WriteTarball(store_ + "/big.tar", big);
+  StartServer("cache_refresh_seconds = 0;\ncache_writeback_delay_seconds = 0;\n");
+  {
+    NfsClient client(GetParam());
+    ASSERT_EQ(client.Mount("/kvfs"), 0) << client.LastError();
+    ASSERT_EQ(client.WriteFile("/kept/d0/new", "acknowledged"), 0) << client.LastError();
+    want_["/kept/d0/new"] = "acknowledged";
+    ASSERT_EQ(client.Mkdir("/fresh"), 0) << client.LastError();
+    ASSERT_EQ(client.WriteFile("/fresh/f", "also acknowledged"), 0) << client.LastError();
+    // A load in progress when the server dies.
+    std::thread toucher([&] {
+      NfsClient c(GetParam());
+      std::vector<std::string> names;
+      if (c.Mount("/kvfs") == 0) c.ListDir("/big", &names);
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    Status s = server_->Kill9();
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    toucher.join();
+  }
+  Status s = server_->Start();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  // Changes acknowledged before the kill are there, and still to be written back.
+  EXPECT_EQ(StateOf("kept"), "dirty");
+  EXPECT_EQ(StateOf("fresh"), "dirty");
+  const std::string big_state = StateOf("big");
+  EXPECT_TRUE(big_state == "unloaded" || big_state == "clean") << big_state;
+  Cache("flush");
+  Cache("drop kept");
+  Cache("drop fresh");
+  NfsClient client(GetParam());
+  ASSERT_EQ(client.Mount("/kvfs"), 0) << client.LastError();
+  Contents got;
+  ASSERT_EQ(WalkAndRead(&client, "/kept", &got), 0) << client.LastError();
+  EXPECT_TRUE(got == want_);
+  std::string data;
+  ASSERT_EQ(client.ReadFile("/fresh/f", &data), 0) << client.LastError();
+  EXPECT_EQ(data, "also acknowledged");
+  got.clear();
+  ASSERT_EQ(WalkAndRead(&client, "/big", &got), 0) << client.LastError();
+  EXPECT_TRUE(got == big_want);
+  s = server_->Stop();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  std::string out;
+  EXPECT_EQ(RunCommand(std::string(KVFS_TOOL_BIN) + " fsck --db " + export_.db_path, &out), 0)
+      << out;
+}
+
 INSTANTIATE_TEST_SUITE_P(Versions, CacheE2E, ::testing::Values(NfsVersion::kV3, NfsVersion::kV4),
                          VersionName);
 
