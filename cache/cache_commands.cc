@@ -19,9 +19,7 @@ Status RequireName(const ingest::Message& request, std::string* name) {
   return Status::OK();
 }
 
-std::string Field(size_t i, const char* field) {
-  return "tree." + std::to_string(i) + "." + field;
-}
+std::string Field(size_t i, const char* field) { return "tree." + std::to_string(i) + "." + field; }
 
 std::string FormatTime(int64_t sec) {
   if (sec == 0) return "-";
@@ -104,17 +102,14 @@ std::string FormatCacheResponse(const ingest::Message& request, const ingest::Me
     out += line;
     const size_t n = std::strtoull(Get(response, "trees").c_str(), nullptr, 10);
     for (size_t i = 0; i < n; ++i) {
-      std::snprintf(line, sizeof(line), "%-24s %-9s %14s %10s %-20s %5s %5s %s\n",
-                    Get(response, Field(i, "name")).c_str(),
-                    Get(response, Field(i, "state")).c_str(),
-                    Get(response, Field(i, "bytes")).c_str(),
-                    Get(response, Field(i, "inodes")).c_str(),
-                    FormatTime(std::strtoll(Get(response, Field(i, "last_use")).c_str(), nullptr,
-                                            10))
-                        .c_str(),
-                    Get(response, Field(i, "open_files")).c_str(),
-                    Get(response, Field(i, "in_use")).c_str(),
-                    Get(response, Field(i, "object")).c_str());
+      std::snprintf(
+          line, sizeof(line), "%-24s %-9s %14s %10s %-20s %5s %5s %s\n",
+          Get(response, Field(i, "name")).c_str(), Get(response, Field(i, "state")).c_str(),
+          Get(response, Field(i, "bytes")).c_str(), Get(response, Field(i, "inodes")).c_str(),
+          FormatTime(std::strtoll(Get(response, Field(i, "last_use")).c_str(), nullptr, 10))
+              .c_str(),
+          Get(response, Field(i, "open_files")).c_str(), Get(response, Field(i, "in_use")).c_str(),
+          Get(response, Field(i, "object")).c_str());
       out += line;
       const std::string error = Get(response, Field(i, "error"));
       if (!error.empty()) out += "  last load failed: " + error + "\n";

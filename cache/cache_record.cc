@@ -34,8 +34,7 @@ Status DecodeCacheRecord(std::string_view value, CacheRecord* r) {
   bool ok = GetFixed8(&value, &version) && version == kVersion && GetFixed8(&value, &flags) &&
             (flags & ~kFlagDirty) == 0 && GetFixed64(&value, &r->version) &&
             GetFixed64(&value, &r->first_local) && GetFixed64(&value, &r->bytes) &&
-            GetFixed64(&value, &r->inodes) && GetLengthPrefixed16(&value, &object) &&
-            value.empty();
+            GetFixed64(&value, &r->inodes) && GetLengthPrefixed16(&value, &object) && value.empty();
   if (!ok) return Status::Corruption("bad cache record");
   r->dirty = (flags & kFlagDirty) != 0;
   r->object = std::string(object);

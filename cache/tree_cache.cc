@@ -418,9 +418,10 @@ class TreeCacheImpl final : public TreeCache {
   Status RmdirTop(std::string_view name);
   Status RefuseInRoot(Ino parent, std::string_view name) const {
     if (parent != kRootIno) return Status::OK();
-    return Status::FromErrno(EPERM, "only directories can be created at the top: each is a "
-                                    "tarball of the persistent store ('" +
-                                        std::string(name) + "')");
+    return Status::FromErrno(EPERM,
+                             "only directories can be created at the top: each is a "
+                             "tarball of the persistent store ('" +
+                                 std::string(name) + "')");
   }
 
   // Reads the top-level directories of base_ and their records.
@@ -462,8 +463,8 @@ class TreeCacheImpl final : public TreeCache {
     WriteOptions wo;
     wo.sync = true;
     Status s = base_->store()->Write(wo, b);
-    if (!s.ok()) Log("cannot delete the cache record of range " + std::to_string(range) + ": " +
-                     s.ToString());
+    if (!s.ok())
+      Log("cannot delete the cache record of range " + std::to_string(range) + ": " + s.ToString());
   }
   // Writes t's record durably. Requires mu_ (so records are written in the
   // order their states were decided).
@@ -500,8 +501,8 @@ class TreeCacheImpl final : public TreeCache {
   std::mutex root_mu_;
 
   std::mutex mu_;
-  std::condition_variable cv_;  // a tree's status, users or opens changed
-  std::map<uint64_t, std::shared_ptr<Tree>> by_range_;  // guarded by mu_
+  std::condition_variable cv_;                            // a tree's status, users or opens changed
+  std::map<uint64_t, std::shared_ptr<Tree>> by_range_;    // guarded by mu_
   std::map<std::string, std::shared_ptr<Tree>> by_name_;  // guarded by mu_
   // The persistent store's tarballs by tree name, as last listed.
   std::map<std::string, ObjectInfo> listing_;  // guarded by mu_
@@ -612,9 +613,10 @@ Status TreeCacheImpl::LoadTree(const std::shared_ptr<Tree>& t) {
                            ": " + what + (s.ok() ? "" : ": " + s.ToString()));
   };
   if (object.empty()) {
-    return fail("the persistent store has no tarball for it (yet: a tree another server created "
-                "appears once that server writes it back)",
-                Status::OK());
+    return fail(
+        "the persistent store has no tarball for it (yet: a tree another server created "
+        "appears once that server writes it back)",
+        Status::OK());
   }
   ObjectInfo info;
   Status s = store_->Stat(object, &info);
@@ -839,7 +841,8 @@ Status TreeCacheImpl::RmdirTop(std::string_view name_view) {
   if (!s.ok()) return s;
   Forget(schema::RangeOf(t->top));
   Status r = store_->ReleaseName(name);
-  if (!r.ok() && !r.IsNotFound()) Log("cannot release the claim of '" + name + "': " + r.ToString());
+  if (!r.ok() && !r.IsNotFound())
+    Log("cannot release the claim of '" + name + "': " + r.ToString());
   return Status::OK();
 }
 
@@ -913,7 +916,8 @@ Status TreeCacheImpl::Refresh() {
       if (it == listing.end()) {
         // Its tarball went away: so does the tree, unless it has changes
         // (new trees have no tarball yet).
-        if (!t->rec.dirty && idle && (t->status == TreeStatus::kUnloaded || !t->rec.object.empty())) {
+        if (!t->rec.dirty && idle &&
+            (t->status == TreeStatus::kUnloaded || !t->rec.object.empty())) {
           gone.push_back(t);
         } else if (!t->rec.object.empty() && t->rec.dirty) {
           Log("tarball " + t->rec.object + " of '" + name +
@@ -1036,8 +1040,8 @@ void TreeCacheImpl::Background() {
                       [&] { return stop_ || refresh_requested_ || !invalidations_.empty(); });
       if (stop_) return;
       invalidations.swap(invalidations_);
-      refresh = refresh_requested_ ||
-                (options_.refresh_seconds > 0 && Clock::now() >= next_refresh);
+      refresh =
+          refresh_requested_ || (options_.refresh_seconds > 0 && Clock::now() >= next_refresh);
       refresh_requested_ = false;
     }
     for (Ino ino : invalidations) options_.invalidate(ino);

@@ -80,7 +80,7 @@ struct CachedTree {
   Ino ino = 0;
   // "unloaded", "loading", "clean", "dirty" or "evicting".
   std::string state;
-  uint64_t bytes = 0;   // usage in the key/value store, the top included
+  uint64_t bytes = 0;  // usage in the key/value store, the top included
   uint64_t inodes = 0;
   // Seconds since the epoch of the last operation on it (0: never used
   // since this server started).
@@ -111,7 +111,8 @@ class TreeCache : public FileSystem {
   // record, such as one ingested by kvfs-ingest, counts as dirty), lists the
   // store, adds stubs for its new tarballs and starts the background thread
   // (refresh, delayed write-back, quota).
-  static Status Open(std::unique_ptr<FileSystem> base, std::unique_ptr<ingest::PersistentStore> store,
+  static Status Open(std::unique_ptr<FileSystem> base,
+                     std::unique_ptr<ingest::PersistentStore> store,
                      const TreeCacheOptions& options, std::unique_ptr<TreeCache>* out);
   // Stops the background thread. Dirty trees stay dirty (their state is
   // durable) and are written back by the next server.

@@ -186,7 +186,8 @@ uint32_t HandleCheck(const unsigned char* h) {
 
 // Wraps entry->fs in the cache manager over the persistent store in
 // options.persistent_store.
-kvfs::Status StartCache(const kvfs_fs_options& options, const std::string& db_path, kvfs_fs* entry) {
+kvfs::Status StartCache(const kvfs_fs_options& options, const std::string& db_path,
+                        kvfs_fs* entry) {
   std::unique_ptr<kvfs::ingest::PersistentStore> store;
   KVFS_RETURN_IF_ERROR(kvfs::ingest::OpenLocalStore(options.persistent_store, &store));
   kvfs::cache::TreeCacheOptions o;
@@ -211,8 +212,8 @@ kvfs::Status StartCache(const kvfs_fs_options& options, const std::string& db_pa
   std::error_code ec;
   std::filesystem::create_directories(o.staging_dir, ec);
   if (ec) {
-    return kvfs::Status::FromErrno(ec.value(), "cannot create " + o.staging_dir + ": " +
-                                                   ec.message());
+    return kvfs::Status::FromErrno(ec.value(),
+                                   "cannot create " + o.staging_dir + ": " + ec.message());
   }
   std::unique_ptr<kvfs::cache::TreeCache> cache;
   KVFS_RETURN_IF_ERROR(

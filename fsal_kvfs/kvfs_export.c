@@ -27,8 +27,7 @@ static struct config_item kvfs_export_params[] = {
     CONF_ITEM_STR("kv_options", 1, 4096, NULL, kvfs_export, kv_options),
     CONF_ITEM_PATH("persistent_store", 1, MAXPATHLEN, NULL, kvfs_export, persistent_store),
     CONF_ITEM_UI64("cache_quota_bytes", 0, UINT64_C(1) << 62, 0, kvfs_export, cache_quota_bytes),
-    CONF_ITEM_UI64("cache_quota_inodes", 0, UINT64_C(1) << 62, 0, kvfs_export,
-                   cache_quota_inodes),
+    CONF_ITEM_UI64("cache_quota_inodes", 0, UINT64_C(1) << 62, 0, kvfs_export, cache_quota_inodes),
     CONF_ITEM_I32("cache_refresh_seconds", 0, 86400, 60, kvfs_export, cache_refresh_seconds),
     CONF_ITEM_I32("cache_writeback_delay_seconds", 0, 86400, 30, kvfs_export,
                   cache_writeback_delay_seconds),
@@ -317,7 +316,8 @@ fsal_status_t kvfs_update_export(struct fsal_module* fsal_hdl, void* parse_node,
   atomic_store_uint64_t(&orig->capacity_inodes, parsed.capacity_inodes);
   if (!kvfs_same_string(parsed.kv_backend, orig->kv_backend) ||
       !kvfs_same_string(parsed.kv_options, orig->kv_options))
-    LogWarn(COMPONENT_FSAL, "KVFS: kv_backend and kv_options changes take effect at the next restart");
+    LogWarn(COMPONENT_FSAL,
+            "KVFS: kv_backend and kv_options changes take effect at the next restart");
   if (!kvfs_same_string(parsed.persistent_store, orig->persistent_store) ||
       !kvfs_same_string(parsed.cache_compression, orig->cache_compression) ||
       parsed.cache_quota_bytes != orig->cache_quota_bytes ||
@@ -325,7 +325,8 @@ fsal_status_t kvfs_update_export(struct fsal_module* fsal_hdl, void* parse_node,
       parsed.cache_refresh_seconds != orig->cache_refresh_seconds ||
       parsed.cache_writeback_delay_seconds != orig->cache_writeback_delay_seconds ||
       parsed.cache_retry_seconds != orig->cache_retry_seconds)
-    LogWarn(COMPONENT_FSAL, "KVFS: persistent_store and cache_* changes take effect at the next restart");
+    LogWarn(COMPONENT_FSAL,
+            "KVFS: persistent_store and cache_* changes take effect at the next restart");
   kvfs_free_export_fields(&parsed);
   LogEvent(COMPONENT_FSAL,
            "KVFS export of %s:%s updated: capacity %" PRIu64 " bytes / %" PRIu64 " inodes",

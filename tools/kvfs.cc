@@ -763,7 +763,8 @@ Status RunCache(const Args& args, int*) {
   if (s.IsNotFound() || s.posix_errno() == ECONNREFUSED) {
     return Status::FromErrno(s.posix_errno(), "no server serves " + args.db +
                                                   " (the cache commands talk to the running "
-                                                  "server): " + s.message());
+                                                  "server): " +
+                                                  s.message());
   }
   KVFS_RETURN_IF_ERROR(s);
   KVFS_RETURN_IF_ERROR(ingest::ResponseStatus(response));

@@ -105,6 +105,31 @@ void Touch(InodeRecord* r, Timespec now, bool modified) {
   ++r->change;
 }
 
+// The root's entry for top-level directory `name` (inode `ino`, in `slot`),
+// with its record made from `attrs` (mode, uid, gid, nlink, size, times,
+// change; at least change 1).
+Entry TopDirectoryEntry(const std::string& name, Ino ino, uint8_t slot, const Attributes& attrs) {
+  Entry e;
+  e.slot = slot;
+  e.name = name;
+  e.ino = ino;
+  e.type = FileType::kDirectory;
+  e.embedded = true;
+  InodeRecord& r = e.record;
+  r.type = FileType::kDirectory;
+  r.mode = attrs.mode & 07777;
+  r.uid = attrs.uid;
+  r.gid = attrs.gid;
+  r.nlink = attrs.nlink;
+  r.size = attrs.size;
+  r.atime = attrs.atime;
+  r.mtime = attrs.mtime;
+  r.ctime = attrs.ctime;
+  r.change = std::max<uint64_t>(attrs.change, 1);
+  r.inline_data = true;
+  return e;
+}
+
 }  // namespace
 
 class FileSystemImpl : public FileSystem {
@@ -1355,25 +1380,7 @@ Status FileSystemImpl::PublishTree(const LoadedTree& tree, uint64_t* replaced_ra
       ++root->nlink;
       ++root->size;
     }
-    Entry e;
-    e.slot = slot;
-    e.name = tree.name;
-    e.ino = owner;
-    e.type = FileType::kDirectory;
-    e.embedded = true;
-    InodeRecord& r = e.record;
-    r.type = FileType::kDirectory;
-    r.mode = tree.attrs.mode & 07777;
-    r.uid = tree.attrs.uid;
-    r.gid = tree.attrs.gid;
-    r.nlink = tree.attrs.nlink;
-    r.size = tree.attrs.size;
-    r.atime = tree.attrs.atime;
-    r.mtime = tree.attrs.mtime;
-    r.ctime = tree.attrs.ctime;
-    r.change = std::max<uint64_t>(tree.attrs.change, 1);
-    r.inline_data = true;
-    b->Insert(std::move(e));
+    b->Insert(TopDirectoryEntry(tree.name, owner, slot, tree.attrs));
     txn.MarkBucketDirty(kRootIno, bucket);
     txn.SetEmbeddedLocation(owner, kRootIno, bucket);
     Touch(root, Now(), true);
@@ -1460,22 +1467,13 @@ Status FileSystemImpl::AddStubs(const std::vector<StubTree>& stubs, std::vector<
       KVFS_RETURN_IF_ERROR(allocator_.NewRange(&range, &record));
       record.stub = true;
       const Ino ino = schema::RangeOwnerIno(range);
-      Entry e;
-      e.slot = static_cast<uint8_t>(slot);
-      e.name = t.name;
-      e.ino = ino;
-      e.type = FileType::kDirectory;
-      e.embedded = true;
-      InodeRecord& r = e.record;
-      r.type = FileType::kDirectory;
-      r.mode = t.obj.mode & 07777;
-      r.uid = t.obj.uid;
-      r.gid = t.obj.gid;
-      r.nlink = 2;
-      r.atime = r.mtime = r.ctime = t.mtime;
-      r.change = 1;
-      r.inline_data = true;
-      b->Insert(std::move(e));
+      Attributes a;
+      a.mode = t.obj.mode;
+      a.uid = t.obj.uid;
+      a.gid = t.obj.gid;
+      a.nlink = 2;
+      a.atime = a.mtime = a.ctime = t.mtime;
+      b->Insert(TopDirectoryEntry(t.name, ino, static_cast<uint8_t>(slot), a));
       txn.MarkBucketDirty(kRootIno, bucket);
       txn.SetEmbeddedLocation(ino, kRootIno, bucket);
       txn.batch()->Put(Column::kMeta, schema::RangeKey(range), schema::EncodeRangeRecord(record));

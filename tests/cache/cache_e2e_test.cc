@@ -38,22 +38,12 @@ using e2e::NfsStatVfs;
 using e2e::NfsVersion;
 using ingest_test::File;
 using ingest_test::RandomBytes;
+using ingest_test::RunCommand;
 using ingest_test::Spec;
 using ingest_test::WriteTarball;
 
 // Path below the export root -> contents.
 using Contents = std::map<std::string, std::string>;
-
-int RunCommand(const std::string& command, std::string* output) {
-  output->clear();
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
-  if (p == nullptr) return -1;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) output->append(buf, n);
-  int status = pclose(p);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 // Reads every regular file below `dir` through the client into *out.
 int WalkAndRead(NfsClient* client, const std::string& dir, Contents* out) {
@@ -86,10 +76,10 @@ class CacheE2E : public ::testing::TestWithParam<NfsVersion> {
   void MakeTarball(const std::string& name, int files, uint64_t seed) {
     std::vector<Spec> members;
     for (int i = 0; i < files; ++i) {
-      const std::string path = "d" + std::to_string(i % 3) + "/s" + std::to_string(i % 2) + "/f" +
-                               std::to_string(i);
-      const std::string data = RandomBytes(1024 + (seed * 7919 + i * 104729) % (15 * 1024),
-                                           seed * 100000 + i);
+      const std::string path =
+          "d" + std::to_string(i % 3) + "/s" + std::to_string(i % 2) + "/f" + std::to_string(i);
+      const std::string data =
+          RandomBytes(1024 + (seed * 7919 + i * 104729) % (15 * 1024), seed * 100000 + i);
       members.push_back(File(name + "/" + path, data));
       want_["/" + name + "/" + path] = data;
     }
@@ -315,8 +305,8 @@ TEST_P(CacheE2E, ANameTakenByAnotherServerIsRefused) {
     std::thread t([&] { other_status = other->Mkdir(kRootIno, name, NewObject{0755, 0, 0}, &a); });
     nfs_rc = client.Mkdir("/" + name);
     t.join();
-    EXPECT_NE(nfs_rc == 0, other_status.ok()) << name << ": " << nfs_rc << " / "
-                                              << other_status.ToString();
+    EXPECT_NE(nfs_rc == 0, other_status.ok())
+        << name << ": " << nfs_rc << " / " << other_status.ToString();
     if (nfs_rc != 0) {
       EXPECT_EQ(nfs_rc, -EEXIST);
     }

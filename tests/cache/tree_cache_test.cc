@@ -41,8 +41,7 @@ class CountingStore final : public ingest::PersistentStore {
   Status Stat(const std::string& name, ingest::ObjectInfo* out) override {
     return base_->Stat(name, out);
   }
-  Status OpenRead(const std::string& name,
-                  std::unique_ptr<ingest::ObjectReader>* out) override {
+  Status OpenRead(const std::string& name, std::unique_ptr<ingest::ObjectReader>* out) override {
     {
       std::lock_guard<std::mutex> l(mu_);
       ++opened_[name];

@@ -28,20 +28,9 @@ using e2e::NfsStatVfs;
 using e2e::NfsVersion;
 using ingest_test::File;
 using ingest_test::RandomBytes;
+using ingest_test::RunCommand;
 using ingest_test::Symlink;
 using ingest_test::WriteTarball;
-
-// Runs a command; returns its exit status and what it printed.
-int RunCommand(const std::string& command, std::string* output) {
-  output->clear();
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
-  if (p == nullptr) return -1;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) output->append(buf, n);
-  int status = pclose(p);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 class IngestE2E : public ::testing::TestWithParam<NfsVersion> {};
 

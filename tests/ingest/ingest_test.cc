@@ -267,9 +267,9 @@ TEST_F(IngestTest, ShortNamesInSiblingDirectoriesAreNotDuplicates) {
   const std::string tarball = Path("short.tar");
   std::vector<ingest_test::Spec> members;
   for (int i = 0; i < 300; ++i) {
-    members.push_back(File("short/d" + std::to_string(i % 3) + "/s" + std::to_string(i % 2) +
-                               "/f" + std::to_string(i),
-                           std::to_string(i)));
+    members.push_back(File(
+        "short/d" + std::to_string(i % 3) + "/s" + std::to_string(i % 2) + "/f" + std::to_string(i),
+        std::to_string(i)));
   }
   WriteTarball(tarball, members);
   ASSERT_OK(Ingest(tarball, Options()));

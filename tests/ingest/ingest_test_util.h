@@ -98,4 +98,8 @@ Status OpenRocksFileSystem(const std::string& path, std::unique_ptr<FileSystem>*
 // n pseudo-random bytes from `seed`.
 std::string RandomBytes(size_t n, uint64_t seed);
 
+// Runs shell command `command`; returns its exit status (-1 if it did not
+// exit normally) and sets *output to what it printed (stdout and stderr).
+int RunCommand(const std::string& command, std::string* output);
+
 }  // namespace kvfs::ingest_test
