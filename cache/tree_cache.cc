@@ -424,6 +424,21 @@ class TreeCacheImpl final : public TreeCache {
                                  std::string(name) + "')");
   }
 
+  // Looks for tree `name`'s tarball in the store now (any suffix; the newest
+  // if several); false if there is none (or the store cannot say).
+  bool FindTarball(const std::string& name, ObjectInfo* out) {
+    bool found = false;
+    for (const char* suffix : {".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.xz"}) {
+      ObjectInfo info;
+      if (!store_->Stat(name + suffix, &info).ok()) continue;
+      if (!found || std::make_pair(info.mtime_sec, info.mtime_nsec) >
+                        std::make_pair(out->mtime_sec, out->mtime_nsec)) {
+        *out = info;
+        found = true;
+      }
+    }
+    return found;
+  }
   // Reads the top-level directories of base_ and their records.
   Status Adopt();
   // Adds stubs for `names` (batches; one by one where a batch fails).
@@ -772,13 +787,8 @@ Status TreeCacheImpl::MkdirTop(std::string_view name_view, const NewObject& obj,
     }
   }
   // A tarball another server wrote since the last listing.
-  for (ingest::Compression c : {ingest::Compression::kNone, ingest::Compression::kGzip,
-                                ingest::Compression::kZstd, ingest::Compression::kXz}) {
-    ObjectInfo info;
-    const std::string object = name + std::string(ingest::TarballSuffix(c));
-    Status s = store_->Stat(object, &info);
-    if (s.ok()) return Status::Exists("'" + name + "' exists in the persistent store as " + object);
-    if (!s.IsNotFound()) return s;
+  if (ObjectInfo info; FindTarball(name, &info)) {
+    return Status::Exists("'" + name + "' exists in the persistent store as " + info.name);
   }
   Status s = store_->ClaimName(name, options_.owner + " tree=" + name);
   if (s.posix_errno() == EEXIST) {
@@ -937,6 +947,8 @@ Status TreeCacheImpl::Refresh() {
   }
   AddStubsFor(added);
   for (const std::shared_ptr<Tree>& t : gone) {
+    ObjectInfo now;
+    if (FindTarball(t->name, &now)) continue;  // written back since the listing
     bool claimed = false;
     if (t->rec.object.empty() && store_->IsNameClaimed(t->name, &claimed).ok() && claimed) {
       continue;  // another server's new tree, not written back yet
@@ -960,6 +972,12 @@ Status TreeCacheImpl::Refresh() {
     }
   }
   for (const std::shared_ptr<Tree>& t : stale) {
+    ObjectInfo now;
+    if (!FindTarball(t->name, &now)) continue;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (now.version == t->rec.version) continue;  // written back since the listing
+    }
     Status s = Evict(t);
     if (!s.ok() && s.posix_errno() != EBUSY) {
       Log("cannot drop the outdated copy of '" + t->name + "': " + s.ToString());

@@ -481,6 +481,26 @@ TEST_F(TreeCacheTest, RefreshAddsAndRemovesStubs) {
   ASSERT_OK(cache->Refresh());
   EXPECT_TRUE(cache->Lookup(kRootIno, "first", &a).IsNotFound());
   EXPECT_EQ(StateOf(cache.get(), "first"), "absent");
+
+  // A loaded tree whose tarball is replaced in the store is dropped, and
+  // the next touch loads the new one.
+  Contents got;
+  ASSERT_OK(ReadTopTree(cache.get(), "second", &got));
+  EXPECT_EQ(StateOf(cache.get(), "second"), "clean");
+  const Contents replaced = MakeTarball("second", 3, 20, 14);
+  ASSERT_OK(cache->Refresh());
+  EXPECT_EQ(StateOf(cache.get(), "second"), "unloaded");
+  ASSERT_OK(ReadTopTree(cache.get(), "second", &got));
+  EXPECT_EQ(got, replaced);
+
+  // A tree written back by this server stays loaded across refreshes.
+  Attributes d, f;
+  ASSERT_OK(cache->Mkdir(kRootIno, "made", NewObject{0755, 0, 0}, &d));
+  ASSERT_OK(cache->Create(d.ino, "f", NewObject{}, true, &f));
+  ASSERT_OK(cache->FlushAll());
+  ASSERT_OK(cache->Refresh());
+  EXPECT_EQ(StateOf(cache.get(), "made"), "clean");
+  ASSERT_OK(cache->Lookup(d.ino, "f", &a));
 }
 
 TEST_F(TreeCacheTest, TheTopLevelIsTheStoresNamespace) {
