@@ -689,7 +689,12 @@ void TreeCacheImpl::MakeRoom(uint64_t bytes, uint64_t inodes, const Tree* keep) 
         if (t->status != TreeStatus::kLoaded || t->users > 0 || t->opens > 0 || t->writing) {
           continue;
         }
-        if (victim == nullptr || t->last_use < victim->last_use) victim = t;
+        // Clean trees first (dropping them costs nothing), least recently
+        // used first; a dirty one only when no clean one is left.
+        if (victim == nullptr || std::make_pair(t->rec.dirty, t->last_use) <
+                                     std::make_pair(victim->rec.dirty, victim->last_use)) {
+          victim = t;
+        }
       }
     }
     if (victim == nullptr) {

@@ -319,6 +319,26 @@ TEST_F(TreeCacheTest, QuotaEvictsLeastRecentlyUsedWhileAClientWalksEverything) {
   EXPECT_EQ(FsckProblems(cache.get(), DefaultNameHasher()), std::vector<std::string>{});
 }
 
+TEST_F(TreeCacheTest, CleanTreesAreEvictedBeforeDirtyOnes) {
+  for (int i = 0; i < 4; ++i) MakeTarball("c" + std::to_string(i), 16, 8000, 20 + i);
+  TreeCacheOptions o = Options();
+  o.quota_bytes = 400 * 1024;  // three trees
+  std::unique_ptr<TreeCache> cache;
+  ASSERT_OK(OpenCache(o, &cache));
+  Contents got;
+  // c0 is used first (least recently) and changed; c1 and c2 stay clean.
+  ASSERT_OK(ReadTopTree(cache.get(), "c0", &got));
+  Attributes top, f;
+  ASSERT_OK(cache->Lookup(kRootIno, "c0", &top));
+  ASSERT_OK(cache->Create(top.ino, "mine", NewObject{}, true, &f));
+  ASSERT_OK(ReadTopTree(cache.get(), "c1", &got));
+  ASSERT_OK(ReadTopTree(cache.get(), "c2", &got));
+  ASSERT_OK(ReadTopTree(cache.get(), "c3", &got));  // needs room: c1 goes, not c0
+  EXPECT_EQ(StateOf(cache.get(), "c0"), "dirty");
+  EXPECT_EQ(StateOf(cache.get(), "c1"), "unloaded");
+  EXPECT_EQ(counting_->opened("c0.tar"), 1);
+}
+
 TEST_F(TreeCacheTest, HandlesSurviveEvictionOfAnUnchangedTree) {
   const Contents want = MakeTarball("h", 6, 5000, 5);
   std::unique_ptr<TreeCache> cache;
