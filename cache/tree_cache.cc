@@ -404,7 +404,9 @@ class TreeCacheImpl final : public TreeCache {
   // nothing.
   Status Enter(Ino ino, Access access, Pin* pin, bool retry_now = false);
   void Release(Tree* t, bool mutation);
-  // Loads t (whose status the caller set to kLoading) and settles its status.
+  // Loads t (whose status the caller set to kLoading) and settles its
+  // status; on success t is in use by the caller (users raised in the same
+  // step, so nothing can evict it before the caller's operation runs).
   Status LoadAndSettle(const std::shared_ptr<Tree>& t);
   Status LoadTree(const std::shared_ptr<Tree>& t);
   // Evicts trees, least recently used first, until `bytes` and `inodes`
@@ -536,7 +538,8 @@ Status TreeCacheImpl::Enter(Ino ino, Access access, Pin* pin, bool retry_now) {
   if (it == by_range_.end()) return Status::OK();
   std::shared_ptr<Tree> t = it->second;
   const bool top_only = access == Access::kTop && ino == t->top;
-  for (;;) {
+  bool pinned = false;  // by our own load
+  while (!pinned) {
     if (t->gone) return Status::OK();  // the core answers (ESTALE)
     if (t->status == TreeStatus::kLoading || t->status == TreeStatus::kEvicting) {
       cv_.wait(l);
@@ -551,11 +554,12 @@ Status TreeCacheImpl::Enter(Ino ino, Access access, Pin* pin, bool retry_now) {
       Status s = LoadAndSettle(t);
       l.lock();
       if (!s.ok()) return s;
+      pinned = true;
       continue;
     }
     break;
   }
-  ++t->users;
+  if (!pinned) ++t->users;
   t->last_use = Clock::now();
   t->last_use_wall = WallNow();
   if (access == Access::kMutation) {
@@ -597,6 +601,8 @@ Status TreeCacheImpl::LoadAndSettle(const std::shared_ptr<Tree>& t) {
     if (s.ok()) {
       t->status = TreeStatus::kLoaded;
       t->load_error = Status::OK();
+      ++t->users;
+      t->last_use = Clock::now();
     } else {
       t->status = TreeStatus::kUnloaded;
       t->load_error = s;
