@@ -443,8 +443,8 @@ static fsal_status_t kvfs_unlink(struct fsal_obj_handle* dir_hdl, struct fsal_ob
  * states (NFSv4 OPEN, NLM share, 9P fid) whether the core was told the file
  * is open: kvfs_core_open_file()/kvfs_core_close_file() bracket the state, so the
  * contents of a file unlinked while open stay readable until it is closed.
- * The per-object global fd serves stateless I/O (NFSv3) and only exists for
- * Ganesha's accounting (open_fd_count, share checks).
+ * The per-object global fd is only opened by a stateless open2; stateless
+ * I/O checks share reservations without it (see kvfs_find_fd).
  */
 
 static inline struct kvfs_fd* kvfs_state_fd(struct state_t* state) {
@@ -748,9 +748,31 @@ static fsal_status_t kvfs_close2(struct fsal_obj_handle* obj_hdl, struct state_t
 }
 
 /* Checks the share reservation / open mode for an I/O, as Ganesha's helper
- * defines it. On success *has_lock says whether obj_lock is held (read). */
+ * defines it. On success *has_lock says whether obj_lock is held (read).
+ *
+ * Stateless I/O (NFSv3, NFSv4 with the anonymous stateid) only checks the
+ * share reservations, as fsal_reopen_obj() does, without "opening" the
+ * global fd: Ganesha counts an open global fd in open_fd_count, whose hard
+ * limit (99% of RLIMIT_NOFILE) a client reading 100K files reaches faster
+ * than MDCACHE's LRU thread closes them, and from then on every stateless
+ * READ got NFS3ERR_JUKEBOX (docs/benchmarks.md). KVFS has no descriptors to
+ * limit, so there is nothing to count. */
 static fsal_status_t kvfs_find_fd(struct kvfs_handle* hdl, bool bypass, struct state_t* state,
                                   fsal_openflags_t openflags, bool* has_lock) {
+  if (state == NULL) {
+    fsal_status_t status = fsalstat(ERR_FSAL_NO_ERROR, 0);
+
+    PTHREAD_RWLOCK_rdlock(&hdl->obj_handle.obj_lock);
+    if (openflags != FSAL_O_ANY) status = check_share_conflict(&hdl->share, openflags, bypass);
+    if (FSAL_IS_ERROR(status)) {
+      PTHREAD_RWLOCK_unlock(&hdl->obj_handle.obj_lock);
+      *has_lock = false;
+      return status;
+    }
+    *has_lock = true;
+    return status;
+  }
+
   struct kvfs_fd temp_fd = {.fsal_fd = {.openflags = FSAL_O_CLOSED}};
   struct fsal_fd* out_fd = &temp_fd.fsal_fd;
   bool closefd = false;
