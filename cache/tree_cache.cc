@@ -1,6 +1,7 @@
 #include "cache/tree_cache.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -90,6 +91,11 @@ class TreeCacheImpl final : public TreeCache {
   Status Start() {
     KVFS_RETURN_IF_ERROR(Adopt());
     KVFS_RETURN_IF_ERROR(Refresh());
+    // Nothing was cached by anyone before now; from here on changes are
+    // announced. (An NFS server is still starting while its FSAL opens the
+    // cache: an up-call then would reach an export Ganesha has not finished
+    // setting up, and crashed ganesha.nfsd.)
+    announce_.store(true);
     thread_ = std::thread([this] { Background(); });
     return Status::OK();
   }
@@ -501,7 +507,7 @@ class TreeCacheImpl final : public TreeCache {
   }
   // Queues an invalidation for the background thread.
   void Invalidate(Ino ino) {
-    if (!options_.invalidate) return;
+    if (!options_.invalidate || !announce_.load()) return;
     {
       std::lock_guard<std::mutex> l(mu_);
       invalidations_.push_back(ino);
@@ -525,6 +531,7 @@ class TreeCacheImpl final : public TreeCache {
   std::map<std::string, ObjectInfo> listing_;  // guarded by mu_
   std::vector<Ino> invalidations_;             // guarded by mu_
   bool stop_ = false;                          // guarded by mu_
+  std::atomic<bool> announce_{false};          // Invalidate() passes changes on
   bool refresh_requested_ = false;             // guarded by mu_
   std::condition_variable bg_cv_;
   std::thread thread_;
