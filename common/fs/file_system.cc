@@ -250,6 +250,10 @@ class FileSystemImpl : public FileSystem {
   // the totals) and either deletes its record or keeps it with owner 0, so
   // the number is never reused. Requires no mutation in flight.
   Status DropRangeKeys(Transaction* txn, uint64_t range, bool keep_record);
+  // Adds range deletes of every key of `range` in the entries and blocks
+  // columns, of its orphan keys, and of its inode index from `first_index`
+  // on (RangeBegin(range): all of it).
+  static void DeleteRangeContents(WriteBatch* b, uint64_t range, Ino first_index);
   // Reads a usage counter (0 if absent).
   Status ReadCounter(const std::string& key, int64_t* value) const;
   // The top-level directory `top`'s range record; EINVAL if it is not one.
@@ -638,18 +642,9 @@ Status FileSystemImpl::CookieOf(Ino dir, std::string_view name, uint64_t* cookie
 }
 
 Status FileSystemImpl::StatFs(StatFsInfo* out) {
-  std::string v;
-  int64_t bytes = 0, inodes = 0;
-  Status s = store_->Get(Column::kMeta, schema::TotalBytesKey(), &v);
-  if (s.ok())
-    bytes = DecodeCounter(v);
-  else if (!s.IsNotFound())
-    return s;
-  s = store_->Get(Column::kMeta, schema::TotalInodesKey(), &v);
-  if (s.ok())
-    inodes = DecodeCounter(v);
-  else if (!s.IsNotFound())
-    return s;
+  int64_t bytes, inodes;
+  KVFS_RETURN_IF_ERROR(ReadCounter(schema::TotalBytesKey(), &bytes));
+  KVFS_RETURN_IF_ERROR(ReadCounter(schema::TotalInodesKey(), &inodes));
   out->total_bytes = options_.capacity_bytes;
   out->total_inodes = options_.capacity_inodes;
   out->used_bytes = static_cast<uint64_t>(std::max<int64_t>(bytes, 0));
@@ -1229,6 +1224,18 @@ Status FileSystemImpl::RunExclusive(const std::function<Status()>& body) {
   return s;
 }
 
+Status FileSystemImpl::ReadCounter(const std::string& key, int64_t* value) const {
+  std::string v;
+  Status s = store_->Get(Column::kMeta, key, &v);
+  if (s.IsNotFound()) {
+    *value = 0;
+    return Status::OK();
+  }
+  KVFS_RETURN_IF_ERROR(s);
+  *value = DecodeCounter(v);
+  return Status::OK();
+}
+
 Status FileSystemImpl::ReadRangeRecord(uint64_t range, schema::RangeRecord* r) const {
   std::string value;
   Status s = store_->Get(Column::kMeta, schema::RangeKey(range), &value);
@@ -1239,30 +1246,27 @@ Status FileSystemImpl::ReadRangeRecord(uint64_t range, schema::RangeRecord* r) c
   return schema::DecodeRangeRecord(value, r);
 }
 
-Status FileSystemImpl::DropRangeKeys(Transaction* txn, uint64_t range, bool keep_record) {
+void FileSystemImpl::DeleteRangeContents(WriteBatch* b, uint64_t range, Ino first_index) {
   const Ino begin = schema::RangeBegin(range);
   const Ino end = schema::RangeEnd(range);
-  WriteBatch* b = txn->batch();
   b->DeleteRange(Column::kEntries, schema::DirBegin(begin), schema::DirBegin(end));
-  b->DeleteRange(Column::kInodes, schema::InodeKey(begin), schema::InodeKey(end));
+  b->DeleteRange(Column::kInodes, schema::InodeKey(first_index), schema::InodeKey(end));
   b->DeleteRange(Column::kBlocks, schema::BlockKey(begin, 0), schema::BlockKey(end, 0));
   b->DeleteRange(Column::kMeta, schema::OrphanKey(begin), schema::OrphanKey(end));
+}
+
+Status FileSystemImpl::DropRangeKeys(Transaction* txn, uint64_t range, bool keep_record) {
+  WriteBatch* b = txn->batch();
+  DeleteRangeContents(b, range, schema::RangeBegin(range));
   // No mutation is in flight, so the counters are exact: move them out of
   // the totals.
-  int64_t usage[2] = {0, 0};
-  const std::string keys[2] = {schema::UsageBytesKey(range), schema::UsageInodesKey(range)};
-  for (int i = 0; i < 2; ++i) {
-    std::string v;
-    Status s = store_->Get(Column::kMeta, keys[i], &v);
-    if (s.ok()) {
-      usage[i] = DecodeCounter(v);
-      b->Delete(Column::kMeta, keys[i]);
-    } else if (!s.IsNotFound()) {
-      return s;
-    }
-  }
-  if (usage[0] != 0) b->Add(Column::kMeta, schema::TotalBytesKey(), -usage[0]);
-  if (usage[1] != 0) b->Add(Column::kMeta, schema::TotalInodesKey(), -usage[1]);
+  int64_t bytes, inodes;
+  KVFS_RETURN_IF_ERROR(ReadCounter(schema::UsageBytesKey(range), &bytes));
+  KVFS_RETURN_IF_ERROR(ReadCounter(schema::UsageInodesKey(range), &inodes));
+  b->Delete(Column::kMeta, schema::UsageBytesKey(range));
+  b->Delete(Column::kMeta, schema::UsageInodesKey(range));
+  if (bytes != 0) b->Add(Column::kMeta, schema::TotalBytesKey(), -bytes);
+  if (inodes != 0) b->Add(Column::kMeta, schema::TotalInodesKey(), -inodes);
   if (keep_record) {
     schema::RangeRecord r;
     KVFS_RETURN_IF_ERROR(ReadRangeRecord(range, &r));
@@ -1422,18 +1426,6 @@ Status FileSystemImpl::DropTree(std::string_view name, uint64_t* dropped_range) 
 
 // ---- Stubs ---------------------------------------------------------------------
 
-Status FileSystemImpl::ReadCounter(const std::string& key, int64_t* value) const {
-  std::string v;
-  Status s = store_->Get(Column::kMeta, key, &v);
-  if (s.IsNotFound()) {
-    *value = 0;
-    return Status::OK();
-  }
-  KVFS_RETURN_IF_ERROR(s);
-  *value = DecodeCounter(v);
-  return Status::OK();
-}
-
 Status FileSystemImpl::ReadTopRange(Ino top, schema::RangeRecord* r) const {
   if (!schema::IsRangeOwner(top)) {
     return Status::InvalidArgument("inode " + std::to_string(top) +
@@ -1556,14 +1548,9 @@ Status FileSystemImpl::FinishFill(const LoadedTree& tree) {
 Status FileSystemImpl::ResetRangeToStub(Transaction* txn, Ino top, schema::RangeRecord* record) {
   KVFS_RETURN_IF_ERROR(ReadTopRange(top, record));
   const uint64_t range = schema::RangeOf(top);
-  const Ino begin = schema::RangeBegin(range);
-  const Ino end = schema::RangeEnd(range);
   WriteBatch* b = txn->batch();
   // Everything below the top; the top's own index key (local 1) stays.
-  b->DeleteRange(Column::kEntries, schema::DirBegin(begin), schema::DirBegin(end));
-  b->DeleteRange(Column::kInodes, schema::InodeKey(top + 1), schema::InodeKey(end));
-  b->DeleteRange(Column::kBlocks, schema::BlockKey(begin, 0), schema::BlockKey(end, 0));
-  b->DeleteRange(Column::kMeta, schema::OrphanKey(begin), schema::OrphanKey(end));
+  DeleteRangeContents(b, range, top + 1);
   int64_t bytes, inodes;
   KVFS_RETURN_IF_ERROR(ReadCounter(schema::UsageBytesKey(range), &bytes));
   KVFS_RETURN_IF_ERROR(ReadCounter(schema::UsageInodesKey(range), &inodes));
