@@ -73,6 +73,15 @@ const char* StatusName(const Tree& t) {
 
 int64_t WallNow() { return Now().sec; }
 
+// Whether object a was written after object b.
+bool Newer(const ObjectInfo& a, const ObjectInfo& b) {
+  return std::make_pair(a.mtime_sec, a.mtime_nsec) > std::make_pair(b.mtime_sec, b.mtime_nsec);
+}
+
+// Whether an operation, an open file or a write-back holds t (then it is
+// neither evicted nor removed).
+bool InUse(const Tree& t) { return t.users > 0 || t.opens > 0 || t.writing; }
+
 class TreeCacheImpl final : public TreeCache {
  public:
   TreeCacheImpl(std::unique_ptr<FileSystem> base, std::unique_ptr<ingest::PersistentStore> store,
@@ -278,7 +287,7 @@ class TreeCacheImpl final : public TreeCache {
       auto it = by_name_.find(std::string(name));
       if (it != by_name_.end()) {
         const Tree& t = *it->second;
-        if (t.rec.dirty || t.users > 0 || t.opens > 0 || t.status != TreeStatus::kLoaded) {
+        if (t.rec.dirty || InUse(t) || t.status != TreeStatus::kLoaded) {
           return Status::FromErrno(EBUSY, "tree '" + t.name + "' is " + StatusName(t) +
                                               (t.users + t.opens > 0 ? " and in use" : "") +
                                               ": drop it with the cache commands");
@@ -306,7 +315,6 @@ class TreeCacheImpl final : public TreeCache {
 
   Status List(std::vector<CachedTree>* out) override {
     out->clear();
-    std::vector<std::pair<std::shared_ptr<Tree>, CachedTree>> trees;
     {
       std::lock_guard<std::mutex> l(mu_);
       for (const auto& [name, t] : by_name_) {
@@ -321,16 +329,16 @@ class TreeCacheImpl final : public TreeCache {
         auto it = listing_.find(name);
         if (c.object.empty() && it != listing_.end()) c.object = it->second.name;
         c.last_error = t->load_error.ok() ? "" : t->load_error.ToString();
-        trees.emplace_back(t, std::move(c));
+        out->push_back(std::move(c));
       }
     }
-    for (auto& [t, c] : trees) {
+    // Usage from the store, outside the lock.
+    for (CachedTree& c : *out) {
       TreeState ts;
       if (base_->ReadTreeState(c.ino, &ts).ok()) {
         c.bytes = ts.bytes;
         c.inodes = ts.inodes;
       }
-      out->push_back(std::move(c));
     }
     return Status::OK();
   }
@@ -436,11 +444,10 @@ class TreeCacheImpl final : public TreeCache {
   // if several); false if there is none (or the store cannot say).
   bool FindTarball(const std::string& name, ObjectInfo* out) {
     bool found = false;
-    for (const char* suffix : {".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.xz"}) {
+    for (std::string_view suffix : ingest::TarballSuffixes()) {
       ObjectInfo info;
-      if (!store_->Stat(name + suffix, &info).ok()) continue;
-      if (!found || std::make_pair(info.mtime_sec, info.mtime_nsec) >
-                        std::make_pair(out->mtime_sec, out->mtime_nsec)) {
+      if (!store_->Stat(name + std::string(suffix), &info).ok()) continue;
+      if (!found || Newer(info, *out)) {
         *out = info;
         found = true;
       }
@@ -532,7 +539,6 @@ class TreeCacheImpl final : public TreeCache {
   std::vector<Ino> invalidations_;             // guarded by mu_
   bool stop_ = false;                          // guarded by mu_
   std::atomic<bool> announce_{false};          // Invalidate() passes changes on
-  bool refresh_requested_ = false;             // guarded by mu_
   std::condition_variable bg_cv_;
   std::thread thread_;
 };
@@ -699,9 +705,7 @@ void TreeCacheImpl::MakeRoom(uint64_t bytes, uint64_t inodes, const Tree* keep) 
       std::lock_guard<std::mutex> l(mu_);
       for (const auto& [range, t] : by_range_) {
         if (t.get() == keep || failed.count(t.get()) > 0) continue;
-        if (t->status != TreeStatus::kLoaded || t->users > 0 || t->opens > 0 || t->writing) {
-          continue;
-        }
+        if (t->status != TreeStatus::kLoaded || InUse(*t)) continue;
         // Clean trees first (dropping them costs nothing), least recently
         // used first; a dirty one only when no clean one is left.
         if (victim == nullptr || std::make_pair(t->rec.dirty, t->last_use) <
@@ -739,8 +743,7 @@ Status TreeCacheImpl::Evict(const std::shared_ptr<Tree>& t) {
   {
     std::lock_guard<std::mutex> l(mu_);
     if (t->gone) return Status::OK();
-    if (t->status != TreeStatus::kLoaded || t->users > 0 || t->opens > 0 || t->writing ||
-        t->rec.dirty) {
+    if (t->status != TreeStatus::kLoaded || InUse(*t) || t->rec.dirty) {
       return Status::FromErrno(EBUSY, "tree '" + t->name + "' is " + StatusName(*t) +
                                           (t->users + t->opens > 0 ? " and in use" : ""));
     }
@@ -855,7 +858,7 @@ Status TreeCacheImpl::RmdirTop(std::string_view name_view) {
                      (listed != listing_.end() ? listed->second.name : t->rec.object) + " of " +
                      store_->Describe() + ": remove it there");
     }
-    if (t->status != TreeStatus::kLoaded || t->users > 0 || t->opens > 0 || t->writing) {
+    if (t->status != TreeStatus::kLoaded || InUse(*t)) {
       return Status::FromErrno(EBUSY, "'" + name + "' is in use");
     }
     t->status = TreeStatus::kEvicting;
@@ -924,8 +927,7 @@ Status TreeCacheImpl::Refresh() {
     auto it = listing.find(name);
     // Two compressions of one tree (an export replacing the other was
     // interrupted): the newer one.
-    if (it == listing.end() || std::make_pair(o.mtime_sec, o.mtime_nsec) >
-                                   std::make_pair(it->second.mtime_sec, it->second.mtime_nsec)) {
+    if (it == listing.end() || Newer(o, it->second)) {
       listing[name] = std::move(o);
     }
   }
@@ -939,13 +941,12 @@ Status TreeCacheImpl::Refresh() {
     }
     for (const auto& [name, t] : by_name_) {
       auto it = listing.find(name);
-      const bool idle = t->users == 0 && t->opens == 0 && !t->writing && !t->rec.dirty &&
+      const bool idle = !InUse(*t) && !t->rec.dirty &&
                         (t->status == TreeStatus::kUnloaded || t->status == TreeStatus::kLoaded);
       if (it == listing.end()) {
         // Its tarball went away: so does the tree, unless it has changes
         // (new trees have no tarball yet).
-        if (!t->rec.dirty && idle &&
-            (t->status == TreeStatus::kUnloaded || !t->rec.object.empty())) {
+        if (idle && (t->status == TreeStatus::kUnloaded || !t->rec.object.empty())) {
           gone.push_back(t);
         } else if (!t->rec.object.empty() && t->rec.dirty) {
           Log("tarball " + t->rec.object + " of '" + name +
@@ -973,7 +974,7 @@ Status TreeCacheImpl::Refresh() {
     }
     {
       std::lock_guard<std::mutex> l(mu_);
-      if (t->users > 0 || t->opens > 0 || t->rec.dirty || t->writing) continue;
+      if (InUse(*t) || t->rec.dirty) continue;
       t->status = TreeStatus::kEvicting;
     }
     uint64_t range;
@@ -1072,13 +1073,10 @@ void TreeCacheImpl::Background() {
     bool refresh;
     {
       std::unique_lock<std::mutex> l(mu_);
-      bg_cv_.wait_for(l, std::chrono::seconds(1),
-                      [&] { return stop_ || refresh_requested_ || !invalidations_.empty(); });
+      bg_cv_.wait_for(l, std::chrono::seconds(1), [&] { return stop_ || !invalidations_.empty(); });
       if (stop_) return;
       invalidations.swap(invalidations_);
-      refresh =
-          refresh_requested_ || (options_.refresh_seconds > 0 && Clock::now() >= next_refresh);
-      refresh_requested_ = false;
+      refresh = options_.refresh_seconds > 0 && Clock::now() >= next_refresh;
     }
     for (Ino ino : invalidations) options_.invalidate(ino);
     if (refresh) {

@@ -317,6 +317,12 @@ constexpr SuffixInfo kSuffixes[] = {
 };
 }  // namespace
 
+std::vector<std::string_view> TarballSuffixes() {
+  std::vector<std::string_view> v;
+  for (const SuffixInfo& s : kSuffixes) v.push_back(s.suffix);
+  return v;
+}
+
 std::string_view TarballSuffix(Compression c) {
   switch (c) {
     case Compression::kNone:

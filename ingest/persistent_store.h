@@ -117,6 +117,8 @@ enum class Compression { kNone, kGzip, kZstd, kXz };
 
 // ".tar", ".tar.gz", ".tar.zst" or ".tar.xz".
 std::string_view TarballSuffix(Compression c);
+// Every suffix TreeNameOf accepts: the four above and ".tgz".
+std::vector<std::string_view> TarballSuffixes();
 // Parses "gzip"/"gz", "zstd"/"zst", "xz" or "none"; false otherwise.
 bool ParseCompression(std::string_view s, Compression* c);
 // If `object` is a tarball name (NAME plus one of the suffixes above, also
