@@ -245,6 +245,10 @@ class FileSystemImpl : public FileSystem {
   // (whole-range operations), then waits for durability.
   Status RunExclusive(const std::function<Status()>& body);
   Status ReadRangeRecord(uint64_t range, schema::RangeRecord* r) const;
+  // Writes `range`'s record alone and synced, before a bulk loader writes
+  // any key of the range: a machine crash must never leave keys that no
+  // record accounts for (ReserveRange, BeginFill).
+  Status WriteRangeRecordSynced(uint64_t range, const schema::RangeRecord& r);
   // Adds to the transaction's batch the deletion of every key of `range`
   // (entries, inodes, blocks, orphans, usage counters, whose values leave
   // the totals) and either deletes its record or keeps it with owner 0, so
@@ -1236,6 +1240,14 @@ Status FileSystemImpl::ReadCounter(const std::string& key, int64_t* value) const
   return Status::OK();
 }
 
+Status FileSystemImpl::WriteRangeRecordSynced(uint64_t range, const schema::RangeRecord& r) {
+  WriteBatch b;
+  b.Put(Column::kMeta, schema::RangeKey(range), schema::EncodeRangeRecord(r));
+  WriteOptions wo;
+  wo.sync = true;
+  return store_->Write(wo, b);
+}
+
 Status FileSystemImpl::ReadRangeRecord(uint64_t range, schema::RangeRecord* r) const {
   std::string value;
   Status s = store_->Get(Column::kMeta, schema::RangeKey(range), &value);
@@ -1318,13 +1330,7 @@ Status FileSystemImpl::ReserveRange(uint64_t at_least, uint64_t* range) {
   record.owner = schema::RangeOwnerIno(r);
   record.high_water = 2;
   record.loading = true;
-  WriteBatch b;
-  b.Put(Column::kMeta, schema::RangeKey(r), schema::EncodeRangeRecord(record));
-  // Always synced: the record must be on disk before any key of the range
-  // is, or a machine crash could leave keys that nothing accounts for.
-  WriteOptions wo;
-  wo.sync = true;
-  KVFS_RETURN_IF_ERROR(store_->Write(wo, b));
+  KVFS_RETURN_IF_ERROR(WriteRangeRecordSynced(r, record));
   *range = r;
   return Status::OK();
 }
@@ -1493,12 +1499,7 @@ Status FileSystemImpl::BeginFill(Ino top, uint64_t* high_water) {
                                        (r.filling ? " is being filled already" : " is not a stub"));
       }
       r.filling = true;
-      WriteBatch b;
-      b.Put(Column::kMeta, schema::RangeKey(range), schema::EncodeRangeRecord(r));
-      // Synced before any key of the fill is written (as ReserveRange).
-      WriteOptions wo;
-      wo.sync = true;
-      KVFS_RETURN_IF_ERROR(store_->Write(wo, b));
+      KVFS_RETURN_IF_ERROR(WriteRangeRecordSynced(range, r));
       *high_water = r.high_water;
       return Status::OK();
     });
