@@ -52,11 +52,13 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <random>
 #include <set>
+#include <sstream>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -384,21 +386,47 @@ class AsyncPool {
   }
 
   // Runs until every queued task (and every task they queue) is done; false
-  // if the connection failed.
+  // (with failure() saying why) if the connection failed, or if the server
+  // stalled for kStall: no reply at all while calls were outstanding, or
+  // retries pending without a break (only "try again later"). Ganesha at its
+  // open-file limit can wedge either way; that ends the phase, not the run.
   bool Run() {
     Fill();
+    Clock::time_point last_reply = Clock::now();
     while (active_ > 0 || !later_.empty()) {
       struct pollfd pfd = {nfs_get_fd(nfs_), static_cast<short>(nfs_which_events(nfs_)), 0};
       int n = poll(&pfd, 1, later_.empty() ? 100 : 5);
-      if (n < 0 && errno != EINTR) return false;
+      if (n < 0 && errno != EINTR) {
+        failure_ = std::string("poll: ") + std::strerror(errno);
+        return false;
+      }
       if (nfs_service(nfs_, n > 0 ? pfd.revents : 0) < 0) {
-        std::fprintf(stderr, "nfs_service: %s\n", nfs_get_error(nfs_));
+        failure_ = std::string("connection failed: ") + nfs_get_error(nfs_);
+        return false;
+      }
+      const Clock::time_point now = Clock::now();
+      if (n > 0 && (pfd.revents & POLLIN)) last_reply = now;
+      if (later_.empty()) {
+        retrying_since_.reset();
+      } else if (!retrying_since_) {
+        retrying_since_ = now;
+      }
+      const std::string stall = std::to_string(kStall.count()) + " s (Ganesha's open-file limit?)";
+      if (now - last_reply > kStall) {
+        failure_ = "gave up: the server answered nothing for " + stall;
+        return false;
+      }
+      if (retrying_since_ && now - *retrying_since_ > kStall) {
+        failure_ = "gave up: the server answered only NFS3ERR_JUKEBOX for " + stall;
         return false;
       }
       Fill();
     }
     return true;
   }
+
+  // Why Run() returned false.
+  const std::string& failure() const { return failure_; }
 
  private:
   void Fill() {
@@ -424,6 +452,10 @@ class AsyncPool {
   int active_ = 0;
   std::deque<Task> queue_;
   std::deque<std::pair<Clock::time_point, Task>> later_;
+  static constexpr std::chrono::seconds kStall{120};
+  // Since when retries have been pending without a break, if they are.
+  std::optional<Clock::time_point> retrying_since_;
+  std::string failure_;
 };
 
 // The phases over NFS on one mounted client.
@@ -446,21 +478,21 @@ class NfsPhases {
       for (const Entry& e : corpus_.entries) {
         if (e.type == Entry::kDir && e.depth == d) pool.Add(MakeDirTask(pool, e, &r));
       }
-      if (!pool.Run()) r.Fail("connection failed");
+      if (!pool.Run()) r.Fail(pool.failure());
     }
     AsyncPool pool(nfs_, opt_.inflight);
     for (const Entry& e : corpus_.entries) {
       if (e.type == Entry::kFile) pool.Add(MakeFileTask(pool, e, &r));
       if (e.type == Entry::kSymlink) pool.Add(MakeSymlinkTask(pool, e, &r));
     }
-    if (!pool.Run()) r.Fail("connection failed");
+    if (!pool.Run()) r.Fail(pool.failure());
     // Directory times last (creating children changes them), deepest first.
     // (libnfs 4.0's v4 utimes of a directory fails like chown: NFS4ERR_ISDIR.)
     AsyncPool times(nfs_, opt_.inflight);
     for (const Entry& e : corpus_.entries) {
       if (e.type == Entry::kDir && !v4_) times.Add(MakeTimesTask(times, e, &r));
     }
-    if (!times.Run()) r.Fail("connection failed");
+    if (!times.Run()) r.Fail(times.failure());
     r.seconds = Seconds(start);
     r.files = corpus_.file_count;
     r.bytes = corpus_.file_bytes;
@@ -475,7 +507,7 @@ class NfsPhases {
     AsyncPool pool(nfs_, opt_.inflight);
     std::set<std::string> seen;
     pool.Add(MakeListTask(pool, "", &r, &seen));
-    if (!pool.Run()) r.Fail("connection failed");
+    if (!pool.Run()) r.Fail(pool.failure());
     r.seconds = Seconds(start);
     uint64_t missing = 0;
     for (const Entry& e : corpus_.entries) {
@@ -505,7 +537,7 @@ class NfsPhases {
             });
       });
     }
-    if (!pool.Run()) r.Fail("connection failed");
+    if (!pool.Run()) r.Fail(pool.failure());
     r.seconds = Seconds(start);
     return r;
   }
@@ -529,7 +561,7 @@ class NfsPhases {
             });
       });
     }
-    if (!pool.Run()) r.Fail("connection failed");
+    if (!pool.Run()) r.Fail(pool.failure());
     r.seconds = Seconds(start);
     return r;
   }
@@ -570,7 +602,7 @@ class NfsPhases {
       };
     };
     for (uint64_t i = 0; i < n; ++i) pool.Add(make(i));
-    if (!pool.Run()) c.Fail("connection failed");
+    if (!pool.Run()) c.Fail(pool.failure());
     c.seconds = Seconds(start);
     if (marks.size() == 11) c.extra = DecileField(marks);
 
@@ -1075,6 +1107,9 @@ struct Flags {
   std::string label;
   // Directory for perf.data files of the untar and read phases (NFS only).
   std::string perf_dir;
+  // Text appended to the server's ganesha.conf (--ganesha-config=FILE), the
+  // same for every target of a run (e.g. MDCACHE settings).
+  std::string ganesha_config;
   size_t max_files = 0;
   int version = 3;
   bool cold = false;
@@ -1087,11 +1122,21 @@ std::optional<std::string> FlagValue(const std::string& arg, const std::string& 
   return arg.substr(prefix.size());
 }
 
+// Contents of the file at path; exits with a message if it cannot be read.
+std::string ReadFileOrDie(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in) Die("cannot read " + path);
+  return text.str();
+}
+
 void Usage() {
   std::fprintf(stderr,
                "usage: nfs_bench_client (--tarball=FILE [--max-files=N] | --generate=N:SEED)\n"
                "         (--write-tar=FILE | --posix=DIR | --server=kvfs|mem|vfs --work=DIR\n"
-               "          [--fsal-dir=DIR] [--version=3|4] [--cold] [--kv-backend=NAME])\n"
+               "          [--fsal-dir=DIR] [--version=3|4] [--cold] [--kv-backend=NAME]\n"
+               "          [--ganesha-config=FILE])\n"
                "         [--phases=untar,read,stat,lookup,bigdir] [--inflight=32]\n"
                "         [--bigdir=N] [--lookups=N] [--seed=N] [--label=NAME]\n");
   std::exit(2);
@@ -1199,6 +1244,8 @@ int Main(int argc, char** argv) {
       flags.kv_backend = *v;
     else if (auto v = FlagValue(a, "perf-dir"))
       flags.perf_dir = *v;
+    else if (auto v = FlagValue(a, "ganesha-config"))
+      flags.ganesha_config = ReadFileOrDie(*v);
     else if (auto v = FlagValue(a, "max-files"))
       flags.max_files = std::stoull(*v);
     else if (auto v = FlagValue(a, "version"))
@@ -1264,6 +1311,7 @@ int Main(int argc, char** argv) {
                          "-v" + std::to_string(flags.version)
                    : flags.label;
   e2e::GaneshaOptions server_options = ServerOptions(flags, &opt);
+  server_options.extra_config += flags.ganesha_config;
   e2e::GaneshaServer server(server_options);
   if (Status s = server.Start(); !s.ok()) Die("server start: " + s.ToString());
   std::fprintf(stderr, "ganesha.nfsd pid %d\n", static_cast<int>(server.pid()));

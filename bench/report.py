@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Turns bench/run.sh's results.jsonl into Markdown tables (stdout) and a plot.
 
-usage: bench/report.py OUT_DIR   (reads OUT_DIR/results.jsonl, OUT_DIR/machine.txt;
-                                  writes OUT_DIR/nfs-bench.png if matplotlib is there)
+usage: bench/report.py OUT_DIR [PLOT]
+  reads OUT_DIR/results.jsonl and OUT_DIR/machine.txt; writes the plot to
+  OUT_DIR/PLOT (default nfs-bench.png) if matplotlib is there, and links it
+  by that name.
 
-One table per corpus: files/s of each phase per target, then KVFS's ratio
+The machine the run was on, then one table per corpus: files/s of each phase per target, then KVFS's ratio
 against FSAL_MEM and FSAL_VFS measured in the same run, then the issue's
 targets with their measured ratios.
 """
@@ -38,7 +40,13 @@ def fmt(x, digits=0):
 
 def main():
     out = sys.argv[1]
+    plot_name = sys.argv[2] if len(sys.argv) > 2 else "nfs-bench.png"
     by = load(out + "/results.jsonl")
+    try:
+        machine = open(out + "/machine.txt").read().strip()
+        print("Machine and run:\n\n```\n" + machine + "\n```\n")
+    except OSError:
+        pass
     print("| corpus | phase | " + " | ".join(TARGETS) +
           " | KVFS/MEM | KVFS/VFS |")
     print("|---|---|" + "---:|" * (len(TARGETS) + 2))
@@ -71,7 +79,7 @@ def main():
                       " | ".join("—" if c is None else "failed" if not c.get("ok", True)
                                  else f"{c['seconds']:.1f}" for c in cells) + " |")
     print()
-    print("### Targets (KVFS, ratios in this run)")
+    print("##### Targets (KVFS, ratios in this run)")
     print()
     for corpus, res in by.items():
         # A rate only for a phase that read everything back right.
@@ -106,13 +114,13 @@ def main():
                   f"{'**met**' if r >= need else '**not met**'}")
     if bad:
         print()
-        print("### Phases that read back something wrong")
+        print("##### Phases that read back something wrong")
         for b in bad:
             print("- " + b)
-    plot(by, out)
+    plot(by, out, plot_name)
 
 
-def plot(by, out):
+def plot(by, out, name):
     """One panel per corpus: files/s of each NFS phase per server, log scale."""
     try:
         import matplotlib
@@ -140,8 +148,8 @@ def plot(by, out):
         ax.set_ylabel("files/s (log)")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out + "/nfs-bench.png", dpi=90)
-    print("\n![files/s per server and phase](nfs-bench.png)")
+    fig.savefig(out + "/" + name, dpi=90)
+    print(f"\n![files/s per server and phase]({name})")
 
 
 if __name__ == "__main__":

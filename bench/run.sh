@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the KVFS benchmark suite end to end and writes the results:
 #
-#   bench/run.sh [--quick] [--out DIR] [--perf]
+#   bench/run.sh [--quick] [--out DIR] [--perf] [--medium disk|tmpfs] [--docs]
 #
 # For each corpus, in one run on this machine:
 #   local ext4   cp + sync of the tarball (the physical floor), tar xf + sync,
@@ -26,16 +26,27 @@
 # --perf records perf profiles of ganesha.nfsd (KVFS, untar and read of the
 # linux tree) into OUT/perf/.
 #
+# --medium tmpfs puts every target's data (the ext4 copies, FSAL_VFS's export,
+# KVFS's store) on a tmpfs instead of the disk: what the targets cost when
+# syncs are free (tmpfs stands in for NVRAM). Default: disk (ext4).
+#
 # Output: OUT/results.jsonl (one JSON line per phase), OUT/machine.txt, and
-# OUT/report.md (tables; bench/report.py). OUT defaults to build/bench-results.
+# OUT/report.md (the machine, tables and plot; bench/report.py). OUT defaults
+# to build/bench-results (build/bench-results-tmpfs with --medium tmpfs).
+# --docs also writes the report into docs/benchmarks.md, between the lines
+# "<!-- bench/run.sh --medium=M: begin -->" and "... end -->", and its plot to
+# docs/benchmarks-nfs-M.png.
 # Needs root (namespaces, drop_caches). Exits non-zero if any phase read back
 # anything wrong.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BUILD="${KVFS_BUILD_DIR:-$ROOT/build}"
-OUT="$BUILD/bench-results"
+OUT=""
+ARGS=("$@")
 QUICK=0
+MEDIUM=disk
+DOCS=0
 PERF=0
 ONLY=""
 BIGDIR=""
@@ -46,11 +57,19 @@ while [ $# -gt 0 ]; do
     --out) OUT="$2"; shift ;;
     --only) ONLY="$2"; shift ;;
     --bigdir) BIGDIR="$2"; shift ;;
-    *) echo "usage: $0 [--quick] [--out DIR] [--perf] [--only CORPORA] [--bigdir N]" >&2; exit 2 ;;
+    --medium) MEDIUM="$2"; shift ;;
+    --docs) DOCS=1 ;;
+    *) echo "usage: $0 [--quick] [--out DIR] [--perf] [--only CORPORA] [--bigdir N]" \
+      "[--medium disk|tmpfs] [--docs]" >&2; exit 2 ;;
   esac
   shift
 done
 [ "$(id -u)" -eq 0 ] || { echo "run.sh: needs root" >&2; exit 2; }
+case "$MEDIUM" in
+  disk) OUT="${OUT:-$BUILD/bench-results}" ;;
+  tmpfs) OUT="${OUT:-$BUILD/bench-results-tmpfs}" ;;
+  *) echo "run.sh: --medium is disk or tmpfs, not '$MEDIUM'" >&2; exit 2 ;;
+esac
 
 cmake -S "$ROOT" -B "$BUILD" >/dev/null
 cmake --build "$BUILD" -j2 --target nfs_bench_client fsalkvfs >/dev/null
@@ -76,10 +95,16 @@ else
   SCRATCH_NAME=full
 fi
 
-# Scratch space on the disk under test (ext4, same as the build tree).
+# Scratch space on the medium under test: the disk (ext4, same as the build
+# tree), or a tmpfs mounted over the same directory for this run.
 SCRATCH="$BUILD/bench-scratch"
+if mountpoint -q "$SCRATCH"; then umount "$SCRATCH"; fi
 rm -rf "$SCRATCH"
 mkdir -p "$SCRATCH"
+if [ "$MEDIUM" = tmpfs ]; then
+  mount -t tmpfs -o size=80% tmpfs "$SCRATCH"
+  trap 'umount "$SCRATCH" 2>/dev/null || true' EXIT
+fi
 RESULTS="$OUT/results.jsonl"
 if [ -n "$ONLY" ]; then
   IFS=, read -r -a CORPORA <<< "$ONLY"
@@ -108,10 +133,11 @@ EOF
 
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "command: bench/run.sh $([ "$QUICK" -eq 1 ] && echo --quick) $([ "$PERF" -eq 1 ] && echo --perf)"
+  echo "command: bench/run.sh ${ARGS[*]}"
   echo "commit: $(git -C "$ROOT" rev-parse --short HEAD) ($(git -C "$ROOT" status --porcelain | wc -l) paths differ from it)"
   echo "nproc: $(nproc)"
   echo "memory: $(free -g | awk '/^Mem:/ {print $2 " GiB"}')"
+  echo "medium: $MEDIUM (scratch: $(df -hT "$SCRATCH" | awk 'NR==2 {print $1 " " $2 " " $3}'))"
   echo "disk: $(df -hT "$BUILD" | awk 'NR==2 {print $1 " " $2 " " $3}') ($(lsblk -dno ROTA,MODEL "$(df "$BUILD" | awk 'NR==2 {print $1}')" 2>/dev/null | tr -s ' ' || echo '?'))"
   echo "kernel: $(uname -r)"
   echo "ganesha: $(dpkg-query -W -f='${Version}' nfs-ganesha)"
@@ -176,9 +202,26 @@ for corpus in "${CORPORA[@]}"; do
   tail -n 20 "$RESULTS" | cut -c1-160
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/machine.txt"
-rm -rf "$SCRATCH"
+rm -rf "${SCRATCH:?}"/*
 
 # Debian's python3 (python3-matplotlib), not another one first on PATH.
-/usr/bin/python3 "$ROOT/bench/report.py" "$OUT" > "$OUT/report.md"
+PLOT="benchmarks-nfs-$MEDIUM.png"
+/usr/bin/python3 "$ROOT/bench/report.py" "$OUT" "$PLOT" > "$OUT/report.md"
 cat "$OUT/report.md"
+if [ "$DOCS" -eq 1 ]; then
+  [ -f "$OUT/$PLOT" ] && cp "$OUT/$PLOT" "$ROOT/docs/$PLOT"
+  /usr/bin/python3 - "$ROOT/docs/benchmarks.md" "$MEDIUM" "$OUT/report.md" <<'EOF'
+import sys
+doc, medium, report = sys.argv[1:]
+begin = f"<!-- bench/run.sh --medium={medium}: begin -->"
+end = f"<!-- bench/run.sh --medium={medium}: end -->"
+text = open(doc).read()
+if begin not in text or end not in text:
+    sys.exit(f"run.sh: {doc} has no '{begin}' ... '{end}' section to write into")
+head, rest = text.split(begin, 1)
+tail = rest.split(end, 1)[1]
+open(doc, "w").write(head + begin + "\n" + open(report).read().strip() + "\n" + end + tail)
+EOF
+  echo "wrote docs/benchmarks.md (section --medium=$MEDIUM) and docs/$PLOT"
+fi
 exit $status
