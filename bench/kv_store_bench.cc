@@ -4,7 +4,7 @@
 //
 // Usage: kv_store_bench --backend=NAME --dir=DIR --tarball=FILE.tar
 //                       [--medium=LABEL] [--hugedir=N] [--threads=T]
-//                       [--lookups=N] [--file-bytes=B]
+//                       [--lookups=N] [--file-bytes=B|MIN-MAX]
 //                       [--phases=ingest,stat,read,hugedir,reopen,evict]
 //
 // Phases, each on the store in DIR/db (created fresh):
@@ -14,7 +14,8 @@
 //   read     after another restart: every file read whole; the xxh3 sum of
 //            all contents is printed so runs on different backends can be
 //            compared
-//   hugedir  T threads create N files (of --file-bytes bytes, default 0,
+//   hugedir  T threads create N files (of --file-bytes bytes, default 0, or
+//            MIN-MAX: a size drawn per file, seeded by its number; each
 //            written in the same durable step) in one directory with the
 //            server's durability (every create durable, group commit), then
 //            one thread lists it (ReadDir pages) and looks up --lookups
@@ -60,7 +61,9 @@ struct Flags {
   uint64_t hugedir = 1000000;
   int threads = 32;
   uint64_t lookups = 100000;
-  uint64_t file_bytes = 0;
+  // Size of each hugedir file: drawn uniformly from [min, max] per file.
+  uint64_t file_bytes_min = 0;
+  uint64_t file_bytes_max = 0;
   std::string phases = "ingest,stat,read,hugedir,reopen,evict";
 
   // True if `phase` is in --phases.
@@ -250,22 +253,25 @@ void HugeDirPhases(const Flags& flags) {
   {
     Phase p(flags, "hugedir_create");
     std::atomic<uint64_t> next{0};
+    std::atomic<uint64_t> bytes{0};
     std::vector<std::thread> threads;
     for (int t = 0; t < flags.threads; ++t) {
       threads.emplace_back([&] {
         for (uint64_t i; (i = next++) < flags.hugedir;) {
           Attributes a;
           Check(fs->Create(dir.ino, name(i), NewObject{0644, 0, 0}, true, &a), "create");
-          if (flags.file_bytes > 0) {
-            Check(fs->Write(a.ino, 0, Contents(i, flags.file_bytes), Stability::kStable, &a),
-                  "write");
+          const uint64_t size =
+              flags.file_bytes_min +
+              std::mt19937_64(~i)() % (flags.file_bytes_max - flags.file_bytes_min + 1);
+          if (size > 0) {
+            Check(fs->Write(a.ino, 0, Contents(i, size), Stability::kStable, &a), "write");
+            bytes += size;
           }
         }
       });
     }
     for (auto& t : threads) t.join();
-    p.End(flags.hugedir, flags.hugedir * flags.file_bytes, false,
-          ", \"threads\": " + std::to_string(flags.threads));
+    p.End(flags.hugedir, bytes, false, ", \"threads\": " + std::to_string(flags.threads));
   }
   {
     Phase p(flags, "hugedir_list");
@@ -315,7 +321,12 @@ int Main(int argc, char** argv) {
     } else if (const char* v = value("hugedir")) {
       flags.hugedir = std::strtoull(v, nullptr, 10);
     } else if (const char* v = value("file-bytes")) {
-      flags.file_bytes = std::strtoull(v, nullptr, 10);
+      char* end;
+      flags.file_bytes_min = flags.file_bytes_max = std::strtoull(v, &end, 10);
+      if (*end == '-') flags.file_bytes_max = std::strtoull(end + 1, &end, 10);
+      if (*end != '\0' || flags.file_bytes_max < flags.file_bytes_min) {
+        Die(std::string("--file-bytes is B or MIN-MAX, not ") + v);
+      }
     } else if (const char* v = value("phases")) {
       flags.phases = v;
     } else if (const char* v = value("threads")) {
@@ -325,7 +336,7 @@ int Main(int argc, char** argv) {
     } else {
       Die("unknown argument " + a +
           " (usage: --backend=NAME --dir=DIR --tarball=FILE [--medium=L] [--hugedir=N] "
-          "[--threads=T] [--lookups=N])");
+          "[--threads=T] [--lookups=N] [--file-bytes=B|MIN-MAX] [--phases=...])");
     }
   }
   const bool tree =

@@ -1182,8 +1182,8 @@ bool RunPhases(P& phases, const Flags& flags, const Options& opt,
   return ok;
 }
 
-// Server options for a target.
-e2e::GaneshaOptions ServerOptions(const Flags& flags, Options* opt) {
+// Server options for a target serving `corpus`.
+e2e::GaneshaOptions ServerOptions(const Flags& flags, const Corpus& corpus, Options* opt) {
   std::filesystem::create_directories(flags.work);
   if (flags.server == "kvfs") {
     fsal_test::KvfsExport k;
@@ -1197,8 +1197,15 @@ e2e::GaneshaOptions ServerOptions(const Flags& flags, Options* opt) {
     return o;
   }
   if (flags.server == "mem") {
-    opt->truncates_beyond = 2 << 20;
-    return e2e::MemServerOptions("/bench", 2 << 20);
+    // FSAL_MEM allocates Inode_Size bytes with every file (at most 2 MiB)
+    // and keeps no more of it: as much as the corpus's largest file needs,
+    // so that a million empty files do not take 2 TiB of address space
+    // (and the machine's memory in page tables).
+    uint64_t largest = 0;
+    for (const Entry& e : corpus.entries) largest = std::max<uint64_t>(largest, e.data.size());
+    const uint64_t inode_size = std::min<uint64_t>(largest, 2 << 20);
+    if (largest > inode_size) opt->truncates_beyond = inode_size;
+    return e2e::MemServerOptions("/bench", static_cast<uint32_t>(inode_size));
   }
   if (flags.server == "vfs") {
     std::filesystem::create_directories(flags.work + "/export");
@@ -1310,7 +1317,7 @@ int Main(int argc, char** argv) {
                    ? flags.server + (flags.kv_backend.empty() ? "" : "-" + flags.kv_backend) +
                          "-v" + std::to_string(flags.version)
                    : flags.label;
-  e2e::GaneshaOptions server_options = ServerOptions(flags, &opt);
+  e2e::GaneshaOptions server_options = ServerOptions(flags, corpus, &opt);
   server_options.extra_config += flags.ganesha_config;
   e2e::GaneshaServer server(server_options);
   if (Status s = server.Start(); !s.ok()) Die("server start: " + s.ToString());

@@ -114,7 +114,7 @@ def main():
                   f"{'**met**' if r >= need else '**not met**'}")
     if bad:
         print()
-        print("##### Phases that read back something wrong")
+        print("##### Phases that failed (read back something wrong, or the server stopped answering)")
         for b in bad:
             print("- " + b)
     plot(by, out, plot_name)

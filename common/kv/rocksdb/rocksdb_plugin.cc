@@ -1,7 +1,7 @@
 // libkvfs-kv-rocksdb.so: the RocksDB backend as a plugin. Options (all
 // optional) are the RocksDBOptions fields: block_cache_bytes,
 // write_buffer_bytes (sizes, e.g. 64M), max_background_jobs,
-// bloom_bits_per_key, bulk_load_threads.
+// bloom_bits_per_key, bulk_load_threads, bulk_load_compression.
 #include "common/kv/kv_options.h"
 #include "common/kv/kv_plugin.h"
 #include "common/kv/rocksdb/rocksdb_store.h"
@@ -21,6 +21,7 @@ Status OpenFromSpec(const KVStoreSpec& spec, std::unique_ptr<KVStore>* out) {
   r.Int("max_background_jobs", 1, 64, &jobs);
   r.Int("bloom_bits_per_key", 0, 64, &bloom);
   r.Int("bulk_load_threads", 1, 64, &threads);
+  r.String("bulk_load_compression", &o.bulk_load_compression);
   KVFS_RETURN_IF_ERROR(r.Finish());
   o.block_cache_bytes = cache;
   o.write_buffer_bytes = buffer;

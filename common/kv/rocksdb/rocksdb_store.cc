@@ -124,6 +124,12 @@ class RocksDBIterator final : public Iterator {
   std::unique_ptr<rocksdb::Iterator> iter_;
 };
 
+// How bulk loads write their SST files (RocksDBOptions::bulk_load_*).
+struct BulkLoadSettings {
+  uint32_t threads = 1;  // compressing in parallel with the loader
+  rocksdb::CompressionType compression = rocksdb::kNoCompression;
+};
+
 // BulkLoader over SST files: one SstFileWriter per column, writing into a
 // private directory under the staging directory, and one atomic
 // IngestExternalFiles call across the column families on Commit(). The
@@ -134,11 +140,8 @@ class SstBulkLoader final : public BulkLoader {
  public:
   // `dir` is the loader's own (already created) directory.
   SstBulkLoader(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> column_handles,
-                std::string dir, uint32_t compression_threads)
-      : db_(db),
-        handles_(std::move(column_handles)),
-        dir_(std::move(dir)),
-        compression_threads_(compression_threads) {}
+                std::string dir, BulkLoadSettings settings)
+      : db_(db), handles_(std::move(column_handles)), dir_(std::move(dir)), settings_(settings) {}
 
   ~SstBulkLoader() override {
     writers_ = {};  // close files before removing them
@@ -155,10 +158,12 @@ class SstBulkLoader final : public BulkLoader {
     const int i = static_cast<int>(c);
     if (!writers_[i]) {
       rocksdb::Options options = db_->GetOptions(handles_[i]);
-      // The files land at the bottom level: they get its (denser, slower)
-      // compression, done by threads of its own while the loader goes on.
-      options.compression_opts.parallel_threads = compression_threads_;
-      options.bottommost_compression_opts.parallel_threads = compression_threads_;
+      // The files land at the bottom level: they get the bulk load's
+      // compression (by default the bottom level's own), done by threads of
+      // its own while the loader goes on.
+      options.bottommost_compression = settings_.compression;
+      options.compression_opts.parallel_threads = settings_.threads;
+      options.bottommost_compression_opts.parallel_threads = settings_.threads;
       options.bottommost_compression_opts.enabled = true;
       writers_[i] =
           std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(), options, handles_[i]);
@@ -207,7 +212,7 @@ class SstBulkLoader final : public BulkLoader {
   rocksdb::DB* const db_;
   const std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // one per Column
   const std::string dir_;
-  const uint32_t compression_threads_;
+  const BulkLoadSettings settings_;
   std::array<std::unique_ptr<rocksdb::SstFileWriter>, kNumColumns> writers_;
   bool committed_ = false;
   uint64_t bytes_ = 0;
@@ -218,10 +223,10 @@ class RocksDBStore final : public KVStore {
   // Takes ownership of db and handles (handles[0] is "default", then one per
   // Column in order).
   RocksDBStore(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> handles,
-               uint32_t bulk_load_threads)
+               BulkLoadSettings bulk_load)
       : db_(db),
         handles_(std::move(handles)),
-        bulk_load_threads_(bulk_load_threads),
+        bulk_load_(bulk_load),
         group_commit_([this] { return FromRocks(db_->SyncWAL(), "rocksdb SyncWAL"); }) {}
 
   ~RocksDBStore() override {
@@ -305,7 +310,7 @@ class RocksDBStore final : public KVStore {
     }
     *out = std::make_unique<SstBulkLoader>(
         db_.get(), std::vector<rocksdb::ColumnFamilyHandle*>(handles_.begin() + 1, handles_.end()),
-        std::move(dir), bulk_load_threads_);
+        std::move(dir), bulk_load_);
     return Status::OK();
   }
 
@@ -326,23 +331,46 @@ class RocksDBStore final : public KVStore {
 
   const std::unique_ptr<rocksdb::DB> db_;
   const std::vector<rocksdb::ColumnFamilyHandle*> handles_;
-  const uint32_t bulk_load_threads_;
+  const BulkLoadSettings bulk_load_;
   GroupCommit group_commit_;
 };
+
+// True if this RocksDB build can compress with t.
+bool Supports(rocksdb::CompressionType t) {
+  const std::vector<rocksdb::CompressionType> supported = rocksdb::GetSupportedCompressions();
+  return std::find(supported.begin(), supported.end(), t) != supported.end();
+}
+
+// The upper levels' compression: a fast one this build supports.
+rocksdb::CompressionType FastCompression() {
+  return Supports(rocksdb::kLZ4Compression)      ? rocksdb::kLZ4Compression
+         : Supports(rocksdb::kSnappyCompression) ? rocksdb::kSnappyCompression
+                                                 : rocksdb::kNoCompression;
+}
 
 // Fast compression for the upper levels and a denser one for the bottommost
 // level (which holds ~90% of the data), picked among those this RocksDB build
 // supports.
 void ChooseCompression(rocksdb::ColumnFamilyOptions* cf) {
-  const std::vector<rocksdb::CompressionType> supported = rocksdb::GetSupportedCompressions();
-  auto has = [&](rocksdb::CompressionType t) {
-    return std::find(supported.begin(), supported.end(), t) != supported.end();
-  };
-  cf->compression = has(rocksdb::kLZ4Compression)      ? rocksdb::kLZ4Compression
-                    : has(rocksdb::kSnappyCompression) ? rocksdb::kSnappyCompression
-                                                       : rocksdb::kNoCompression;
+  cf->compression = FastCompression();
   cf->bottommost_compression =
-      has(rocksdb::kZSTD) ? rocksdb::kZSTD : rocksdb::kDisableCompressionOption;
+      Supports(rocksdb::kZSTD) ? rocksdb::kZSTD : rocksdb::kDisableCompressionOption;
+}
+
+// The compression RocksDBOptions::bulk_load_compression names, falling back
+// as ChooseCompression does; InvalidArgument for an unknown name.
+Status BulkLoadCompression(const std::string& name, rocksdb::CompressionType* out) {
+  if (name == "zstd") {
+    *out = Supports(rocksdb::kZSTD) ? rocksdb::kZSTD : FastCompression();
+  } else if (name == "lz4") {
+    *out = FastCompression();
+  } else if (name == "none") {
+    *out = rocksdb::kNoCompression;
+  } else {
+    return Status::InvalidArgument(
+        "rocksdb store: bulk_load_compression is zstd, lz4 or none, not '" + name + "'");
+  }
+  return Status::OK();
 }
 
 rocksdb::ColumnFamilyOptions ColumnOptions(Column c, const RocksDBOptions& opts,
@@ -395,6 +423,9 @@ Status OpenRocksDBStore(const RocksDBOptions& opts, std::unique_ptr<KVStore>* ou
   if (opts.max_background_jobs < 1 || opts.bloom_bits_per_key < 0 || opts.bulk_load_threads < 1) {
     return Status::InvalidArgument("rocksdb store: bad options");
   }
+  BulkLoadSettings bulk_load;
+  bulk_load.threads = static_cast<uint32_t>(opts.bulk_load_threads);
+  KVFS_RETURN_IF_ERROR(BulkLoadCompression(opts.bulk_load_compression, &bulk_load.compression));
   const std::string context = "open rocksdb store at " + opts.path;
   if (!opts.create_if_missing &&
       rocksdb::Env::Default()->FileExists(opts.path + "/CURRENT").IsNotFound()) {
@@ -440,8 +471,7 @@ Status OpenRocksDBStore(const RocksDBOptions& opts, std::unique_ptr<KVStore>* ou
     // Not NotFound even if RocksDB says so: the caller asked to open a path.
     return Status::IOError(context + ": " + rs.ToString());
   }
-  *out = std::make_unique<RocksDBStore>(db, std::move(handles),
-                                        static_cast<uint32_t>(opts.bulk_load_threads));
+  *out = std::make_unique<RocksDBStore>(db, std::move(handles), bulk_load);
   return Status::OK();
 }
 
