@@ -77,7 +77,7 @@ ingest() {
 }
 # export: the ingested tree back out as an uncompressed pax tarball (synced)
 export_tree() {
-  echo "'$EXPORT' --db '$WORK/db' --store '$WORK/out' linux-source-6.1 && sync"
+  echo "mkdir -p '$WORK/out' && '$EXPORT' --db '$WORK/db' --store '$WORK/out' linux-source-6.1 && sync"
 }
 clean() { rm -rf "$WORK/copy" "$WORK/x" "$WORK/db" "$WORK/out"; }
 
