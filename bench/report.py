@@ -117,7 +117,30 @@ def main():
         print("##### Phases that failed (read back something wrong, or the server stopped answering)")
         for b in bad:
             print("- " + b)
+    memory(out)
     plot(by, out, plot_name)
+
+
+def memory(out):
+    """The memory part (kv_store_bench lines in OUT/memory.jsonl), if it ran."""
+    try:
+        rows = [json.loads(line) for line in open(out + "/memory.jsonl")
+                if line.strip().startswith("{")]
+    except OSError:
+        return
+    creates = [r for r in rows if r["phase"] == "hugedir_create"]
+    settled = [r for r in rows if r["phase"] == "reopen"]
+    print()
+    print("##### Memory and store size (bench/kv_store_bench, files of 1-64 KiB in one directory)")
+    print()
+    print("| files | contents | settled store | r = (store - 60 x files) / contents "
+          "| peak RSS | creates/s |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for c, r in zip(creates, settled):
+        n, contents, store = c["items"], c["bytes"], r["store_bytes"]
+        ratio = (store - 60 * n) / contents if contents else 0
+        print(f"| {n:,} | {contents / 1e9:.2f} GB | {store / 1e6:,.0f} MB | {ratio:.2f} "
+              f"| {r['peak_rss_kb'] / 1e3:,.0f} MB | {c['items_per_s']:,.0f} |")
 
 
 def plot(by, out, name):

@@ -21,6 +21,13 @@
 #            directory and listed (--bigdir N changes the count, e.g. 1000000)
 #   --quick: the first 3000 entries of the linux tree and 2000 generated
 #            files; big directory of 5000 entries
+# and then, in the full run only, the direct paths and the store itself:
+#   ingest:    bench/ingest_bench.sh (kvfs-ingest and kvfs-export of the
+#              linux tree against cp + sync and tar xf + sync, one round,
+#              each bulk-load compression)
+#   storeload: bench/store_load.sh (what the persistent store sees)
+#   memory:    bench/kv_store_bench, 100K and 1M files of 1-64 KiB in one
+#              directory (peak RSS, settled store size)
 # --only CORPUS[,CORPUS...] runs only those corpora (names as above, or
 # "bigdir"), e.g. to redo one after a failure; results are appended.
 # --perf records perf profiles of ganesha.nfsd (KVFS, untar and read of the
@@ -72,7 +79,8 @@ case "$MEDIUM" in
 esac
 
 cmake -S "$ROOT" -B "$BUILD" >/dev/null
-cmake --build "$BUILD" -j2 --target nfs_bench_client fsalkvfs >/dev/null
+cmake --build "$BUILD" -j2 --target nfs_bench_client fsalkvfs kvfs-ingest kvfs-export \
+  kv_store_bench bulk_load_bench kvfs kvfs_kv_plugins >/dev/null
 CLIENT="$BUILD/bench/nfs_bench_client"
 NS="$ROOT/ci/run-in-namespace.sh"
 
@@ -90,7 +98,7 @@ else
   make_tar linux-25k --tarball="$CACHE/linux-source-6.1.tar" --max-files=25000
   make_tar gen-100k --generate=100000:42
   ln -sf linux-source-6.1.tar "$CACHE/linux-full.tar"
-  CORPORA=(linux-25k gen-100k linux-full bigdir)
+  CORPORA=(linux-25k gen-100k linux-full bigdir ingest storeload memory)
   BIGDIR=${BIGDIR:-100000}
   SCRATCH_NAME=full
 fi
@@ -131,6 +139,13 @@ print(json.dumps({"target": t, "corpus": c, "phase": p, "files": int(f), "bytes"
 EOF
 }
 
+# A run with --only adds its parts to an earlier run's results: its own
+# date, command, commit and load go below the earlier run's description.
+APPEND_MACHINE=0
+if [ -n "$ONLY" ] && [ -s "$OUT/machine.txt" ]; then
+  APPEND_MACHINE=1
+  echo "--- then, only $ONLY:" >> "$OUT/machine.txt"
+fi
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "command: bench/run.sh ${ARGS[*]}"
@@ -144,11 +159,45 @@ EOF
   echo "libnfs: $(dpkg-query -W -f='${Version}' libnfs13)"
   echo "rocksdb: $(dpkg-query -W -f='${Version}' librocksdb-dev)"
   echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-} > "$OUT/machine.txt"
+} > "$OUT/machine.new"
+if [ "$APPEND_MACHINE" -eq 1 ]; then
+  cat "$OUT/machine.new" >> "$OUT/machine.txt" && rm "$OUT/machine.new"
+else
+  mv "$OUT/machine.new" "$OUT/machine.txt"
+fi
 cat "$OUT/machine.txt"
 
 status=0
 for corpus in "${CORPORA[@]}"; do
+  case "$corpus" in
+    ingest)
+      echo "== ingest and export (load $(cut -d' ' -f1 /proc/loadavg))"
+      "$ROOT/bench/ingest_bench.sh" --rounds 1 --compressions zstd,lz4,none --no-bulk \
+        --build "$BUILD" --work "$SCRATCH/ingest" > "$OUT/ingest.md" || status=1
+      rm -rf "$SCRATCH/ingest"
+      continue ;;
+    storeload)
+      echo "== persistent-store load (load $(cut -d' ' -f1 /proc/loadavg))"
+      KVFS_BUILD_DIR="$BUILD" "$ROOT/bench/store_load.sh" --out "$SCRATCH/store-load" \
+        > /dev/null || status=1
+      cp "$SCRATCH/store-load/store-load.md" "$OUT/store-load.md" || status=1
+      rm -rf "$SCRATCH/store-load"
+      continue ;;
+    memory)
+      : > "$OUT/memory.jsonl"
+      sizes=(100000 1000000)
+      # 1M such files hold 33 GB: more than a tmpfs of this machine's memory.
+      [ "$MEDIUM" = tmpfs ] && sizes=(100000)
+      for n in "${sizes[@]}"; do
+        echo "== memory: $n files of 1-64 KiB (load $(cut -d' ' -f1 /proc/loadavg))"
+        drop_caches
+        "$BUILD/bench/kv_store_bench" --backend=rocksdb --dir="$SCRATCH/memory" \
+          --phases=hugedir,reopen --medium="$MEDIUM" --hugedir="$n" --file-bytes=1024-65536 \
+          --lookups=10000 >> "$OUT/memory.jsonl" || status=1
+        rm -rf "$SCRATCH/memory"
+      done
+      continue ;;
+  esac
   if [ "$corpus" = bigdir ]; then
     # One directory of $BIGDIR empty files: create, then list.
     echo "== bigdir: $BIGDIR files (load $(cut -d' ' -f1 /proc/loadavg))"
@@ -207,6 +256,14 @@ rm -rf "${SCRATCH:?}"/*
 # Debian's python3 (python3-matplotlib), not another one first on PATH.
 PLOT="benchmarks-nfs-$MEDIUM.png"
 /usr/bin/python3 "$ROOT/bench/report.py" "$OUT" "$PLOT" > "$OUT/report.md"
+# The direct paths' own markdown, under headings of this report's level.
+if [ -f "$OUT/ingest.md" ]; then
+  { echo; sed 's/^# /##### /' "$OUT/ingest.md"; } >> "$OUT/report.md"
+fi
+if [ -f "$OUT/store-load.md" ]; then
+  { echo; echo "##### Persistent-store load (bench/store_load.sh)"; echo
+    cat "$OUT/store-load.md"; } >> "$OUT/report.md"
+fi
 cat "$OUT/report.md"
 if [ "$DOCS" -eq 1 ]; then
   [ -f "$OUT/$PLOT" ] && cp "$OUT/$PLOT" "$ROOT/docs/$PLOT"
