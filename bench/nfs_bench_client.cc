@@ -411,14 +411,9 @@ class AsyncPool {
       } else if (!retrying_since_) {
         retrying_since_ = now;
       }
-      const std::string stall = std::to_string(kStall.count()) + " s (Ganesha's open-file limit?)";
-      if (now - last_reply > kStall) {
-        failure_ = "gave up: the server answered nothing for " + stall;
-        return false;
-      }
+      if (now - last_reply > kStall) return GiveUp("nothing");
       if (retrying_since_ && now - *retrying_since_ > kStall) {
-        failure_ = "gave up: the server answered only NFS3ERR_JUKEBOX for " + stall;
-        return false;
+        return GiveUp("only NFS3ERR_JUKEBOX");
       }
       Fill();
     }
@@ -429,6 +424,13 @@ class AsyncPool {
   const std::string& failure() const { return failure_; }
 
  private:
+  // Run()'s answer to a server that answered `what` for kStall.
+  bool GiveUp(const char* what) {
+    failure_ = std::string("gave up: the server answered ") + what + " for " +
+               std::to_string(kStall.count()) + " s (Ganesha's open-file limit?)";
+    return false;
+  }
+
   void Fill() {
     Clock::time_point now = Clock::now();
     for (auto it = later_.begin(); it != later_.end();) {

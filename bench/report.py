@@ -2,7 +2,8 @@
 """Turns bench/run.sh's results.jsonl into Markdown tables (stdout) and a plot.
 
 usage: bench/report.py OUT_DIR [PLOT]
-  reads OUT_DIR/results.jsonl and OUT_DIR/machine.txt; writes the plot to
+  reads OUT_DIR/results.jsonl and OUT_DIR/machine.txt, and the direct parts
+  when they ran (memory.jsonl, ingest.md, store-load.md); writes the plot to
   OUT_DIR/PLOT (default nfs-bench.png) if matplotlib is there, and links it
   by that name.
 
@@ -119,6 +120,22 @@ def main():
             print("- " + b)
     memory(out)
     plot(by, out, plot_name)
+    direct_part(out + "/ingest.md", None)
+    direct_part(out + "/store-load.md", "Persistent-store load (bench/store_load.sh)")
+
+
+def direct_part(path, title):
+    """A direct part's own Markdown (OUT/ingest.md, OUT/store-load.md), if it
+    ran, under a heading of this report's level: `title`, or its own."""
+    try:
+        text = open(path).read()
+    except OSError:
+        return
+    print()
+    if title:
+        print("##### " + title + "\n")
+    print("\n".join("##### " + line[2:] if line.startswith("# ") else line
+                    for line in text.rstrip("\n").split("\n")))
 
 
 def memory(out):

@@ -141,10 +141,10 @@ EOF
 
 # A run with --only adds its parts to an earlier run's results: its own
 # date, command, commit and load go below the earlier run's description.
-APPEND_MACHINE=0
 if [ -n "$ONLY" ] && [ -s "$OUT/machine.txt" ]; then
-  APPEND_MACHINE=1
   echo "--- then, only $ONLY:" >> "$OUT/machine.txt"
+else
+  : > "$OUT/machine.txt"
 fi
 {
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -159,12 +159,7 @@ fi
   echo "libnfs: $(dpkg-query -W -f='${Version}' libnfs13)"
   echo "rocksdb: $(dpkg-query -W -f='${Version}' librocksdb-dev)"
   echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-} > "$OUT/machine.new"
-if [ "$APPEND_MACHINE" -eq 1 ]; then
-  cat "$OUT/machine.new" >> "$OUT/machine.txt" && rm "$OUT/machine.new"
-else
-  mv "$OUT/machine.new" "$OUT/machine.txt"
-fi
+} >> "$OUT/machine.txt"
 cat "$OUT/machine.txt"
 
 status=0
@@ -256,14 +251,6 @@ rm -rf "${SCRATCH:?}"/*
 # Debian's python3 (python3-matplotlib), not another one first on PATH.
 PLOT="benchmarks-nfs-$MEDIUM.png"
 /usr/bin/python3 "$ROOT/bench/report.py" "$OUT" "$PLOT" > "$OUT/report.md"
-# The direct paths' own markdown, under headings of this report's level.
-if [ -f "$OUT/ingest.md" ]; then
-  { echo; sed 's/^# /##### /' "$OUT/ingest.md"; } >> "$OUT/report.md"
-fi
-if [ -f "$OUT/store-load.md" ]; then
-  { echo; echo "##### Persistent-store load (bench/store_load.sh)"; echo
-    cat "$OUT/store-load.md"; } >> "$OUT/report.md"
-fi
 cat "$OUT/report.md"
 if [ "$DOCS" -eq 1 ]; then
   [ -f "$OUT/$PLOT" ] && cp "$OUT/$PLOT" "$ROOT/docs/$PLOT"
