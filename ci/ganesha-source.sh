@@ -126,7 +126,7 @@ download() {
 # the existing index and update only if that fails.
 if [ "$added_entry" -eq 1 ] || ! download; then
   log "apt-get update"
-  as_root apt-get update -qq >&2 || die "apt-get update failed"
+  as_root apt-get -o DPkg::Lock::Timeout=900 update -qq >&2 || die "apt-get update failed"
   download || die "$ORIG was not downloaded"
 fi
 log "downloaded $ORIG (an error about the Debian tarball above is expected)"
