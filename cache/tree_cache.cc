@@ -213,6 +213,13 @@ class TreeCacheImpl final : public TreeCache {
     return base_->Write(ino, offset, data, stability, out);
   }
 
+  Status DataExtents(Ino ino, uint64_t offset,
+                     const std::function<bool(uint64_t, uint64_t)>& fn) override {
+    Pin pin;
+    KVFS_RETURN_IF_ERROR(Enter(ino, Access::kContents, &pin));
+    return base_->DataExtents(ino, offset, fn);
+  }
+
   Status Fsync(Ino ino) override { return base_->Fsync(ino); }
   Status Sync() override { return base_->Sync(); }
 

@@ -40,7 +40,8 @@ struct IngestOptions {
   // Skip device nodes, FIFOs and sockets instead of refusing the archive.
   bool skip_special = false;
   // Quota: refuse (EDQUOT) a tarball larger than this many bytes, or whose
-  // files hold more than max_tree_bytes; 0: no limit.
+  // tree stores more than max_tree_bytes (holes of sparse files are free);
+  // 0: no limit.
   uint64_t max_archive_bytes = 0;
   uint64_t max_tree_bytes = 0;
   // Memory for sorting directory entries before they spill to disk.

@@ -289,23 +289,34 @@ Status TreeBuilder::AddNonDirectory(const Member& m, Ino parent, std::string_vie
 
 Status TreeBuilder::ReadContents(const Member& m, Ino ino, InodeRecord* rec,
                                  ArchiveReader* archive) {
-  if (options_.max_tree_bytes != 0 && stats_.bytes + m.size > options_.max_tree_bytes) {
-    return Status::FromErrno(EDQUOT, "the tree holds more than the quota of " +
-                                         std::to_string(options_.max_tree_bytes) + " bytes (at " +
-                                         Where(m) + ")");
-  }
+  // The quota counts what the tree stores (usage), so holes are free.
+  auto charge = [&](uint64_t bytes) -> Status {
+    if (options_.max_tree_bytes != 0 &&
+        usage_bytes_ + rec->stored + bytes > options_.max_tree_bytes) {
+      return Status::FromErrno(EDQUOT, "the tree holds more than the quota of " +
+                                           std::to_string(options_.max_tree_bytes) + " bytes (at " +
+                                           Where(m) + ")");
+    }
+    return Status::OK();
+  };
   rec->size = m.size;
+  rec->stored = 0;
   stats_.bytes += m.size;
   const bool inline_data = m.size <= layout_.inline_threshold;
   rec->inline_data = inline_data;
-  if (inline_data) rec->data.assign(m.size, '\0');
+  if (inline_data) {
+    KVFS_RETURN_IF_ERROR(charge(m.size));
+    rec->data.assign(m.size, '\0');
+  }
   const uint32_t bs = layout_.block_size;
   uint64_t current = UINT64_MAX;  // the block being filled in block_, if any
   uint64_t next_block = 0;        // blocks below this one are written
   block_.clear();
   auto add = [&](uint64_t block, std::string_view bytes) -> Status {
+    KVFS_RETURN_IF_ERROR(charge(bytes.size()));
     ++stats_.blocks;
     next_block = block + 1;
+    rec->stored += bytes.size();
     return loader_->Add(Column::kBlocks, schema::BlockKey(ino, block), bytes);
   };
   auto flush = [&]() -> Status {

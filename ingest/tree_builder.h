@@ -62,8 +62,9 @@ struct TreeBuilderOptions {
   // Skip device nodes, FIFOs and sockets (counted) instead of refusing the
   // archive with EINVAL.
   bool skip_special = false;
-  // Refuse (EDQUOT) a tree whose files hold more bytes than this; 0: no
-  // limit.
+  // Refuse (EDQUOT) a tree that stores more bytes than this (as the usage
+  // counters count them: contents and symlink targets, not the holes of
+  // sparse files); 0: no limit.
   uint64_t max_tree_bytes = 0;
   // Memory for sorting entries and the inode index before they spill to
   // run files in work_dir.

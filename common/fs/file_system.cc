@@ -99,6 +99,11 @@ uint64_t BlockCount(uint64_t size, uint32_t block_size) {
   return (size + block_size - 1) / block_size;
 }
 
+// The change of a record's usage since it counted `old_usage` bytes.
+int64_t UsageDelta(uint64_t old_usage, const InodeRecord& r) {
+  return static_cast<int64_t>(schema::UsageBytes(r)) - static_cast<int64_t>(old_usage);
+}
+
 void Touch(InodeRecord* r, Timespec now, bool modified) {
   r->ctime = now;
   if (modified) r->mtime = now;
@@ -162,6 +167,8 @@ class FileSystemImpl : public FileSystem {
   Status Read(Ino ino, uint64_t offset, size_t size, std::string* out, bool* eof) override;
   Status Write(Ino ino, uint64_t offset, std::string_view data, Stability stability,
                Attributes* out) override;
+  Status DataExtents(Ino ino, uint64_t offset,
+                     const std::function<bool(uint64_t, uint64_t)>& fn) override;
   Status Fsync(Ino) override { return store_->Sync(); }
   Status Sync() override { return store_->Sync(); }
   Status OpenFile(Ino ino) override;
@@ -593,6 +600,44 @@ Status FileSystemImpl::ReadBlocks(Ino ino, uint64_t offset, size_t n, std::strin
   return it->status();
 }
 
+Status FileSystemImpl::DataExtents(Ino ino, uint64_t offset,
+                                   const std::function<bool(uint64_t, uint64_t)>& fn) {
+  InodeRecord rec;
+  Ino parent;
+  KVFS_RETURN_IF_ERROR(ReadRecord(ino, &rec, &parent, /*skip_data=*/true));
+  if (rec.type == FileType::kDirectory) return Status::FromErrno(EISDIR, "is a directory");
+  if (rec.type != FileType::kRegular) return Status::InvalidArgument("not a regular file");
+  if (offset >= rec.size) return Status::OK();
+  if (rec.inline_data) {
+    fn(offset, rec.size - offset);
+    return Status::OK();
+  }
+  // Coalesce consecutive stored bytes into runs; a short block ends one.
+  const uint32_t bs = options_.block_size;
+  uint64_t run_start = 0, run_end = 0;  // empty while run_start == run_end
+  IteratorOptions io;
+  io.upper_bound = schema::BlockKey(ino, BlockCount(rec.size, bs));
+  auto it = store_->NewIterator(Column::kBlocks, io);
+  for (it->Seek(schema::BlockKey(ino, offset / bs)); it->Valid(); it->Next()) {
+    Ino key_ino;
+    uint64_t block;
+    if (!schema::ParseBlockKey(it->key(), &key_ino, &block) || key_ino != ino) {
+      return Status::Corruption("bad block key");
+    }
+    const uint64_t start = std::max(offset, block * bs);
+    const uint64_t end = std::min(rec.size, block * bs + it->value().size());
+    if (end <= start) continue;
+    if (start != run_end) {
+      if (run_end > run_start && !fn(run_start, run_end - run_start)) return Status::OK();
+      run_start = start;
+    }
+    run_end = end;
+  }
+  KVFS_RETURN_IF_ERROR(it->status());
+  if (run_end > run_start) fn(run_start, run_end - run_start);
+  return Status::OK();
+}
+
 Status FileSystemImpl::ReadDir(Ino dir, uint64_t cookie,
                                const std::function<bool(const DirEntry&)>& fn, bool* eof) {
   *eof = false;
@@ -839,10 +884,7 @@ Status FileSystemImpl::Link(Ino ino, Ino new_parent, std::string_view new_name, 
 }
 
 void FileSystemImpl::DeleteObject(Transaction* txn, Ino ino, const InodeRecord& rec) {
-  if (!rec.inline_data) {
-    uint64_t n = BlockCount(rec.size, options_.block_size);
-    for (uint64_t i = 0; i < n; ++i) txn->DeleteBlock(ino, i);
-  }
+  if (!rec.inline_data) txn->DeleteBlocks(ino, 0, BlockCount(rec.size, options_.block_size));
   txn->EraseLocation(ino);
   txn->AddUsage(schema::RangeOf(ino), -static_cast<int64_t>(schema::UsageBytes(rec)), -1);
 }
@@ -1037,6 +1079,7 @@ Status FileSystemImpl::Rename(Ino parent, std::string_view name, Ino new_parent,
 
 Status FileSystemImpl::MoveInlineToBlocks(Transaction* txn, Ino ino, InodeRecord* rec) {
   // inline_threshold <= block_size, so inline contents fit in block 0.
+  rec->stored = rec->data.size();
   if (!rec->data.empty()) txn->PutBlock(ino, 0, std::move(rec->data));
   rec->data.clear();
   rec->inline_data = false;
@@ -1061,12 +1104,15 @@ Status FileSystemImpl::WriteData(Transaction* txn, Ino ino, InodeRecord* rec, ui
       uint64_t block_start = block * bs;
       uint64_t from = std::max(offset, block_start);
       uint64_t to = std::min<uint64_t>(end, block_start + bs);
+      // Nothing is stored at or past the size, so only a block that starts
+      // below it can hold bytes (read for a partial write or the count).
       std::string buf;
-      if (from > block_start || to < block_start + bs) {
-        KVFS_RETURN_IF_ERROR(txn->GetBlock(ino, block, &buf));
-      }
+      if (block_start < rec->size) KVFS_RETURN_IF_ERROR(txn->GetBlock(ino, block, &buf));
+      const uint64_t before = buf.size();
+      if (from == block_start && to == block_start + bs) buf.clear();
       if (buf.size() < to - block_start) buf.resize(to - block_start, '\0');
       std::memcpy(buf.data() + (from - block_start), data.data() + (from - offset), to - from);
+      rec->stored += buf.size() - before;
       txn->PutBlock(ino, block, std::move(buf));
     }
   }
@@ -1082,25 +1128,30 @@ Status FileSystemImpl::Truncate(Transaction* txn, Ino ino, InodeRecord* rec, uin
     if (!rec->inline_data) {
       // size <= inline_threshold <= block_size: the contents are in block 0.
       std::string content;
-      KVFS_RETURN_IF_ERROR(txn->GetBlock(ino, 0, &content));
+      if (size > 0) KVFS_RETURN_IF_ERROR(txn->GetBlock(ino, 0, &content));
       content.resize(size, '\0');
-      for (uint64_t i = 0; i < BlockCount(old_size, bs); ++i) txn->DeleteBlock(ino, i);
+      txn->DeleteBlocks(ino, 0, BlockCount(old_size, bs));
       rec->data = std::move(content);
       rec->inline_data = true;
+      rec->stored = 0;
     } else {
       rec->data.resize(size, '\0');
     }
   } else if (rec->inline_data) {
     KVFS_RETURN_IF_ERROR(MoveInlineToBlocks(txn, ino, rec));
   } else if (size < old_size) {
-    for (uint64_t i = BlockCount(size, bs); i < BlockCount(old_size, bs); ++i) {
-      txn->DeleteBlock(ino, i);
-    }
+    // Only the blocks that exist past the new end are visited.
+    const uint64_t first = BlockCount(size, bs), end = BlockCount(old_size, bs);
+    uint64_t freed;
+    KVFS_RETURN_IF_ERROR(txn->StoredBytes(ino, first, end, &freed));
+    txn->DeleteBlocks(ino, first, end);
+    rec->stored -= std::min(freed, rec->stored);
     if (size % bs != 0) {
       // Cut the last block so a later extension reads zeros past `size`.
       std::string blk;
       KVFS_RETURN_IF_ERROR(txn->GetBlock(ino, size / bs, &blk));
       if (blk.size() > size % bs) {
+        rec->stored -= std::min<uint64_t>(blk.size() - size % bs, rec->stored);
         blk.resize(size % bs);
         txn->PutBlock(ino, size / bs, std::move(blk));
       }
@@ -1119,10 +1170,10 @@ Status FileSystemImpl::Write(Ino ino, uint64_t offset, std::string_view data, St
     KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(ino, &rec));
     if (rec->type == FileType::kDirectory) return Status::FromErrno(EISDIR, "is a directory");
     if (rec->type != FileType::kRegular) return Status::InvalidArgument("not a regular file");
-    const uint64_t old_size = rec->size;
+    const uint64_t old_usage = schema::UsageBytes(*rec);
     KVFS_RETURN_IF_ERROR(WriteData(&txn, ino, rec, offset, data));
     if (!data.empty()) Touch(rec, Now(), true);  // POSIX: a 0-byte write changes nothing
-    txn.AddUsage(schema::RangeOf(ino), static_cast<int64_t>(rec->size - old_size), 0);
+    txn.AddUsage(schema::RangeOf(ino), UsageDelta(old_usage, *rec), 0);
     InodeLocation* loc;
     KVFS_RETURN_IF_ERROR(txn.GetLocation(ino, &loc));
     *out = ToAttributes(ino, *rec, loc->detached ? 0 : loc->parent);
@@ -1143,10 +1194,9 @@ Status FileSystemImpl::SetAttr(Ino ino, const SetAttrRequest& req, Attributes* o
       if (rec->type != FileType::kRegular) return Status::InvalidArgument("not a regular file");
     }
     if (req.size && !(req.size_grow_only && *req.size <= rec->size)) {
-      const uint64_t old_size = rec->size;
+      const uint64_t old_usage = schema::UsageBytes(*rec);
       KVFS_RETURN_IF_ERROR(Truncate(&txn, ino, rec, *req.size));
-      txn.AddUsage(schema::RangeOf(ino),
-                   static_cast<int64_t>(rec->size) - static_cast<int64_t>(old_size), 0);
+      txn.AddUsage(schema::RangeOf(ino), UsageDelta(old_usage, *rec), 0);
       rec->mtime = now;
     }
     if (req.mode) rec->mode = *req.mode & 07777;

@@ -254,6 +254,14 @@ class FileSystem {
   // Writes `data` at `offset`, extending the file as needed.
   virtual Status Write(Ino ino, uint64_t offset, std::string_view data, Stability stability,
                        Attributes* out) = 0;
+  // Calls fn(offset, length) for each run of stored data of regular file
+  // `ino` that ends after `offset`, in ascending order, until fn returns
+  // false; the gaps between runs (and after the last, up to the size) are
+  // holes, which read as zeros. Runs start at `offset` or later. Costs time
+  // in proportion to the blocks stored past `offset`, never to the size
+  // (what SEEK_DATA/SEEK_HOLE and sparse tarballs need).
+  virtual Status DataExtents(Ino ino, uint64_t offset,
+                             const std::function<bool(uint64_t offset, uint64_t length)>& fn) = 0;
   // Makes everything written to `ino` (and everything else) durable.
   virtual Status Fsync(Ino ino) = 0;
   // Makes every completed operation durable.

@@ -21,9 +21,10 @@ struct InodeInfo {
   bool have_record = false;
   uint32_t references = 0;  // entries naming this inode
   uint32_t embedded_refs = 0;
-  uint64_t entries = 0;  // directories: entries inside
-  uint32_t subdirs = 0;  // directories: subdirectories inside
-  Ino entry_parent = 0;  // directories: the parent whose entry names it
+  uint64_t entries = 0;      // directories: entries inside
+  uint32_t subdirs = 0;      // directories: subdirectories inside
+  Ino entry_parent = 0;      // directories: the parent whose entry names it
+  uint64_t block_bytes = 0;  // files with contents in blocks: what they hold
 };
 
 class Checker {
@@ -40,6 +41,7 @@ class Checker {
     CheckInodes();
     CheckReachability();
     KVFS_RETURN_IF_ERROR(ReadBlocks());
+    CheckStoredBytes();
     CheckUsage();
     return Status::OK();
   }
@@ -322,8 +324,22 @@ class Checker {
       if (len > super_.block_size || start >= rec.size || start + len > rec.size) {
         Problem(w + ": extends past the end of the file");
       }
+      t->second.block_bytes += len;
     }
     return it->status();
+  }
+
+  // The stored byte count of each file with blocks is what its blocks hold
+  // (usage counts it, so a wrong count means wrong usage).
+  void CheckStoredBytes() {
+    for (auto& [ino, info] : inodes_) {
+      const InodeRecord& rec = info.record;
+      if (!info.have_record || rec.type != FileType::kRegular || rec.inline_data) continue;
+      if (info.block_bytes != rec.stored) {
+        Problem(InoStr(ino) + ": records " + std::to_string(rec.stored) +
+                " stored bytes, its blocks hold " + std::to_string(info.block_bytes));
+      }
+    }
   }
 
   void CheckUsage() {

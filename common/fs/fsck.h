@@ -4,7 +4,8 @@
 // invariant as one line: undecodable values, entries in the wrong bucket,
 // entry/index disagreement, wrong link counts and directory sizes, objects
 // not reachable from the root (orphans that are not registered as open
-// files), blocks of missing or inline files or past the end of a file, inode
+// files), blocks of missing or inline files or past the end of a file,
+// stored byte counts that differ from what a file's blocks hold, inode
 // numbers outside their range or above its high-water mark or in a dropped
 // range, entries naming inodes of a range that is still being loaded, and
 // usage counters that differ from the recomputed totals. It never modifies

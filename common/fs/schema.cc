@@ -51,6 +51,13 @@ bool ValidType(uint8_t t) { return t >= 1 && t <= 7; }
 
 // Record flags.
 constexpr uint8_t kFlagInline = 1;
+// Inode records of regular files whose contents are in blocks have version 2,
+// which adds the stored byte count after the change counter. Records of
+// version 1 in such files (written before version 2 existed) count their
+// size as stored.
+constexpr uint8_t kRecordVersionWithStored = 2;
+
+bool HasStoredField(const InodeRecord& r) { return r.type == FileType::kRegular && !r.inline_data; }
 
 // Range records: version 2 adds a flags byte.
 constexpr uint8_t kRangeRecordVersionWithFlags = 2;
@@ -69,7 +76,7 @@ bool ParseEntryKey(std::string_view key, Ino* parent, uint64_t* bucket) {
 }
 
 void EncodeInodeRecord(const InodeRecord& r, std::string* dst) {
-  PutFixed8(dst, kFormatVersion);
+  PutFixed8(dst, HasStoredField(r) ? kRecordVersionWithStored : kFormatVersion);
   PutFixed8(dst, static_cast<uint8_t>(r.type));
   PutFixed8(dst, r.inline_data ? kFlagInline : 0);
   PutFixed32(dst, r.mode);
@@ -82,12 +89,16 @@ void EncodeInodeRecord(const InodeRecord& r, std::string* dst) {
   PutTime(dst, r.mtime);
   PutTime(dst, r.ctime);
   PutFixed64(dst, r.change);
+  if (HasStoredField(r)) PutFixed64(dst, r.stored);
   PutLengthPrefixed32(dst, r.data);
 }
 
 bool DecodeInodeRecord(std::string_view* in, InodeRecord* r, bool skip_data) {
   uint8_t version, type, flags;
-  if (!GetFixed8(in, &version) || version != kFormatVersion) return false;
+  if (!GetFixed8(in, &version) ||
+      (version != kFormatVersion && version != kRecordVersionWithStored)) {
+    return false;
+  }
   if (!GetFixed8(in, &type) || !ValidType(type)) return false;
   r->type = static_cast<FileType>(type);
   if (!GetFixed8(in, &flags)) return false;
@@ -96,9 +107,18 @@ bool DecodeInodeRecord(std::string_view* in, InodeRecord* r, bool skip_data) {
   if (!GetFixed32(in, &r->mode) || !GetFixed32(in, &r->uid) || !GetFixed32(in, &r->gid) ||
       !GetFixed32(in, &r->nlink) || !GetFixed64(in, &r->size) || !GetFixed64(in, &r->rdev) ||
       !GetTime(in, &r->atime) || !GetTime(in, &r->mtime) || !GetTime(in, &r->ctime) ||
-      !GetFixed64(in, &r->change) || !GetLengthPrefixed32(in, &data)) {
+      !GetFixed64(in, &r->change)) {
     return false;
   }
+  // Only records with contents in blocks have version 2.
+  if (version == kRecordVersionWithStored && !HasStoredField(*r)) return false;
+  r->stored = 0;
+  if (version == kRecordVersionWithStored) {
+    if (!GetFixed64(in, &r->stored) || r->stored > r->size) return false;
+  } else if (HasStoredField(*r)) {
+    r->stored = r->size;
+  }
+  if (!GetLengthPrefixed32(in, &data)) return false;
   if (skip_data && r->type != FileType::kSymlink) {
     r->data.clear();
   } else {
@@ -292,7 +312,7 @@ bool ParseOrphanKey(std::string_view key, Ino* ino) {
 
 uint64_t SpaceUsed(const InodeRecord& r, uint32_t block_size) {
   if (r.inline_data) return r.size;
-  return (r.size + block_size - 1) / block_size * block_size;
+  return (r.stored + block_size - 1) / block_size * block_size;
 }
 
 }  // namespace kvfs::schema

@@ -67,6 +67,10 @@ struct InodeRecord {
   uint64_t change = 0;
   // Contents are in `data` (inline) rather than in the blocks column.
   bool inline_data = true;
+  // Regular files with contents in blocks: the bytes their blocks hold
+  // (holes are not stored, so a sparse file holds fewer than its size). 0
+  // for every other record.
+  uint64_t stored = 0;
   // Inline file contents, or the symlink target.
   std::string data;
 };
@@ -178,11 +182,15 @@ inline constexpr std::string_view kOrphanPrefix = "orphan/";
 std::string OrphanKey(Ino ino);
 bool ParseOrphanKey(std::string_view key, Ino* ino);
 
-// Bytes a file's contents occupy in the store (for usage and space_used).
+// Bytes a file's contents occupy in the store (space_used): inline contents,
+// or its stored bytes rounded up to whole blocks.
 uint64_t SpaceUsed(const InodeRecord& r, uint32_t block_size);
-// Bytes counted against the usage counters for a record.
+// Bytes counted against the usage counters for a record: what it stores
+// (inline contents or symlink target, or the bytes of its blocks), never the
+// holes of a sparse file.
 inline uint64_t UsageBytes(const InodeRecord& r) {
-  return r.type == FileType::kRegular || r.type == FileType::kSymlink ? r.size : 0;
+  if (r.type == FileType::kRegular) return r.inline_data ? r.size : r.stored;
+  return r.type == FileType::kSymlink ? r.size : 0;
 }
 
 }  // namespace kvfs::schema

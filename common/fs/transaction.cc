@@ -95,7 +95,7 @@ Status Transaction::GetBlock(Ino ino, uint64_t block, std::string* out) {
     *out = it->second;
     return Status::OK();
   }
-  if (block_deletes_.count(key)) {
+  if (block_deletes_.count(key) || RangeDeleted(ino, block)) {
     out->clear();
     return Status::OK();
   }
@@ -117,6 +117,51 @@ void Transaction::DeleteBlock(Ino ino, uint64_t block) {
   auto key = std::make_pair(ino, block);
   block_puts_.erase(key);
   block_deletes_.insert(key);
+}
+
+bool Transaction::RangeDeleted(Ino ino, uint64_t block) const {
+  for (const BlockRange& r : range_deletes_) {
+    if (r.ino == ino && block >= r.first && block < r.end) return true;
+  }
+  return false;
+}
+
+void Transaction::DeleteBlocks(Ino ino, uint64_t first, uint64_t end) {
+  if (end <= first) return;
+  if (end - first <= kMaxPointDeletes) {
+    for (uint64_t b = first; b < end; ++b) DeleteBlock(ino, b);
+    return;
+  }
+  // Pending changes inside the range are superseded by the range delete.
+  const auto lo = std::make_pair(ino, first), hi = std::make_pair(ino, end);
+  block_puts_.erase(block_puts_.lower_bound(lo), block_puts_.lower_bound(hi));
+  block_deletes_.erase(block_deletes_.lower_bound(lo), block_deletes_.lower_bound(hi));
+  range_deletes_.push_back(BlockRange{ino, first, end});
+}
+
+Status Transaction::StoredBytes(Ino ino, uint64_t first, uint64_t end, uint64_t* bytes) {
+  *bytes = 0;
+  if (end <= first) return Status::OK();
+  const auto lo = std::make_pair(ino, first), hi = std::make_pair(ino, end);
+  // What the store holds, less what this transaction replaces or deletes.
+  IteratorOptions io;
+  io.upper_bound = schema::BlockKey(ino, end);
+  auto it = store_->NewIterator(Column::kBlocks, io);
+  for (it->Seek(schema::BlockKey(ino, first)); it->Valid(); it->Next()) {
+    Ino key_ino;
+    uint64_t block;
+    if (!schema::ParseBlockKey(it->key(), &key_ino, &block) || key_ino != ino) {
+      return Status::Corruption("bad block key");
+    }
+    const auto key = std::make_pair(ino, block);
+    if (block_puts_.count(key) || block_deletes_.count(key) || RangeDeleted(ino, block)) continue;
+    *bytes += it->value().size();
+  }
+  KVFS_RETURN_IF_ERROR(it->status());
+  for (auto p = block_puts_.lower_bound(lo); p != block_puts_.end() && p->first < hi; ++p) {
+    *bytes += p->second.size();
+  }
+  return Status::OK();
 }
 
 void Transaction::AddUsage(uint64_t range, int64_t bytes, int64_t inodes) {
@@ -147,6 +192,11 @@ Status Transaction::Commit() {
     } else {
       batch_.Delete(Column::kInodes, schema::InodeKey(ino));
     }
+  }
+  // Range deletes first: every point delete and put is newer.
+  for (const BlockRange& r : range_deletes_) {
+    batch_.DeleteRange(Column::kBlocks, schema::BlockKey(r.ino, r.first),
+                       schema::BlockKey(r.ino, r.end));
   }
   for (const auto& key : block_deletes_) {
     batch_.Delete(Column::kBlocks, schema::BlockKey(key.first, key.second));

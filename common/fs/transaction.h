@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "common/fs/schema.h"
 #include "common/kv/kv_store.h"
@@ -47,6 +48,16 @@ class Transaction {
   Status GetBlock(Ino ino, uint64_t block, std::string* out);
   void PutBlock(Ino ino, uint64_t block, std::string data);
   void DeleteBlock(Ino ino, uint64_t block);
+  // Deletes blocks [first, end) of `ino` at a cost independent of how many
+  // there are: a point delete each for up to kMaxPointDeletes blocks, one
+  // range delete beyond (range deletes slow RocksDB's reads while they are
+  // in its memtable, so small files never make one).
+  void DeleteBlocks(Ino ino, uint64_t first, uint64_t end);
+  static constexpr uint64_t kMaxPointDeletes = 256;
+  // Sets *bytes to the bytes blocks [first, end) of `ino` hold, as this
+  // transaction would leave them. Time is proportional to the blocks that
+  // exist in the range, memory is constant.
+  Status StoredBytes(Ino ino, uint64_t first, uint64_t end, uint64_t* bytes);
 
   // The batch for everything else (meta keys, counters).
   WriteBatch* batch() { return &batch_; }
@@ -71,8 +82,20 @@ class Transaction {
   const uint32_t block_size_;
   std::map<std::pair<Ino, uint64_t>, BucketState> buckets_;
   std::map<Ino, LocationState> locations_;
+  // Blocks [first, end) of an inode, deleted by one range delete.
+  struct BlockRange {
+    Ino ino;
+    uint64_t first;
+    uint64_t end;
+  };
+  // True if a range delete of this transaction covers the block.
+  bool RangeDeleted(Ino ino, uint64_t block) const;
+
+  // A block is in at most one of block_puts_ and block_deletes_; both are
+  // newer than every range delete.
   std::map<std::pair<Ino, uint64_t>, std::string> block_puts_;
   std::set<std::pair<Ino, uint64_t>> block_deletes_;
+  std::vector<BlockRange> range_deletes_;
   WriteBatch batch_;
 };
 

@@ -224,6 +224,20 @@ TEST_P(FileSystemTest, ReadWriteAcrossInlineThresholdAndBlocks) {
   };
   auto check = [&]() {
     ASSERT_EQ(ReadAll(f), model);
+    // Outside its data extents the file reads as zeros (holes).
+    uint64_t covered = 0;
+    ASSERT_OK(fs_->DataExtents(f, 0, [&](uint64_t off, uint64_t len) {
+      EXPECT_GE(off, covered) << "extents overlap or go back";
+      EXPECT_LE(off + len, model.size());
+      for (uint64_t i = covered; i < off && i < model.size(); ++i) {
+        EXPECT_EQ(model[i], '\0') << "byte " << i << " is data outside every extent";
+      }
+      covered = off + len;
+      return true;
+    }));
+    for (uint64_t i = covered; i < model.size(); ++i) {
+      ASSERT_EQ(model[i], '\0') << "byte " << i << " is data after the last extent";
+    }
     // Partial reads at odd offsets.
     for (uint64_t off : {0ul, 1ul, 4095ul, 4096ul, 65535ul, 65536ul, 100000ul}) {
       std::string out;
@@ -265,6 +279,133 @@ TEST_P(FileSystemTest, ReadWriteAcrossInlineThresholdAndBlocks) {
   Reopen();
   f = Get(f).ino;
   check();
+}
+
+// A file may be as large as kMaxFileSize but holds only what was written:
+// every operation on it costs what it stores, never its size (a 2^62-byte
+// file has 2^46 block numbers; a loop over them would never end).
+TEST_P(FileSystemTest, SparseGiantFilesCostWhatTheyStore) {
+  StatFsInfo st0, st;
+  ASSERT_OK(fs_->StatFs(&st0));
+  Ino top = MkDir(kRootIno, "top");
+  Ino f = MkFile(top, "giant");
+  const uint64_t giant = 1ull << 62;
+  Attributes a;
+  auto set_size = [&](uint64_t size) {
+    SetAttrRequest req;
+    req.size = size;
+    return fs_->SetAttr(f, req, &a);
+  };
+  auto read = [&](uint64_t off, size_t n, bool* eof = nullptr) {
+    std::string out;
+    bool e;
+    EXPECT_OK(fs_->Read(f, off, n, &out, &e));
+    if (eof) *eof = e;
+    return out;
+  };
+  auto extents = [&](uint64_t from) {
+    std::vector<std::pair<uint64_t, uint64_t>> v;
+    EXPECT_OK(fs_->DataExtents(f, from, [&](uint64_t off, uint64_t len) {
+      v.emplace_back(off, len);
+      return true;
+    }));
+    return v;
+  };
+  using Extents = std::vector<std::pair<uint64_t, uint64_t>>;
+
+  // Past the largest size: EFBIG, and nothing changes.
+  EXPECT_EQ(Errno(set_size(kMaxFileSize + 1)), EFBIG);
+  EXPECT_EQ(Errno(fs_->Write(f, kMaxFileSize, "x", Stability::kStable, &a)), EFBIG);
+  EXPECT_EQ(Get(f).size, 0u);
+  ASSERT_OK(set_size(kMaxFileSize));
+  EXPECT_EQ(a.size, kMaxFileSize);
+
+  ASSERT_OK(set_size(giant));
+  EXPECT_EQ(a.size, giant);
+  EXPECT_EQ(a.space_used, 0u);
+  ASSERT_OK(fs_->Write(f, giant - 1, "Z", Stability::kStable, &a));
+  ASSERT_OK(fs_->Write(f, 0, "A", Stability::kStable, &a));
+  EXPECT_EQ(a.size, giant);
+  EXPECT_EQ(a.space_used, 2u * options_.block_size);  // one block each end
+  bool eof;
+  EXPECT_EQ(read(giant - 1, 100, &eof), "Z");
+  EXPECT_TRUE(eof);
+  EXPECT_EQ(read(0, 10), std::string("A") + std::string(9, '\0'));
+  EXPECT_EQ(read(giant / 2, 200000, &eof), std::string(200000, '\0'));
+  EXPECT_FALSE(eof);
+  // A block is stored from its start: the last one holds a whole block.
+  const uint64_t bs = options_.block_size;
+  EXPECT_EQ(extents(0), (Extents{{0, 1}, {giant - bs, bs}}));
+  EXPECT_EQ(extents(1), (Extents{{giant - bs, bs}}));
+  EXPECT_EQ(extents(giant - 2), (Extents{{giant - 2, 2}}));
+  ASSERT_OK(fs_->StatFs(&st));
+  EXPECT_EQ(st.used_bytes, st0.used_bytes + 1 + bs);
+
+  // Down to a size that keeps blocks, and up again.
+  ASSERT_OK(set_size(giant / 2));
+  EXPECT_EQ(extents(0), (Extents{{0, 1}}));
+  ASSERT_OK(fs_->StatFs(&st));
+  EXPECT_EQ(st.used_bytes, st0.used_bytes + 1);
+  ASSERT_OK(set_size(kMaxFileSize));
+  ASSERT_OK(fs_->Write(f, kMaxFileSize - 3, "end", Stability::kStable, &a));
+  EXPECT_EQ(read(kMaxFileSize - 3, 10), "end");
+  Reopen();
+  EXPECT_EQ(Get(f).size, kMaxFileSize);
+  EXPECT_EQ(extents(0), (Extents{{0, 1}, {kMaxFileSize / bs * bs, kMaxFileSize % bs}}));
+
+  // Open, unlinked, still readable until the last close, then gone.
+  ASSERT_OK(fs_->OpenFile(f));
+  ASSERT_OK(fs_->Unlink(top, "giant"));
+  EXPECT_EQ(read(kMaxFileSize - 3, 3), "end");
+  ASSERT_OK(fs_->CloseFile(f));
+  EXPECT_EQ(Errno(fs_->GetAttr(f, &a)), ESTALE);
+  ASSERT_OK(fs_->StatFs(&st));
+  EXPECT_EQ(st.used_bytes, st0.used_bytes);
+
+  // Back to inline from a giant.
+  f = MkFile(top, "giant2");
+  ASSERT_OK(set_size(giant));
+  ASSERT_OK(fs_->Write(f, 0, "abc", Stability::kStable, &a));
+  ASSERT_OK(fs_->Write(f, giant - 1, "z", Stability::kStable, &a));
+  ASSERT_OK(set_size(2));
+  EXPECT_EQ(read(0, 10), "ab");
+  EXPECT_EQ(Get(f).space_used, 2u);
+  ASSERT_OK(fs_->StatFs(&st));
+  EXPECT_EQ(st.used_bytes, st0.used_bytes + 2);
+}
+
+// Files with more blocks than one transaction deletes one by one: truncate
+// and unlink delete them as ranges, and the stored byte count follows.
+TEST_P(FileSystemTest, ManyBlocksAreDeletedAsRanges) {
+  StatFsInfo st0, st;
+  ASSERT_OK(fs_->StatFs(&st0));
+  Ino f = MkFile(kRootIno, "f");
+  const uint64_t bs = options_.block_size;
+  const uint64_t blocks = 300;  // > Transaction::kMaxPointDeletes
+  Attributes a;
+  for (uint64_t b = 0; b < blocks; ++b) {
+    ASSERT_OK(fs_->Write(f, b * bs + b % 7, std::string(1 + b % 5, 'x'), Stability::kUnstable, &a));
+  }
+  uint64_t stored = 0;
+  for (uint64_t b = 0; b < blocks; ++b) stored += b % 7 + 1 + b % 5;  // block b holds up to its end
+  ASSERT_OK(fs_->StatFs(&st));
+  EXPECT_EQ(st.used_bytes, st0.used_bytes + stored);
+  // Keep blocks 0 and 1 (cut inside block 1).
+  SetAttrRequest req;
+  req.size = bs + 2;
+  ASSERT_OK(fs_->SetAttr(f, req, &a));
+  ASSERT_OK(fs_->StatFs(&st));
+  EXPECT_EQ(st.used_bytes, st0.used_bytes + (0 + 1) + 2);
+  // Grow again over many blocks, then unlink: all of them go.
+  for (uint64_t b = 2; b < blocks; ++b) {
+    ASSERT_OK(fs_->Write(f, b * bs, std::string(bs, 'y'), Stability::kUnstable, &a));
+  }
+  ASSERT_OK(fs_->Unlink(kRootIno, "f"));
+  ASSERT_OK(fs_->StatFs(&st));
+  EXPECT_EQ(st.used_bytes, st0.used_bytes);
+  std::unique_ptr<Iterator> it = fs_->store()->NewIterator(Column::kBlocks, IteratorOptions());
+  it->Seek("");
+  EXPECT_FALSE(it->Valid()) << "a block survived the unlink";
 }
 
 TEST_P(FileSystemTest, LayoutParametersComeFromTheStore) {
