@@ -2,7 +2,6 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <sys/stat.h>
 
 #include <vector>
 
@@ -16,11 +15,6 @@ struct ArchiveFree {
   void operator()(struct archive* a) const { archive_free(a); }
 };
 using ArchivePtr = std::unique_ptr<struct archive, ArchiveFree>;
-
-struct EntryFree {
-  void operator()(struct archive_entry* e) const { archive_entry_free(e); }
-};
-using EntryPtr = std::unique_ptr<struct archive_entry, EntryFree>;
 
 Timespec ToTimespec(time_t sec, long nsec) {
   return Timespec{static_cast<int64_t>(sec), static_cast<uint32_t>(nsec)};
@@ -173,150 +167,12 @@ class LibarchiveReader final : public ArchiveReader {
   uint64_t input_bytes_ = 0;
 };
 
-class LibarchiveWriter final : public ArchiveWriter {
- public:
-  explicit LibarchiveWriter(ObjectWriter* out) : out_(out) {}
-
-  Status Init(Compression compression) {
-    a_.reset(archive_write_new());
-    entry_.reset(archive_entry_new());
-    if (!a_ || !entry_) return Status::FromErrno(ENOMEM, "archive_write_new");
-    // Full pax: nanosecond times and long names and large values in
-    // extended headers.
-    if (archive_write_set_format_pax(a_.get()) != ARCHIVE_OK) return Error("pax format");
-    // Names are bytes, not text in some charset: keep them exactly
-    // (hdrcharset=BINARY) instead of failing on what is not UTF-8.
-    if (archive_write_set_format_option(a_.get(), "pax", "hdrcharset", "BINARY") != ARCHIVE_OK) {
-      return Error("pax hdrcharset");
-    }
-    int r = ARCHIVE_OK;
-    switch (compression) {
-      case Compression::kNone:
-        break;
-      case Compression::kGzip:
-        r = archive_write_add_filter_gzip(a_.get());
-        break;
-      case Compression::kZstd:
-        r = archive_write_add_filter_zstd(a_.get());
-        break;
-      case Compression::kXz:
-        r = archive_write_add_filter_xz(a_.get());
-        break;
-    }
-    if (r != ARCHIVE_OK) return Error("compression");
-    // No padding of the last block beyond the 512-byte records.
-    archive_write_set_bytes_in_last_block(a_.get(), 1);
-    if (archive_write_open(a_.get(), this, nullptr, &LibarchiveWriter::WriteCallback, nullptr) !=
-        ARCHIVE_OK) {
-      return Error("open");
-    }
-    return Status::OK();
-  }
-
-  ~LibarchiveWriter() override {
-    // Without Close() the archive is abandoned: nothing more reaches out_.
-    if (a_ && !closed_) archive_write_fail(a_.get());
-  }
-
-  Status WriteHeader(const Member& m) override {
-    struct archive_entry* e = entry_.get();
-    archive_entry_clear(e);
-    archive_entry_set_pathname(e, m.path.c_str());
-    archive_entry_set_uid(e, m.uid);
-    archive_entry_set_gid(e, m.gid);
-    archive_entry_set_mtime(e, static_cast<time_t>(m.mtime.sec), m.mtime.nsec);
-    if (m.has_atime) archive_entry_set_atime(e, static_cast<time_t>(m.atime.sec), m.atime.nsec);
-    mode_t type = AE_IFREG;
-    switch (m.type) {
-      case MemberType::kRegular:
-        archive_entry_set_size(e, static_cast<la_int64_t>(m.size));
-        break;
-      case MemberType::kDirectory:
-        type = AE_IFDIR;
-        break;
-      case MemberType::kSymlink:
-        type = AE_IFLNK;
-        archive_entry_set_symlink(e, m.link_target.c_str());
-        break;
-      case MemberType::kHardLink:
-        archive_entry_set_hardlink(e, m.link_target.c_str());
-        archive_entry_set_size(e, 0);
-        break;
-      case MemberType::kCharDevice:
-        type = AE_IFCHR;
-        archive_entry_set_rdev(e, static_cast<dev_t>(m.rdev));
-        break;
-      case MemberType::kBlockDevice:
-        type = AE_IFBLK;
-        archive_entry_set_rdev(e, static_cast<dev_t>(m.rdev));
-        break;
-      case MemberType::kFifo:
-        type = AE_IFIFO;
-        break;
-      case MemberType::kSocket:
-        return Status::NotSupported("tar cannot hold sockets ('" + m.path + "')");
-    }
-    archive_entry_set_filetype(e, type);
-    archive_entry_set_perm(e, m.mode & 07777);
-    int r = archive_write_header(a_.get(), e);
-    if (r != ARCHIVE_OK) return Error("header of '" + m.path + "'");
-    return Status::OK();
-  }
-
-  Status WriteData(std::string_view data) override {
-    while (!data.empty()) {
-      la_ssize_t n = archive_write_data(a_.get(), data.data(), data.size());
-      if (n <= 0) return Error("contents");
-      data.remove_prefix(static_cast<size_t>(n));
-    }
-    return Status::OK();
-  }
-
-  Status Close() override {
-    closed_ = true;
-    if (archive_write_close(a_.get()) != ARCHIVE_OK) return Error("close");
-    return Status::OK();
-  }
-
- private:
-  static la_ssize_t WriteCallback(struct archive* a, void* self, const void* buf, size_t n) {
-    auto* w = static_cast<LibarchiveWriter*>(self);
-    Status s = w->out_->Append(std::string_view(static_cast<const char*>(buf), n));
-    if (!s.ok()) {
-      w->write_error_ = s;
-      archive_set_error(a, s.posix_errno(), "%s", s.ToString().c_str());
-      return -1;
-    }
-    return static_cast<la_ssize_t>(n);
-  }
-
-  Status Error(const std::string& what) {
-    if (!write_error_.ok()) return write_error_;
-    const char* msg = archive_error_string(a_.get());
-    return Status::IOError("writing tarball: " + what + ": " + (msg != nullptr ? msg : "error"));
-  }
-
-  ObjectWriter* const out_;
-  ArchivePtr a_;
-  EntryPtr entry_;
-  Status write_error_;
-  bool closed_ = false;
-};
-
 }  // namespace
 
 Status ArchiveReader::Open(std::unique_ptr<ObjectReader> in, std::unique_ptr<ArchiveReader>* out) {
   auto r = std::make_unique<LibarchiveReader>(std::move(in));
   KVFS_RETURN_IF_ERROR(r->Init());
   *out = std::move(r);
-  return Status::OK();
-}
-
-Status ArchiveWriter::Open(ObjectWriter* out, Compression compression,
-                           std::unique_ptr<ArchiveWriter>* writer) {
-  auto w = std::make_unique<LibarchiveWriter>(out);
-  KVFS_RETURN_IF_ERROR(w->Init(compression));
-  *writer = std::move(w);
   return Status::OK();
 }
 

@@ -1,8 +1,8 @@
-// Tar archives over libarchive: ArchiveReader reads a tarball member by
-// member (tar, ustar, pax, GNU with long names and sparse files; gzip, bzip2,
-// xz, zstd or lz4 compressed or not), ArchiveWriter writes a pax tarball
-// (optionally compressed). Both stream: neither holds more than one block of
-// a member's contents.
+// Reading tar archives over libarchive: ArchiveReader reads a tarball member
+// by member (tar, ustar, pax, GNU with long names and sparse files; gzip,
+// bzip2, xz, zstd or lz4 compressed or not), streaming: it never holds more
+// than one block of a member's contents. Members are written by TarWriter
+// (tar_writer.h).
 #pragma once
 
 #include <cstdint>
@@ -60,22 +60,6 @@ class ArchiveReader {
   virtual Status ReadData(uint64_t* offset, std::string_view* data, bool* end) = 0;
   // Bytes consumed from the (compressed) input so far.
   virtual uint64_t input_bytes() const = 0;
-};
-
-class ArchiveWriter {
- public:
-  // Starts a pax tarball written to `out` (not owned; must outlive the
-  // writer). The writer does not Commit() `out`: the caller does after
-  // Close().
-  static Status Open(ObjectWriter* out, Compression compression,
-                     std::unique_ptr<ArchiveWriter>* writer);
-  virtual ~ArchiveWriter() = default;
-
-  // Starts member `m` (regular files: m.size bytes of WriteData follow).
-  virtual Status WriteHeader(const Member& m) = 0;
-  virtual Status WriteData(std::string_view data) = 0;
-  // Finishes the archive (end marker, compressor flush).
-  virtual Status Close() = 0;
 };
 
 }  // namespace kvfs::ingest

@@ -12,6 +12,7 @@
 #include "common/fs/schema.h"
 #include "ingest/archive.h"
 #include "ingest/decompress.h"
+#include "ingest/tar_writer.h"
 
 namespace kvfs::ingest {
 
@@ -253,9 +254,13 @@ constexpr size_t kExportChunk = 1 << 20;
 // Directory entries listed per ReadDir call while exporting.
 constexpr size_t kListBatch = 1024;
 
+// A file whose holes add up to at least this many bytes is written as a
+// sparse member (smaller holes are written as zeros).
+constexpr uint64_t kSparseMinHoleBytes = 64 << 10;
+
 class TreeWriter {
  public:
-  TreeWriter(FileSystem* fs, ArchiveWriter* out, ExportStats* stats)
+  TreeWriter(FileSystem* fs, TarWriter* out, ExportStats* stats)
       : fs_(fs), out_(out), stats_(stats) {}
 
   Status WriteDirectory(const Attributes& a, const std::string& path) {
@@ -346,30 +351,52 @@ class TreeWriter {
     return Status::InvalidArgument("'" + path + "' has an unexpected type");
   }
 
+  // A regular file: its contents, or for a sparse file (space_used tells
+  // without a read) only the runs of data it stores, so that the member
+  // costs what the file stores, never its size.
   Status WriteFile(const Attributes& a, const std::string& path) {
     Member m = MemberOf(a, path, MemberType::kRegular);
     m.size = a.size;
-    KVFS_RETURN_IF_ERROR(out_->WriteHeader(m));
     ++stats_->members;
+    if (a.size < a.space_used + kSparseMinHoleBytes) {
+      KVFS_RETURN_IF_ERROR(out_->WriteHeader(m));
+      return CopyContents(a.ino, 0, a.size, path);
+    }
+    std::vector<DataExtent> extents;
+    bool changed = false;
+    KVFS_RETURN_IF_ERROR(fs_->DataExtents(a.ino, 0, [&](uint64_t offset, uint64_t length) {
+      changed = offset > a.size || length > a.size - offset;
+      if (!changed) extents.push_back(DataExtent{offset, length});
+      return !changed;
+    }));
+    if (changed) return Status::FromErrno(EAGAIN, "'" + path + "' changed while it was exported");
+    KVFS_RETURN_IF_ERROR(out_->WriteSparseHeader(m, extents));
+    for (const DataExtent& e : extents) {
+      KVFS_RETURN_IF_ERROR(CopyContents(a.ino, e.offset, e.length, path));
+    }
+    return Status::OK();
+  }
+
+  // Copies `length` bytes of file `ino` from `offset` into the member.
+  Status CopyContents(Ino ino, uint64_t offset, uint64_t length, const std::string& path) {
     std::string& buf = read_buffer_;  // reused: keeps its capacity
-    uint64_t offset = 0;
-    while (offset < a.size) {
+    const uint64_t end = offset + length;
+    while (offset < end) {
       bool eof = false;
-      const size_t want = static_cast<size_t>(std::min<uint64_t>(kExportChunk, a.size - offset));
-      KVFS_RETURN_IF_ERROR(fs_->Read(a.ino, offset, want, &buf, &eof));
-      if (buf.empty()) break;
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(kExportChunk, end - offset));
+      KVFS_RETURN_IF_ERROR(fs_->Read(ino, offset, want, &buf, &eof));
+      if (buf.size() != want) {
+        return Status::FromErrno(EAGAIN, "'" + path + "' changed while it was exported");
+      }
       KVFS_RETURN_IF_ERROR(out_->WriteData(buf));
       offset += buf.size();
+      stats_->bytes += buf.size();
     }
-    if (offset != a.size) {
-      return Status::FromErrno(EAGAIN, "'" + path + "' changed while it was exported");
-    }
-    stats_->bytes += offset;
     return Status::OK();
   }
 
   FileSystem* const fs_;
-  ArchiveWriter* const out_;
+  TarWriter* const out_;
   ExportStats* const stats_;
   // Files with several names -> the path they were first written under.
   std::unordered_map<Ino, std::string> links_;
@@ -385,8 +412,8 @@ Status WriteTree(FileSystem* fs, std::string_view name, ObjectWriter* out, Compr
   if (top.type != FileType::kDirectory) {
     return Status::FromErrno(ENOTDIR, "'" + std::string(name) + "' is not a directory");
   }
-  std::unique_ptr<ArchiveWriter> writer;
-  KVFS_RETURN_IF_ERROR(ArchiveWriter::Open(out, compression, &writer));
+  std::unique_ptr<TarWriter> writer;
+  KVFS_RETURN_IF_ERROR(TarWriter::Open(out, compression, &writer));
   TreeWriter tw(fs, writer.get(), stats);
   KVFS_RETURN_IF_ERROR(tw.WriteDirectory(top, std::string(name)));
   KVFS_RETURN_IF_ERROR(writer->Close());

@@ -713,6 +713,94 @@ TEST_F(IngestTest, ExportReplacesOtherCompressions) {
   EXPECT_TRUE(IngestFromStore(fs_.get(), store.get(), "nope", Options(), &is).IsNotFound());
 }
 
+// A local file that refuses to grow past a cap: a broken sparse export
+// fails instead of filling the disk.
+class CappedFileWriter final : public ObjectWriter {
+ public:
+  CappedFileWriter(const std::string& path, uint64_t cap)
+      : out_(path, std::ios::binary), cap_(cap) {}
+  Status Append(std::string_view data) override {
+    if (size_ + data.size() > cap_) return Status::FromErrno(EFBIG, "over the test's cap");
+    out_.write(data.data(), static_cast<std::streamsize>(data.size()));
+    size_ += data.size();
+    return out_ ? Status::OK() : Status::IOError("write");
+  }
+  Status Commit() override {
+    out_.close();
+    return out_ ? Status::OK() : Status::IOError("close");
+  }
+  uint64_t size() const override { return size_; }
+
+ private:
+  std::ofstream out_;
+  const uint64_t cap_;
+  uint64_t size_ = 0;
+};
+
+// What users extract exports with: GNU tar and bsdtar restore every member
+// (long and UTF-8 names, links, a FIFO, large ids, nanosecond times, sparse
+// files as sparse files) without a single warning, and archiving the result
+// again with GNU tar gives the tree KVFS holds.
+TEST_F(IngestTest, ExportsExtractSilentlyWithGnuTarAndBsdtar) {
+  std::vector<Spec> tree = RichTree("x", TarFormat::kPax);
+  tree.push_back(File("x/big-ids", "ids"));
+  tree.back().uid = 3000000;  // past ustar's 7 octal digits
+  tree.back().gid = 4000000;
+  const std::string tarball = Path("x.tar");
+  WriteTarball(tarball, tree);
+  ASSERT_OK(Ingest(tarball, Options()));
+  // A FIFO (ingest refuses them, the core has them), and sparse files: 1 TiB
+  // holding two runs, and one that is all hole.
+  Attributes top, a;
+  ASSERT_OK(fs_->Lookup(kRootIno, "x", &top));
+  ASSERT_OK(fs_->Mknod(top.ino, "fifo", FileType::kFifo, NewObject{0600, 7, 8}, 0, &a));
+  const uint64_t tib = 1ull << 40;
+  for (const char* name : {"sparse", "hole"}) {
+    ASSERT_OK(fs_->Create(top.ino, name, NewObject{0640, 1000, 100}, true, &a));
+    SetAttrRequest req;
+    req.size = tib;
+    ASSERT_OK(fs_->SetAttr(a.ino, req, &a));
+    if (std::string_view(name) == "sparse") {
+      ASSERT_OK(fs_->Write(a.ino, 3 << 20, RandomBytes(100000, 1), Stability::kStable, &a));
+      ASSERT_OK(fs_->Write(a.ino, tib - 5, "tail!", Stability::kStable, &a));
+    }
+  }
+  Manifest loaded;
+  ASSERT_OK(ReadTreeManifest(fs_.get(), "x", &loaded));
+
+  const std::string out = Path("x-export.tar");
+  {
+    CappedFileWriter w(out, 64 << 20);
+    ExportStats st;
+    ASSERT_OK(WriteTree(fs_.get(), "x", &w, Compression::kNone, &st));
+    ASSERT_OK(w.Commit());
+  }
+  for (const std::string tool : {"tar", "bsdtar"}) {
+    SCOPED_TRACE(tool);
+    const std::string dest = Path("extract-" + tool);
+    std::filesystem::create_directories(dest);
+    std::string output;
+    EXPECT_EQ(ingest_test::RunCommand(tool + " -xf " + out + " -C " + dest, &output), 0);
+    EXPECT_EQ(output, "") << "the extraction is not silent";
+    struct stat sb;
+    ASSERT_EQ(::stat((dest + "/x/sparse").c_str(), &sb), 0);
+    EXPECT_EQ(static_cast<uint64_t>(sb.st_size), tib);
+    EXPECT_LT(static_cast<uint64_t>(sb.st_blocks) * 512, 4u << 20) << "holes were filled";
+    ASSERT_EQ(::stat((dest + "/x/hole").c_str(), &sb), 0);
+    EXPECT_EQ(static_cast<uint64_t>(sb.st_size), tib);
+    EXPECT_EQ(sb.st_blocks, 0);
+    // GNU tar's archive of what was extracted is the tree KVFS holds.
+    const std::string again = Path("again-" + tool + ".tar");
+    ASSERT_EQ(ingest_test::RunCommand(
+                  "tar --format=pax --sparse -C " + dest + " -cf " + again + " x", &output),
+              0)
+        << output;
+    Manifest extracted;
+    ASSERT_OK(ReadTarballManifest(again, "x", &extracted));
+    EXPECT_EQ(CompareManifests(loaded, extracted, ManifestOptions(), true), Strings{});
+  }
+}
+
 // Two independent writers (each with its own store) ingest into ranges
 // claimed in one shared persistent store, at the same time: every range is
 // claimed once, so their trees never share inode numbers.

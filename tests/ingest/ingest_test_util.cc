@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <functional>
 #include <random>
 
@@ -19,6 +20,63 @@ namespace kvfs::ingest_test {
 
 using ingest::Compression;
 using ingest::MemberType;
+
+namespace {
+
+// Hashes a file's contents given as pieces at ascending offsets, holes left
+// out: the same digest for the same bytes however they are cut into pieces
+// and holes, at a cost proportional to the pieces (never to the size of a
+// sparse file). Contents are hashed in aligned windows; windows of zeros
+// do not count.
+class ContentHash {
+ public:
+  ContentHash() : state_(XXH3_createState()), window_data_(kWindow, '\0') {
+    XXH3_64bits_reset(state_);
+  }
+  ~ContentHash() { XXH3_freeState(state_); }
+  ContentHash(const ContentHash&) = delete;
+  ContentHash& operator=(const ContentHash&) = delete;
+
+  void Add(uint64_t offset, std::string_view data) {
+    while (!data.empty()) {
+      const uint64_t window = offset / kWindow;
+      if (window != window_) {
+        Flush();
+        window_ = window;
+      }
+      const size_t at = static_cast<size_t>(offset % kWindow);
+      const size_t n = std::min<size_t>(data.size(), kWindow - at);
+      std::memcpy(window_data_.data() + at, data.data(), n);
+      offset += n;
+      data.remove_prefix(n);
+    }
+  }
+
+  uint64_t Digest(uint64_t size) {
+    Flush();
+    XXH3_64bits_update(state_, &size, sizeof(size));
+    return XXH3_64bits_digest(state_);
+  }
+
+ private:
+  static constexpr size_t kWindow = 1 << 16;
+
+  void Flush() {
+    if (window_ == UINT64_MAX) return;
+    if (window_data_.find_first_not_of('\0') != std::string::npos) {
+      XXH3_64bits_update(state_, &window_, sizeof(window_));
+      XXH3_64bits_update(state_, window_data_.data(), window_data_.size());
+    }
+    std::fill(window_data_.begin(), window_data_.end(), '\0');
+    window_ = UINT64_MAX;
+  }
+
+  XXH3_state_t* state_;
+  uint64_t window_ = UINT64_MAX;
+  std::string window_data_;
+};
+
+}  // namespace
 
 Spec File(std::string path, std::string data, uint32_t mode) {
   Spec s;
@@ -236,29 +294,14 @@ Status ReadTarballManifest(const std::string& path, std::string_view top, Manife
     }
     if (m.type == FileType::kRegular) {
       m.size = static_cast<uint64_t>(archive_entry_size(e));
-      XXH3_state_t* st = XXH3_createState();
-      XXH3_64bits_reset(st);
-      uint64_t at = 0;
-      const std::string zeros(1 << 16, '\0');
+      ContentHash hash;
       const void* buf;
       size_t n;
       la_int64_t off;
       while ((r = archive_read_data_block(a, &buf, &n, &off)) == ARCHIVE_OK) {
-        for (; at < static_cast<uint64_t>(off);) {  // a hole
-          size_t z = static_cast<size_t>(std::min<uint64_t>(zeros.size(), off - at));
-          XXH3_64bits_update(st, zeros.data(), z);
-          at += z;
-        }
-        XXH3_64bits_update(st, buf, n);
-        at += n;
+        hash.Add(static_cast<uint64_t>(off), std::string_view(static_cast<const char*>(buf), n));
       }
-      for (; at < m.size;) {
-        size_t z = static_cast<size_t>(std::min<uint64_t>(zeros.size(), m.size - at));
-        XXH3_64bits_update(st, zeros.data(), z);
-        at += z;
-      }
-      m.content_hash = XXH3_64bits_digest(st);
-      XXH3_freeState(st);
+      m.content_hash = hash.Digest(m.size);
       if (r != ARCHIVE_EOF) return Status::IOError(archive_error_string(a));
     }
     (*out)[p] = m;
@@ -286,20 +329,25 @@ Status ReadTreeManifest(FileSystem* fs, std::string_view top, Manifest* out) {
     if (a.type == FileType::kSymlink) KVFS_RETURN_IF_ERROR(fs->Readlink(a.ino, &m.link_target));
     if (a.type == FileType::kRegular) {
       m.size = a.size;
-      XXH3_state_t* st = XXH3_createState();
-      XXH3_64bits_reset(st);
+      // Only what the file stores: a sparse file may be huge.
+      ContentHash hash;
+      std::vector<std::pair<uint64_t, uint64_t>> extents;
+      KVFS_RETURN_IF_ERROR(fs->DataExtents(a.ino, 0, [&](uint64_t off, uint64_t len) {
+        extents.emplace_back(off, len);
+        return true;
+      }));
       std::string chunk;
-      uint64_t off = 0;
-      bool eof = a.size == 0;
-      Status s;
-      while (!eof && s.ok()) {
-        s = fs->Read(a.ino, off, 1 << 20, &chunk, &eof);
-        XXH3_64bits_update(st, chunk.data(), chunk.size());
-        off += chunk.size();
+      for (auto [off, len] : extents) {
+        for (uint64_t end = off + len; off < end; off += chunk.size()) {
+          bool eof;
+          KVFS_RETURN_IF_ERROR(fs->Read(a.ino, off,
+                                        static_cast<size_t>(std::min<uint64_t>(1 << 20, end - off)),
+                                        &chunk, &eof));
+          if (chunk.empty()) return Status::IOError(path + ": short read");
+          hash.Add(off, chunk);
+        }
       }
-      m.content_hash = XXH3_64bits_digest(st);
-      XXH3_freeState(st);
-      KVFS_RETURN_IF_ERROR(s);
+      m.content_hash = hash.Digest(a.size);
       auto [it, fresh] = first_name.emplace(a.ino, path);
       if (!fresh) same_file[path] = it->second;
     }
