@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
@@ -299,6 +300,10 @@ Status GaneshaServer::Launch() {
     if (null_fd >= 0) dup2(null_fd, STDIN_FILENO);
     dup2(out_fd, STDOUT_FILENO);
     dup2(out_fd, STDERR_FILENO);
+    if (options_.data_limit_bytes != 0) {
+      const struct rlimit limit = {options_.data_limit_bytes, options_.data_limit_bytes};
+      if (setrlimit(RLIMIT_DATA, &limit) != 0) _exit(126);
+    }
     execv(argv[0], argv.data());
     const char msg[] = "GaneshaServer: execv failed\n";
     ssize_t ignored = write(STDERR_FILENO, msg, sizeof(msg) - 1);

@@ -113,6 +113,12 @@ struct GaneshaOptions {
   // FSAL's own top-level block).
   std::string extra_config;
 
+  // RLIMIT_DATA of the daemon (heap and private writable mappings, thread
+  // stacks included: the memory it can claim), 0: unlimited. A request that
+  // makes the server claim more fails inside the server (allocation
+  // failure) instead of taking the machine down.
+  uint64_t data_limit_bytes = 0;
+
   // Log level passed as `-N` (NIV_EVENT, NIV_INFO, NIV_DEBUG, NIV_FULL_DEBUG).
   std::string log_level = "NIV_EVENT";
   // Treat "Config File ... CRIT" lines in the log as a start failure (Ganesha

@@ -133,4 +133,42 @@ int RawCreateExclusive(e2e::NfsClient& client, const FileHandle& dir, const std:
   return Wait(rpc, &p);
 }
 
+int RawRead(e2e::NfsClient& client, const FileHandle& fh, uint64_t offset, uint32_t count,
+            int* status, std::string* data, bool* eof) {
+  struct rpc_context* rpc = nfs_get_rpc_context(client.context());
+  READ3args args;
+  std::memset(&args, 0, sizeof(args));
+  args.file = ToFh3(fh);
+  args.offset = offset;
+  args.count = count;
+  Pending p;
+  p.on_reply = [&](void* reply) {
+    auto* res = static_cast<READ3res*>(reply);
+    *status = res->status;
+    if (res->status != NFS3_OK) return;
+    const READ3resok& ok = res->READ3res_u.resok;
+    data->assign(ok.data.data_val, ok.data.data_len);
+    *eof = ok.eof != 0;
+  };
+  if (rpc_nfs3_read_async(rpc, Complete, &args, &p) != 0) return -EIO;
+  return Wait(rpc, &p);
+}
+
+int RawWrite(e2e::NfsClient& client, const FileHandle& fh, uint64_t offset, const std::string& data,
+             int* status) {
+  struct rpc_context* rpc = nfs_get_rpc_context(client.context());
+  WRITE3args args;
+  std::memset(&args, 0, sizeof(args));
+  args.file = ToFh3(fh);
+  args.offset = offset;
+  args.count = static_cast<count3>(data.size());
+  args.stable = FILE_SYNC;
+  args.data.data_len = static_cast<u_int>(data.size());
+  args.data.data_val = const_cast<char*>(data.data());
+  Pending p;
+  p.on_reply = [&](void* reply) { *status = static_cast<WRITE3res*>(reply)->status; };
+  if (rpc_nfs3_write_async(rpc, Complete, &args, &p) != 0) return -EIO;
+  return Wait(rpc, &p);
+}
+
 }  // namespace kvfs::fsal_test

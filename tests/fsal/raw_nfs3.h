@@ -18,6 +18,7 @@ using FileHandle = std::vector<uint8_t>;
 inline constexpr int kNfs3Ok = 0;
 inline constexpr int kNfs3ErrNoEnt = 2;
 inline constexpr int kNfs3ErrExist = 17;
+inline constexpr int kNfs3ErrFbig = 27;
 inline constexpr int kNfs3ErrStale = 70;
 inline constexpr int kNfs3ErrBadHandle = 10001;
 inline constexpr int kNfs3ErrBadCookie = 10003;
@@ -47,5 +48,14 @@ int RawReaddir(e2e::NfsClient& client, const FileHandle& dir, uint64_t cookie, u
 // *status and, if OK, *fileid of the file (0 if the reply carries none).
 int RawCreateExclusive(e2e::NfsClient& client, const FileHandle& dir, const std::string& name,
                        uint64_t verifier, int* status, uint64_t* fileid);
+
+// READ of `count` bytes at `offset`; sets *status and, if OK, *data and
+// *eof.
+int RawRead(e2e::NfsClient& client, const FileHandle& fh, uint64_t offset, uint32_t count,
+            int* status, std::string* data, bool* eof);
+
+// WRITE of `data` at `offset` with FILE_SYNC; sets *status.
+int RawWrite(e2e::NfsClient& client, const FileHandle& fh, uint64_t offset, const std::string& data,
+             int* status);
 
 }  // namespace kvfs::fsal_test
