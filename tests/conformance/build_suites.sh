@@ -7,6 +7,7 @@
 #   DEST_DIR/pynfs      pynfs with its XDR code generated (setup.py build)
 #   DEST_DIR/cthon04    cthon04 basic, general, special built
 #   DEST_DIR/fuse-nfs   fuse-nfs with third_party/fuse-nfs.patch, built
+#   DEST_DIR/pjdfstest  pjdfstest's fstest program built
 #
 # A suite whose DEST_DIR/<suite>/.kvfs-built stamp exists is left alone (the
 # sources are pinned, see third_party/README.md); delete DEST_DIR to rebuild.
@@ -83,6 +84,13 @@ build_fuse_nfs() {
   make
 }
 
+build_pjdfstest() {
+  autoreconf -ifs
+  ./configure
+  make pjdfstest
+}
+
 build pynfs build_pynfs
 build cthon04 build_cthon04
 build fuse-nfs build_fuse_nfs
+build pjdfstest build_pjdfstest

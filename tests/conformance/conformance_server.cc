@@ -2,13 +2,16 @@
 // freshly built libfsalkvfs.so while conformance suites run against it.
 //
 //   conformance_server --work-dir DIR [--step-timeout SECONDS] [--fsal VFS]
-//                      -- STEP [--restart STEP]...
+//                      [--data-limit BYTES] -- STEP [--restart STEP]...
 //
 // Each STEP is a command line (argv words) run as a child process while the
 // server runs; `--restart` between two steps stops the server cleanly and
 // starts it again on the same store. The export's Pseudo path is /kvfs
-// (kExportPath); children get it as KVFS_CONFORMANCE_EXPORT (NFSv4) and its
-// Path as KVFS_CONFORMANCE_NFS3_PATH (NFSv3 MOUNT).
+// (kExportPath); children get it as KVFS_CONFORMANCE_EXPORT (NFSv4), its
+// Path as KVFS_CONFORMANCE_NFS3_PATH (NFSv3 MOUNT) and the daemon's pid as
+// KVFS_CONFORMANCE_SERVER_PID (to check it is alive after each test).
+// `--data-limit` runs the daemon under that RLIMIT_DATA (its memory), so a
+// request that makes it claim more fails instead of the machine.
 //
 // The run fails (exit 1) and prints the tail of Ganesha's log when the server
 // does not start, dies while a step runs (crash), does not stop cleanly, or
@@ -48,13 +51,15 @@ struct Args {
   std::string work_dir;
   std::chrono::seconds step_timeout{900};
   std::string fsal = "KVFS";
+  uint64_t data_limit = 0;
   std::vector<std::vector<std::string>> steps;
 };
 
 int Usage(const char* argv0) {
   std::cerr
       << "usage: " << argv0
-      << " --work-dir DIR [--step-timeout SECONDS] [--fsal VFS] -- STEP [--restart STEP]...\n";
+      << " --work-dir DIR [--step-timeout SECONDS] [--fsal VFS] [--data-limit BYTES] -- STEP "
+         "[--restart STEP]...\n";
   return 2;
 }
 
@@ -67,6 +72,8 @@ bool ParseArgs(int argc, char** argv, Args* args) {
       args->work_dir = argv[++i];
     } else if (opt == "--fsal") {
       args->fsal = argv[++i];
+    } else if (opt == "--data-limit") {
+      args->data_limit = std::strtoull(argv[++i], nullptr, 10);
     } else if (opt == "--step-timeout") {
       args->step_timeout = std::chrono::seconds(std::atoi(argv[++i]));
     } else {
@@ -200,6 +207,7 @@ int Run(const Args& args) {
       args.fsal == "VFS" ? VfsOptions(work / "vfs") : KvfsOptions(work / "store");
   options.work_dir = (work / "ganesha").string();
   options.keep_work_dir = true;
+  options.data_limit_bytes = args.data_limit;
   setenv("KVFS_CONFORMANCE_EXPORT", kExportPath, 1);
   setenv("KVFS_CONFORMANCE_NFS3_PATH", options.exports.front().path.c_str(), 1);
 
@@ -212,6 +220,7 @@ int Run(const Args& args) {
                 << s.ToString() << "\n";
       return 1;
     }
+    setenv("KVFS_CONFORMANCE_SERVER_PID", std::to_string(server.pid()).c_str(), 1);
     const int status = RunStep(args.steps[i], server, args.step_timeout);
     if (status < 0) return 1;
     if (result == 0) result = status;

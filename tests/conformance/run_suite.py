@@ -3,7 +3,7 @@
 
     run_suite.py --suites DIR --expected DIR --out DIR [--phase PHASE] SUITE
 
-SUITE is pynfs40, pynfs41 or cthon04; DIR of --suites holds the suites as
+SUITE is pynfs40, pynfs41, cthon04 or pjdfstest; DIR of --suites holds the suites as
 tests/conformance/build_suites.sh built them. The server is already running
 (conformance_server starts it, passes the export's NFSv4 pseudo path and
 NFSv3 path in KVFS_CONFORMANCE_EXPORT and KVFS_CONFORMANCE_NFS3_PATH, and
@@ -196,6 +196,76 @@ def run_cthon04(args):
     return results, details, log
 
 
+# ---------------------------------------------------------------- pjdfstest
+
+# A pjdfstest file that runs longer than this hangs (they take seconds).
+PJDFSTEST_FILE_TIMEOUT = 300
+TAP_PLAN = re.compile(r"^1\.\.(\d+)")
+TAP_RESULT = re.compile(r"^(not )?ok (\d+)")
+# "not ok N # TODO ...": a failure the test itself expects (TAP), not counted.
+TAP_TODO = re.compile(r"^not ok \d+ # TODO")
+
+
+def server_alive():
+    """Whether the ganesha.nfsd conformance_server started still runs."""
+    pid = os.environ.get("KVFS_CONFORMANCE_SERVER_PID")
+    if pid is None:
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie is dead too
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def run_pjdfstest(args):
+    """Runs every pjdfstest file on its own in a fuse-nfs mount; a subtest is
+    `dir/NN.t:N`. After each file the server must still run; a file that
+    hangs is stopped and counts as `dir/NN.t:hang`."""
+    pjd = os.path.join(args.suites, "pjdfstest")
+    tests = os.path.join(pjd, "tests")
+    log = os.path.join(args.out, "pjdfstest.log")
+    mnt = os.path.join(args.out, "mnt")
+    files = sorted(os.path.relpath(os.path.join(d, f), tests)
+                   for d, _, names in os.walk(tests) for f in names if f.endswith(".t"))
+    if args.only:
+        files = [f for f in files if fnmatch.fnmatchcase(f, args.only)]
+    results, details = {}, {}
+    with FuseNfsMount(args.suites, mnt, os.path.join(args.out, "fuse-nfs.log")), \
+            open(log, "w") as out:
+        work = os.path.join(mnt, "pjdfstest")
+        os.mkdir(work)
+        for name in files:
+            try:
+                proc = subprocess.run(["/bin/sh", os.path.join(tests, name)], cwd=work,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      timeout=PJDFSTEST_FILE_TIMEOUT)
+                text, hung = proc.stdout.decode(errors="replace"), False
+            except subprocess.TimeoutExpired as e:
+                text, hung = (e.stdout or b"").decode(errors="replace"), True
+            out.write(f"==== {name}\n{text}")
+            out.flush()
+            planned, seen = 0, {}
+            for line in text.splitlines():
+                if m := TAP_PLAN.match(line):
+                    planned = int(m.group(1))
+                elif m := TAP_RESULT.match(line):
+                    seen[int(m.group(2))] = (m.group(1) is None or bool(TAP_TODO.match(line)), line)
+            for n in range(1, max([planned, *seen.keys()]) + 1):
+                ok, line = seen.get(n, (False, f"not ok {n} - never ran"))
+                results[f"{name}:{n}"] = PASS if ok else FAIL
+                details[f"{name}:{n}"] = line
+            if hung:
+                results[f"{name}:hang"] = FAIL
+                details[f"{name}:hang"] = f"{name} did not finish in {PJDFSTEST_FILE_TIMEOUT} s"
+            if not server_alive():
+                results[f"{name}:server-died"] = FAIL
+                details[f"{name}:server-died"] = f"ganesha.nfsd died during {name}"
+                break
+    return results, details, log
+
+
 # ---------------------------------------------------------------- common
 
 
@@ -230,7 +300,8 @@ def check(args, results, details, log):
     failed = [c for c, r in results.items() if r != PASS]
     unexpected = sorted(c for c in failed if not listed(c))
     now_passing = sorted(c for c in passed if listed(c))
-    unmatched = sorted(p for p in expected if not any(fnmatch.fnmatchcase(c, p) for c in results))
+    unmatched = [] if args.only else sorted(
+        p for p in expected if not any(fnmatch.fnmatchcase(c, p) for c in results))
 
     by_status = {}
     for r in results.values():
@@ -266,7 +337,9 @@ def main():
     p.add_argument("--expected", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--phase", choices=["all", "maketree", "existing"], default="all")
-    p.add_argument("suite", choices=["pynfs40", "pynfs41", "cthon04"])
+    p.add_argument("--only", help="pjdfstest: only the test files matching this pattern "
+                   "(e.g. 'chmod/*'); the expected-results check then covers those only")
+    p.add_argument("suite", choices=["pynfs40", "pynfs41", "cthon04", "pjdfstest"])
     args = p.parse_args()
     args.suites = os.path.abspath(args.suites)
     args.out = os.path.abspath(args.out)
@@ -274,6 +347,8 @@ def main():
 
     if args.suite == "cthon04":
         results, details, log = run_cthon04(args)
+    elif args.suite == "pjdfstest":
+        results, details, log = run_pjdfstest(args)
     else:
         results, details, log = run_pynfs(args)
     if args.phase == "maketree":
