@@ -8,6 +8,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -51,7 +53,10 @@ uint64_t Checksum(std::string_view data) {
 e2e::GaneshaOptions KvfsServerOptions(const std::vector<KvfsExport>& exports,
                                       std::string_view fsal_dirs) {
   e2e::GaneshaOptions opts;
-  opts.plugin_dirs = e2e::SplitPathList(fsal_dirs);
+  // KVFS_E2E_FSAL_DIRS in the environment runs the tests against another
+  // build of the module (e.g. an older one, to see a new test fail there).
+  const char* override_dirs = std::getenv("KVFS_E2E_FSAL_DIRS");
+  opts.plugin_dirs = e2e::SplitPathList(override_dirs != nullptr ? override_dirs : fsal_dirs);
   for (const KvfsExport& k : exports) {
     e2e::GaneshaExport e;
     e.export_id = k.export_id;
@@ -66,6 +71,16 @@ e2e::GaneshaOptions KvfsServerOptions(const std::vector<KvfsExport>& exports,
     opts.exports.push_back(e);
   }
   return opts;
+}
+
+std::string SampleMdcacheBlock() {
+  std::ifstream in(std::string(KVFS_SOURCE_DIR) + "/config/ganesha.conf");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  const size_t begin = text.find("\nMDCACHE {");
+  const size_t end = begin == std::string::npos ? begin : text.find("\n}\n", begin);
+  return end == std::string::npos ? "" : text.substr(begin + 1, end + 2 - begin);
 }
 
 std::string VersionName(const ::testing::TestParamInfo<e2e::NfsVersion>& info) {

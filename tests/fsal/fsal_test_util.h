@@ -61,9 +61,14 @@ struct KvfsExport {
 #endif
 
 // Options for a server serving `exports` with the libfsalkvfs.so found in
-// fsal_dirs (colon-separated; by default the build tree's).
+// fsal_dirs (colon-separated; by default the build tree's; the environment
+// variable KVFS_E2E_FSAL_DIRS overrides both).
 e2e::GaneshaOptions KvfsServerOptions(const std::vector<KvfsExport>& exports,
                                       std::string_view fsal_dirs = KVFS_E2E_FSAL_DIRS);
+
+// The MDCACHE block of the sample configuration (config/ganesha.conf), whose
+// limits bound the server's memory; "" if it cannot be read.
+std::string SampleMdcacheBlock();
 
 // The version's name for parameterised test names ("NFSv3", "NFSv4").
 std::string VersionName(const ::testing::TestParamInfo<e2e::NfsVersion>& info);
