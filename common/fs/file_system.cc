@@ -21,6 +21,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/fs/block_scan.h"
 #include "common/fs/inode_allocator.h"
 #include "common/fs/lock_table.h"
 #include "common/fs/schema.h"
@@ -586,18 +587,10 @@ Status FileSystemImpl::ReadBlocks(Ino ino, uint64_t offset, size_t n, std::strin
     copy_block(first, data);
     return Status::OK();
   }
-  IteratorOptions io;
-  io.upper_bound = schema::BlockKey(ino, last + 1);
-  auto it = store_->NewIterator(Column::kBlocks, io);
-  for (it->Seek(schema::BlockKey(ino, first)); it->Valid(); it->Next()) {
-    Ino key_ino;
-    uint64_t block;
-    if (!schema::ParseBlockKey(it->key(), &key_ino, &block) || key_ino != ino) {
-      return Status::Corruption("bad block key");
-    }
-    copy_block(block, it->value());
-  }
-  return it->status();
+  return ScanBlocks(store_.get(), ino, first, last + 1, [&](uint64_t block, std::string_view data) {
+    copy_block(block, data);
+    return true;
+  });
 }
 
 Status FileSystemImpl::DataExtents(Ino ino, uint64_t offset,
@@ -615,26 +608,24 @@ Status FileSystemImpl::DataExtents(Ino ino, uint64_t offset,
   // Coalesce consecutive stored bytes into runs; a short block ends one.
   const uint32_t bs = options_.block_size;
   uint64_t run_start = 0, run_end = 0;  // empty while run_start == run_end
-  IteratorOptions io;
-  io.upper_bound = schema::BlockKey(ino, BlockCount(rec.size, bs));
-  auto it = store_->NewIterator(Column::kBlocks, io);
-  for (it->Seek(schema::BlockKey(ino, offset / bs)); it->Valid(); it->Next()) {
-    Ino key_ino;
-    uint64_t block;
-    if (!schema::ParseBlockKey(it->key(), &key_ino, &block) || key_ino != ino) {
-      return Status::Corruption("bad block key");
-    }
-    const uint64_t start = std::max(offset, block * bs);
-    const uint64_t end = std::min(rec.size, block * bs + it->value().size());
-    if (end <= start) continue;
-    if (start != run_end) {
-      if (run_end > run_start && !fn(run_start, run_end - run_start)) return Status::OK();
-      run_start = start;
-    }
-    run_end = end;
-  }
-  KVFS_RETURN_IF_ERROR(it->status());
-  if (run_end > run_start) fn(run_start, run_end - run_start);
+  bool stopped = false;
+  KVFS_RETURN_IF_ERROR(
+      ScanBlocks(store_.get(), ino, offset / bs, BlockCount(rec.size, bs),
+                 [&](uint64_t block, std::string_view data) {
+                   const uint64_t start = std::max(offset, block * bs);
+                   const uint64_t end = std::min(rec.size, block * bs + data.size());
+                   if (end <= start) return true;
+                   if (start != run_end) {
+                     if (run_end > run_start && !fn(run_start, run_end - run_start)) {
+                       stopped = true;
+                       return false;
+                     }
+                     run_start = start;
+                   }
+                   run_end = end;
+                   return true;
+                 }));
+  if (!stopped && run_end > run_start) fn(run_start, run_end - run_start);
   return Status::OK();
 }
 

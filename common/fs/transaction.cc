@@ -1,5 +1,7 @@
 #include "common/fs/transaction.h"
 
+#include "common/fs/block_scan.h"
+
 namespace kvfs {
 
 Status Transaction::GetBucket(Ino dir, uint64_t bucket, schema::Bucket** out) {
@@ -144,20 +146,14 @@ Status Transaction::StoredBytes(Ino ino, uint64_t first, uint64_t end, uint64_t*
   if (end <= first) return Status::OK();
   const auto lo = std::make_pair(ino, first), hi = std::make_pair(ino, end);
   // What the store holds, less what this transaction replaces or deletes.
-  IteratorOptions io;
-  io.upper_bound = schema::BlockKey(ino, end);
-  auto it = store_->NewIterator(Column::kBlocks, io);
-  for (it->Seek(schema::BlockKey(ino, first)); it->Valid(); it->Next()) {
-    Ino key_ino;
-    uint64_t block;
-    if (!schema::ParseBlockKey(it->key(), &key_ino, &block) || key_ino != ino) {
-      return Status::Corruption("bad block key");
-    }
-    const auto key = std::make_pair(ino, block);
-    if (block_puts_.count(key) || block_deletes_.count(key) || RangeDeleted(ino, block)) continue;
-    *bytes += it->value().size();
-  }
-  KVFS_RETURN_IF_ERROR(it->status());
+  KVFS_RETURN_IF_ERROR(
+      ScanBlocks(store_, ino, first, end, [&](uint64_t block, std::string_view data) {
+        const auto key = std::make_pair(ino, block);
+        if (!block_puts_.count(key) && !block_deletes_.count(key) && !RangeDeleted(ino, block)) {
+          *bytes += data.size();
+        }
+        return true;
+      }));
   for (auto p = block_puts_.lower_bound(lo); p != block_puts_.end() && p->first < hi; ++p) {
     *bytes += p->second.size();
   }
