@@ -1,116 +1,36 @@
 #include "common/kv/kv_backend.h"
 
-#include <dlfcn.h>
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
-#include <cstdlib>
-#include <cstring>
-#include <filesystem>
 #include <fstream>
-#include <mutex>
-#include <sstream>
 
 #include "common/kv/kv_plugin.h"
+#include "common/plugin/plugin_loader.h"
 
 namespace kvfs {
 namespace {
 
-namespace fs = std::filesystem;
-
 // The file in a store directory naming its backend.
 constexpr const char* kBackendFile = "KVFS_BACKEND";
 
-bool ValidBackendName(const std::string& name) {
-  if (name.empty() || name.size() > 64) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
-  });
-}
+// The kind of plugin a key/value backend is (common/plugin/plugin_loader.h).
+const PluginKind kKVPluginKind = {"key/value backend",       KVFS_KV_PLUGIN_PREFIX,
+                                  "KVFS_KV_PLUGIN_PATH",     KVFS_KV_PLUGIN_SYMBOL,
+                                  KVPlugin::kAbiVersion,     KVFS_KV_PLUGIN_BUILD_DIR,
+                                  KVFS_KV_PLUGIN_INSTALL_DIR};
 
-// The directories searched for plugins, in order (see kv_backend.h).
-std::vector<std::string> SearchPath() {
-  std::vector<std::string> dirs;
-  if (const char* env = std::getenv("KVFS_KV_PLUGIN_PATH"); env != nullptr) {
-    std::stringstream ss(env);
-    std::string dir;
-    while (std::getline(ss, dir, ':')) {
-      if (!dir.empty()) dirs.push_back(dir);
-    }
+Status LoadKVPlugin(const std::string& name, const KVPlugin** out) {
+  const PluginHeader* header = nullptr;
+  KVFS_RETURN_IF_ERROR(LoadPlugin(kKVPluginKind, name, &header));
+  // The header is the descriptor's first member (kv_plugin.h).
+  const auto* plugin = reinterpret_cast<const KVPlugin*>(header);
+  if (plugin->open == nullptr) {
+    return Status::IOError("key/value backend '" + name + "' has no open function (rebuild it)");
   }
-  Dl_info info;
-  if (dladdr(reinterpret_cast<void*>(&SearchPath), &info) != 0 && info.dli_fname != nullptr) {
-    std::error_code ec;
-    fs::path self = fs::canonical(info.dli_fname, ec);
-    if (!ec) dirs.push_back(self.parent_path().string());
-  }
-  dirs.push_back(KVFS_KV_PLUGIN_BUILD_DIR);
-  dirs.push_back(KVFS_KV_PLUGIN_INSTALL_DIR);
-  return dirs;
-}
-
-std::string PluginFile(const std::string& dir, const std::string& name) {
-  return dir + "/libkvfs-kv-" + name + ".so";
-}
-
-// Loaded plugins by name; never unloaded (stores may outlive any scope).
-std::mutex plugins_mu;
-std::map<std::string, const KVPlugin*>& Plugins() {
-  static auto* plugins = new std::map<std::string, const KVPlugin*>;
-  return *plugins;
-}
-
-Status LoadPlugin(const std::string& name, const KVPlugin** out) {
-  if (!ValidBackendName(name)) {
-    return Status::InvalidArgument("backend name '" + name +
-                                   "' is not valid (lower-case letters, digits, '_')");
-  }
-  std::lock_guard<std::mutex> lock(plugins_mu);
-  if (auto it = Plugins().find(name); it != Plugins().end()) {
-    *out = it->second;
-    return Status::OK();
-  }
-  std::string searched;
-  for (const std::string& dir : SearchPath()) {
-    std::string file = PluginFile(dir, name);
-    searched += (searched.empty() ? "" : ", ") + dir;
-    if (access(file.c_str(), F_OK) != 0) continue;
-    void* handle = dlopen(file.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (handle == nullptr) {
-      const char* err = dlerror();
-      return Status::IOError("cannot load key/value backend '" + name + "' from " + file + ": " +
-                             (err != nullptr ? err : "unknown dlopen error"));
-    }
-    using EntryFn = const KVPlugin* (*)();
-    auto entry = reinterpret_cast<EntryFn>(dlsym(handle, KVFS_KV_PLUGIN_SYMBOL));
-    const KVPlugin* plugin = entry != nullptr ? entry() : nullptr;
-    if (plugin == nullptr) {
-      dlclose(handle);
-      return Status::IOError(file + " is not a KVFS key/value backend (no " +
-                             KVFS_KV_PLUGIN_SYMBOL + ")");
-    }
-    if (plugin->abi_version != KVPlugin::kAbiVersion || plugin->open == nullptr ||
-        plugin->name == nullptr || name != plugin->name) {
-      std::string got = plugin->name != nullptr ? plugin->name : "(null)";
-      int abi = plugin->abi_version;
-      dlclose(handle);
-      return Status::IOError(file + " is backend '" + got + "' of plugin ABI " +
-                             std::to_string(abi) + "; expected '" + name + "' of ABI " +
-                             std::to_string(KVPlugin::kAbiVersion) + " (rebuild it)");
-    }
-    Plugins()[name] = plugin;  // the handle stays open for good
-    *out = plugin;
-    return Status::OK();
-  }
-  std::string available;
-  for (const std::string& b : AvailableKVBackends()) {
-    available += (available.empty() ? "" : ", ") + b;
-  }
-  return Status::InvalidArgument("unknown key/value backend '" + name + "': no libkvfs-kv-" + name +
-                                 ".so in " + searched +
-                                 " (available: " + (available.empty() ? "none" : available) + ")");
+  *out = plugin;
+  return Status::OK();
 }
 
 Status RecordBackend(const std::string& path, const std::string& name) {
@@ -162,23 +82,7 @@ Status CheckRecordedKVBackend(const std::string& path, const std::string& backen
   return CheckBackend(path, RecordedKVBackend(path), backend);
 }
 
-std::vector<std::string> AvailableKVBackends() {
-  std::vector<std::string> names;
-  const std::string prefix = "libkvfs-kv-";
-  for (const std::string& dir : SearchPath()) {
-    std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(dir, ec)) {
-      std::string file = entry.path().filename().string();
-      if (file.size() > prefix.size() + 3 && file.compare(0, prefix.size(), prefix) == 0 &&
-          file.compare(file.size() - 3, 3, ".so") == 0) {
-        names.push_back(file.substr(prefix.size(), file.size() - prefix.size() - 3));
-      }
-    }
-  }
-  std::sort(names.begin(), names.end());
-  names.erase(std::unique(names.begin(), names.end()), names.end());
-  return names;
-}
+std::vector<std::string> AvailableKVBackends() { return AvailablePlugins(kKVPluginKind); }
 
 Status OpenKVStore(const KVStoreSpec& spec, std::unique_ptr<KVStore>* out) {
   if (spec.path.empty()) return Status::InvalidArgument("no store path given");
@@ -188,7 +92,7 @@ Status OpenKVStore(const KVStoreSpec& spec, std::unique_ptr<KVStore>* out) {
   resolved.backend =
       !recorded.empty() ? recorded : (!spec.backend.empty() ? spec.backend : kDefaultKVBackend);
   const KVPlugin* plugin = nullptr;
-  KVFS_RETURN_IF_ERROR(LoadPlugin(resolved.backend, &plugin));
+  KVFS_RETURN_IF_ERROR(LoadKVPlugin(resolved.backend, &plugin));
   std::unique_ptr<KVStore> store;
   KVFS_RETURN_IF_ERROR(plugin->open(resolved, &store));
   if (recorded.empty()) KVFS_RETURN_IF_ERROR(RecordBackend(spec.path, resolved.backend));

@@ -8,7 +8,8 @@
 //   2. the directory of the executable or library holding this code,
 //   3. the build tree's plugin directory (so uninstalled builds work),
 //   4. the installed plugin directory (<libdir>/kvfs).
-// A loaded plugin stays loaded for the life of the process.
+// A loaded plugin stays loaded for the life of the process. (The loading is
+// common/plugin/plugin_loader.h, shared with the persistent store plugins.)
 //
 // A store directory remembers which backend created it (a file KVFS_BACKEND
 // in it), so callers may leave the backend empty to open whatever is there;
@@ -23,14 +24,15 @@
 #include <vector>
 
 #include "common/kv/kv_store.h"
+#include "common/plugin/plugin_options.h"
 #include "common/status.h"
 
 namespace kvfs {
 
 // Backend-specific tuning, name -> value (e.g. "block_cache_bytes" ->
-// "256M"). Each backend validates its own: an unknown name or a bad value
-// fails the open with InvalidArgument naming it.
-using KVOptions = std::map<std::string, std::string>;
+// "256M"). Each backend validates its own (PluginOptionReader): an unknown
+// name or a bad value fails the open with InvalidArgument naming it.
+using KVOptions = PluginOptions;
 
 // The backend a new store gets when none is named.
 inline constexpr const char* kDefaultKVBackend = "rocksdb";

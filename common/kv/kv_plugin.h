@@ -13,7 +13,7 @@
 //
 // The open function receives spec.backend set to the plugin's name and must
 // honour spec.create_if_missing (NotFound if false and there is no store),
-// validate spec.options (KVOptionReader helps), and never crash on bad
+// validate spec.options (PluginOptionReader helps), and never crash on bad
 // input. The store it returns must meet every promise of kv_store.h,
 // including durability: Write(sync=true) and Sync() return only once the
 // data is on stable storage.
@@ -23,6 +23,7 @@
 
 #include "common/kv/kv_backend.h"
 #include "common/kv/kv_store.h"
+#include "common/plugin/plugin_loader.h"
 #include "common/status.h"
 
 namespace kvfs {
@@ -32,20 +33,24 @@ struct KVPlugin {
   // that breaks plugins built before.
   static constexpr int kAbiVersion = 1;
 
-  int abi_version;   // kAbiVersion of the headers the plugin was built with
-  const char* name;  // the backend's name, "rocksdb" for libkvfs-kv-rocksdb.so
+  // kAbiVersion of the headers the plugin was built with, and the backend's
+  // name ("rocksdb" for libkvfs-kv-rocksdb.so). First, as the loader
+  // (common/plugin/plugin_loader.h) reads it.
+  PluginHeader header;
   Status (*open)(const KVStoreSpec& spec, std::unique_ptr<KVStore>* out);
 };
 
 }  // namespace kvfs
 
-// The exported entry point's name, as a string for dlsym.
+// The plugin files' prefix, and the exported entry point's name as a string
+// for dlsym.
+#define KVFS_KV_PLUGIN_PREFIX "libkvfs-kv-"
 #define KVFS_KV_PLUGIN_SYMBOL "kvfs_kv_plugin_v1"
 
 // Defines the entry point of a plugin named `name` whose open function is
 // `open_fn`. Use once, at global scope, in the plugin's library.
 #define KVFS_DEFINE_KV_PLUGIN(name, open_fn)                                                      \
   extern "C" __attribute__((visibility("default"))) const ::kvfs::KVPlugin* kvfs_kv_plugin_v1() { \
-    static const ::kvfs::KVPlugin plugin{::kvfs::KVPlugin::kAbiVersion, (name), (open_fn)};       \
+    static const ::kvfs::KVPlugin plugin{{::kvfs::KVPlugin::kAbiVersion, (name)}, (open_fn)};     \
     return &plugin;                                                                               \
   }

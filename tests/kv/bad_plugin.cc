@@ -6,7 +6,7 @@
 
 #ifdef KVFS_BAD_PLUGIN_WRONG_ABI
 extern "C" __attribute__((visibility("default"))) const kvfs::KVPlugin* kvfs_kv_plugin_v1() {
-  static const kvfs::KVPlugin plugin{999, "badabi", nullptr};
+  static const kvfs::KVPlugin plugin{{999, "badabi"}, nullptr};
   return &plugin;
 }
 #else

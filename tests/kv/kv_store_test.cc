@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "common/kv/kv_backend.h"
-#include "common/kv/kv_options.h"
+#include "common/plugin/plugin_options.h"
 #include "common/kv/kv_store.h"
 #include "common/kv/memory_store.h"
 #include "common/kv/write_queue.h"
@@ -1173,7 +1173,7 @@ TEST(KVBackendTest, OptionReaderParsesAndReportsEveryProblem) {
   bool flag = true;
   std::string name;
   uint64_t absent = 7;
-  KVOptionReader r("test", given);
+  PluginOptionReader r("backend test", given);
   r.Size("size", &size);
   r.Int("count", 0, 100, &count);
   r.Bool("flag", &flag);
@@ -1187,7 +1187,7 @@ TEST(KVBackendTest, OptionReaderParsesAndReportsEveryProblem) {
   EXPECT_EQ(absent, 7u);  // untouched
 
   KVOptions bad = {{"size", "12Q"}, {"count", "101"}, {"flag", "maybe"}, {"typo", "1"}};
-  KVOptionReader r2("test", bad);
+  PluginOptionReader r2("backend test", bad);
   r2.Size("size", &size);
   r2.Int("count", 0, 100, &count);
   r2.Bool("flag", &flag);

@@ -77,7 +77,7 @@
 #include <vector>
 
 #include "common/kv/error_iterator.h"
-#include "common/kv/kv_options.h"
+#include "common/plugin/plugin_options.h"
 #include "common/kv/kv_plugin.h"
 #include "common/kv/write_queue.h"
 
@@ -656,7 +656,7 @@ Status LevelDBBulkLoader::Commit() {
 
 // Reads spec.options into *o (whose fields hold the defaults).
 Status ParseOptions(const KVOptions& options, LevelDBOptions* o) {
-  KVOptionReader r(kBackendName, options);
+  PluginOptionReader r(std::string("backend ") + kBackendName, options);
   r.Size("block_cache_bytes", &o->block_cache_bytes);
   r.Size("write_buffer_bytes", &o->write_buffer_bytes);
   r.Int("bloom_bits_per_key", 0, 64, &o->bloom_bits_per_key);

@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "common/kv/error_iterator.h"
-#include "common/kv/kv_options.h"
+#include "common/plugin/plugin_options.h"
 #include "common/kv/kv_plugin.h"
 #include "common/kv/write_queue.h"
 
@@ -769,7 +769,7 @@ Status OpenLmdbStore(const KVStoreSpec& spec, std::unique_ptr<KVStore>* out) {
   info.map_size = kDefaultMapSize;
   int64_t max_readers = kDefaultMaxReaders;
   bool read_ahead = true;
-  KVOptionReader options("lmdb", spec.options);
+  PluginOptionReader options("backend lmdb", spec.options);
   options.Size("map_size", &info.map_size);
   options.Int("max_readers", 1, kMaxMaxReaders, &max_readers);
   options.Bool("read_ahead", &read_ahead);

@@ -2,7 +2,7 @@
 // optional) are the RocksDBOptions fields: block_cache_bytes,
 // write_buffer_bytes (sizes, e.g. 64M), max_background_jobs,
 // bloom_bits_per_key, bulk_load_threads, bulk_load_compression.
-#include "common/kv/kv_options.h"
+#include "common/plugin/plugin_options.h"
 #include "common/kv/kv_plugin.h"
 #include "common/kv/rocksdb/rocksdb_store.h"
 
@@ -13,7 +13,7 @@ Status OpenFromSpec(const KVStoreSpec& spec, std::unique_ptr<KVStore>* out) {
   RocksDBOptions o;
   o.path = spec.path;
   o.create_if_missing = spec.create_if_missing;
-  KVOptionReader r("rocksdb", spec.options);
+  PluginOptionReader r("backend rocksdb", spec.options);
   uint64_t cache = o.block_cache_bytes, buffer = o.write_buffer_bytes;
   int64_t jobs = o.max_background_jobs, bloom = o.bloom_bits_per_key, threads = o.bulk_load_threads;
   r.Size("block_cache_bytes", &cache);

@@ -1,7 +1,9 @@
-// KVOptionReader: typed, validated access to a backend's KVOptions.
+// Plugin options (name -> value, e.g. "block_cache_bytes" -> "256M", or
+// "s3_region" -> "eu-west-1") and PluginOptionReader: typed, validated
+// access to them, for every kind of plugin (common/plugin/plugin_loader.h).
 //
 // Usage in a plugin's open function:
-//   KVOptionReader r("lmdb", spec.options);
+//   PluginOptionReader r("backend lmdb", spec.options);
 //   r.Size("map_size", &map_size);
 //   r.Bool("read_ahead", &read_ahead);
 //   KVFS_RETURN_IF_ERROR(r.Finish());  // bad values, unknown names
@@ -11,18 +13,22 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 
-#include "common/kv/kv_backend.h"
 #include "common/status.h"
 
 namespace kvfs {
 
-class KVOptionReader {
+// A plugin's options, name -> value. Each plugin validates its own: an
+// unknown name or a bad value fails the open with InvalidArgument naming it.
+using PluginOptions = std::map<std::string, std::string>;
+
+class PluginOptionReader {
  public:
-  // `backend` names the backend in error messages.
-  KVOptionReader(std::string backend, const KVOptions& options);
+  // `subject` names the plugin in error messages ("backend lmdb").
+  PluginOptionReader(std::string subject, const PluginOptions& options);
 
   // A byte count: decimal digits with an optional K, M, G or T suffix
   // (powers of 1024), e.g. "64M".
@@ -36,14 +42,14 @@ class KVOptionReader {
 
   // OK if every option was read by a getter and parsed; otherwise
   // InvalidArgument naming each bad value and each unknown option (with the
-  // names this backend knows).
+  // names this plugin knows).
   Status Finish() const;
 
  private:
   const std::string* Find(const std::string& name);
 
-  std::string backend_;
-  const KVOptions& options_;
+  std::string subject_;
+  const PluginOptions& options_;
   std::set<std::string> known_;
   std::string errors_;
 };

@@ -1,4 +1,4 @@
-#include "common/kv/kv_options.h"
+#include "common/plugin/plugin_options.h"
 
 #include <cerrno>
 #include <cstdlib>
@@ -7,16 +7,16 @@
 
 namespace kvfs {
 
-KVOptionReader::KVOptionReader(std::string backend, const KVOptions& options)
-    : backend_(std::move(backend)), options_(options) {}
+PluginOptionReader::PluginOptionReader(std::string subject, const PluginOptions& options)
+    : subject_(std::move(subject)), options_(options) {}
 
-const std::string* KVOptionReader::Find(const std::string& name) {
+const std::string* PluginOptionReader::Find(const std::string& name) {
   known_.insert(name);
   auto it = options_.find(name);
   return it == options_.end() ? nullptr : &it->second;
 }
 
-void KVOptionReader::Size(const std::string& name, uint64_t* out) {
+void PluginOptionReader::Size(const std::string& name, uint64_t* out) {
   const std::string* v = Find(name);
   if (v == nullptr) return;
   uint64_t n = 0;
@@ -60,7 +60,7 @@ void KVOptionReader::Size(const std::string& name, uint64_t* out) {
   *out = n << shift;
 }
 
-void KVOptionReader::Int(const std::string& name, int64_t min, int64_t max, int64_t* out) {
+void PluginOptionReader::Int(const std::string& name, int64_t min, int64_t max, int64_t* out) {
   const std::string* v = Find(name);
   if (v == nullptr) return;
   errno = 0;
@@ -74,7 +74,7 @@ void KVOptionReader::Int(const std::string& name, int64_t min, int64_t max, int6
   *out = n;
 }
 
-void KVOptionReader::Bool(const std::string& name, bool* out) {
+void PluginOptionReader::Bool(const std::string& name, bool* out) {
   const std::string* v = Find(name);
   if (v == nullptr) return;
   if (*v == "true" || *v == "1" || *v == "yes" || *v == "on") {
@@ -86,22 +86,22 @@ void KVOptionReader::Bool(const std::string& name, bool* out) {
   }
 }
 
-void KVOptionReader::String(const std::string& name, std::string* out) {
+void PluginOptionReader::String(const std::string& name, std::string* out) {
   const std::string* v = Find(name);
   if (v != nullptr) *out = *v;
 }
 
-Status KVOptionReader::Finish() const {
+Status PluginOptionReader::Finish() const {
   std::string errors = errors_;
   for (const auto& [name, value] : options_) {
     if (known_.count(name) != 0) continue;
     std::string list;
     for (const std::string& k : known_) list += (list.empty() ? "" : ", ") + k;
-    errors += "; unknown option '" + name + "' (" + backend_ +
+    errors += "; unknown option '" + name + "' (" + subject_ +
               " knows: " + (list.empty() ? "none" : list) + ")";
   }
   if (errors.empty()) return Status::OK();
-  return Status::InvalidArgument("backend " + backend_ + ": " + errors.substr(2));
+  return Status::InvalidArgument(subject_ + ": " + errors.substr(2));
 }
 
 }  // namespace kvfs
