@@ -34,6 +34,7 @@
 
 #include "cache/tree_cache.h"
 #include "common/kv/kv_backend.h"
+#include "store/store.h"
 
 namespace kvfs {
 namespace {
@@ -72,7 +73,7 @@ Status OpenCache(const std::string& dir, std::unique_ptr<cache::TreeCache>* out)
   std::unique_ptr<FileSystem> fs;
   KVFS_RETURN_IF_ERROR(FileSystem::Open(FileSystemOptions(), std::move(kv), &fs));
   std::unique_ptr<ingest::PersistentStore> store;
-  KVFS_RETURN_IF_ERROR(ingest::OpenLocalStore(dir + "/store", &store));
+  KVFS_RETURN_IF_ERROR(kvfs::store::OpenStore(kvfs::store::StoreAt(dir + "/store"), &store));
   cache::TreeCacheOptions o;
   o.refresh_seconds = 0;
   o.writeback_delay_seconds = 0;
@@ -135,7 +136,8 @@ int Main(int argc, char** argv) {
     Report(&times, "posix_list", listed, Since(t0), round);
 
     std::unique_ptr<ingest::PersistentStore> ps;
-    if (Status s = ingest::OpenLocalStore(store, &ps); !s.ok()) Die("store", s);
+    if (Status s = kvfs::store::OpenStore(kvfs::store::StoreAt(store), &ps); !s.ok())
+      Die("store", s);
     std::vector<ingest::ObjectInfo> objects;
     t0 = Clock::now();
     if (Status s = ps->List(&objects); !s.ok()) Die("list", s);

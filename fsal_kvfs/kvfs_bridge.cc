@@ -25,6 +25,7 @@
 #include "ingest/control_client.h"
 #include "ingest/control_server.h"
 #include "ingest/persistent_store.h"
+#include "store/store.h"
 
 // Forwards the cache manager's invalidations to the control server's
 // listeners (the exports), while there is a control server.
@@ -184,12 +185,27 @@ uint32_t HandleCheck(const unsigned char* h) {
   return static_cast<uint32_t>(Mix(Fnv1a(h, kCheckedBytes)));
 }
 
+// options.log as a function (null if it is NULL).
+std::function<void(const std::string&)> LogOf(const kvfs_fs_options& options) {
+  if (options.log == nullptr) return nullptr;
+  void (*log)(const char*) = options.log;
+  return [log](const std::string& line) { log(line.c_str()); };
+}
+
 // Wraps entry->fs in the cache manager over the persistent store in
 // options.persistent_store.
 kvfs::Status StartCache(const kvfs_fs_options& options, const std::string& db_path,
                         kvfs_fs* entry) {
+  kvfs::store::StoreSpec spec;
+  spec.url = options.persistent_store;
+  for (size_t i = 0; options.store_settings != nullptr && i < KVFS_STORE_SETTING_COUNT; ++i) {
+    if (options.store_settings[i] != nullptr) {
+      spec.options[kvfs::store::kStoreSettings[i]] = options.store_settings[i];
+    }
+  }
+  spec.log = LogOf(options);
   std::unique_ptr<kvfs::ingest::PersistentStore> store;
-  KVFS_RETURN_IF_ERROR(kvfs::ingest::OpenLocalStore(options.persistent_store, &store));
+  KVFS_RETURN_IF_ERROR(kvfs::store::OpenStore(spec, &store));
   kvfs::cache::TreeCacheOptions o;
   o.quota_bytes = options.cache_quota_bytes;
   o.quota_inodes = options.cache_quota_inodes;
@@ -203,10 +219,7 @@ kvfs::Status StartCache(const kvfs_fs_options& options, const std::string& db_pa
   }
   o.staging_dir = kvfs::ingest::StagingDirFor(db_path);
   o.owner = kvfs::ingest::DefaultClaimOwner();
-  if (options.log != nullptr) {
-    void (*log)(const char*) = options.log;
-    o.log = [log](const std::string& line) { log(line.c_str()); };
-  }
+  o.log = spec.log;
   InvalidationRelay* relay = &entry->relay;
   o.invalidate = [relay](kvfs::Ino ino) { relay->Invalidate(ino); };
   std::error_code ec;
@@ -276,7 +289,8 @@ int kvfs_fs_acquire(const kvfs_fs_options* options, kvfs_fs** out, char** canoni
           return Fail(s);
         }
       }
-      s = kvfs::ingest::StartStoreControlServer(entry->fs.get(), path, &entry->control);
+      s = kvfs::ingest::StartStoreControlServer(entry->fs.get(), path, &entry->control,
+                                                LogOf(*options));
       if (!s.ok()) {
         entry->control_error = s.ToString();
       } else if (entry->cache != nullptr) {

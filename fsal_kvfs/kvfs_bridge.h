@@ -20,6 +20,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "store/store_settings.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -116,12 +118,17 @@ struct kvfs_fs_options {
   // The backend's options, "name=value,..."; NULL: none. Only the first
   // opener's backend and options count.
   const char* kv_options;
-  // Directory of the persistent store (the tarballs). NULL or "": no cache
-  // manager, the export shows the key/value store as it is. Otherwise the
-  // top level shows the store's tarballs, loaded on first touch and evicted
-  // under the quota (docs/cache.md). Like the backend, only the first
-  // opener's cache settings count.
+  // The persistent store (the tarballs): a directory, file:///DIR or
+  // s3://BUCKET[/PREFIX] (docs/stores.md). NULL or "": no cache manager, the
+  // export shows the key/value store as it is. Otherwise the top level shows
+  // the store's tarballs, loaded on first touch and evicted under the quota
+  // (docs/cache.md). Like the backend, only the first opener's store and
+  // cache settings count.
   const char* persistent_store;
+  // The store's settings in the order of KVFS_STORE_SETTINGS
+  // (store/store_settings.h): KVFS_STORE_SETTING_COUNT values, NULL for
+  // those not given. NULL: none given.
+  const char* const* store_settings;
   // Quota of the key/value store (0: none).
   uint64_t cache_quota_bytes;
   uint64_t cache_quota_inodes;
@@ -134,8 +141,9 @@ struct kvfs_fs_options {
   // Compression of tarballs written back: "none" (NULL), "gzip", "zstd",
   // "xz".
   const char* cache_compression;
-  // Receives the cache manager's log lines (load and write-back failures,
-  // conflicts); NULL: stderr. Called from any thread.
+  // Receives the cache manager's and the persistent store's log lines (load
+  // and write-back failures, conflicts, the store's fallbacks); NULL:
+  // stderr. Called from any thread.
   void (*log)(const char* line);
 };
 

@@ -25,8 +25,13 @@ static struct config_item kvfs_export_params[] = {
                    kvfs_export, capacity_inodes),
     CONF_ITEM_STR("kv_backend", 1, 64, NULL, kvfs_export, kv_backend),
     CONF_ITEM_STR("kv_options", 1, 4096, NULL, kvfs_export, kv_options),
-    CONF_ITEM_PATH("persistent_store", 1, MAXPATHLEN, NULL, kvfs_export, persistent_store),
-    CONF_ITEM_UI64("cache_quota_bytes", 0, UINT64_C(1) << 62, 0, kvfs_export, cache_quota_bytes),
+    CONF_ITEM_STR("persistent_store", 1, MAXPATHLEN, NULL, kvfs_export, persistent_store),
+#define KVFS_STORE_SETTING_ITEM(name) \
+  CONF_ITEM_STR(#name, 1, 4096, NULL, kvfs_export, store_settings[KVFS_STORE_SETTING_##name]),
+    KVFS_STORE_SETTINGS(KVFS_STORE_SETTING_ITEM)
+#undef KVFS_STORE_SETTING_ITEM
+        CONF_ITEM_UI64("cache_quota_bytes", 0, UINT64_C(1) << 62, 0, kvfs_export,
+                       cache_quota_bytes),
     CONF_ITEM_UI64("cache_quota_inodes", 0, UINT64_C(1) << 62, 0, kvfs_export, cache_quota_inodes),
     CONF_ITEM_I32("cache_refresh_seconds", 0, 86400, 60, kvfs_export, cache_refresh_seconds),
     CONF_ITEM_I32("cache_writeback_delay_seconds", 0, 86400, 30, kvfs_export,
@@ -41,7 +46,8 @@ static const char kvfs_params_help[] =
     "Ganesha's config errors for this block follow; expected: db_path = absolute path "
     "(required), subtree = absolute path in the store, capacity_bytes in [2^20, 2^62], "
     "capacity_inodes in [1, 2^62], kv_backend = backend name, kv_options = \"name=value,...\", "
-    "persistent_store = absolute path, cache_quota_bytes and cache_quota_inodes in [0, 2^62], "
+    "persistent_store = absolute path, file:///path or s3://bucket[/prefix], s3_* = strings "
+    "(docs/stores.md), cache_quota_bytes and cache_quota_inodes in [0, 2^62], "
     "cache_refresh_seconds, cache_writeback_delay_seconds and cache_retry_seconds in "
     "[0, 86400], cache_compression = none|gzip|zstd|xz";
 
@@ -69,6 +75,10 @@ static void kvfs_free_export_fields(struct kvfs_export* exp) {
   exp->kv_options = NULL;
   gsh_free(exp->persistent_store);
   exp->persistent_store = NULL;
+  for (int i = 0; i < KVFS_STORE_SETTING_COUNT; i++) {
+    gsh_free(exp->store_settings[i]);
+    exp->store_settings[i] = NULL;
+  }
   gsh_free(exp->cache_compression);
   exp->cache_compression = NULL;
 }
@@ -76,6 +86,13 @@ static void kvfs_free_export_fields(struct kvfs_export* exp) {
 /* True if both strings are NULL or equal. */
 static bool kvfs_same_string(const char* a, const char* b) {
   return (a == NULL || b == NULL) ? a == b : strcmp(a, b) == 0;
+}
+
+/* True if the two exports have the same persistent store settings. */
+static bool kvfs_same_store_settings(const struct kvfs_export* a, const struct kvfs_export* b) {
+  for (int i = 0; i < KVFS_STORE_SETTING_COUNT; i++)
+    if (!kvfs_same_string(a->store_settings[i], b->store_settings[i])) return false;
+  return true;
 }
 
 /* A tree was ingested, replaced or evicted (docs/ingest.md): drop what
@@ -186,6 +203,7 @@ static fsal_status_t kvfs_open_export(struct kvfs_export* exp, const char* expor
       .kv_backend = exp->kv_backend,
       .kv_options = exp->kv_options,
       .persistent_store = exp->persistent_store,
+      .store_settings = (const char* const*)exp->store_settings,
       .cache_quota_bytes = exp->cache_quota_bytes,
       .cache_quota_inodes = exp->cache_quota_inodes,
       .cache_refresh_seconds = exp->cache_refresh_seconds,
@@ -209,6 +227,11 @@ static fsal_status_t kvfs_open_export(struct kvfs_export* exp, const char* expor
   }
 
   err = kvfs_fs_acquire(&opts, &exp->fs, &exp->canonical_db_path);
+  if (err != 0 && exp->persistent_store != NULL) {
+    LogCrit(COMPONENT_FSAL, "KVFS export %s: cannot open database %s with persistent store %s: %s",
+            export_path, exp->db_path, exp->persistent_store, kvfs_last_error());
+    return kvfs_status(err);
+  }
   if (err != 0) {
     LogCrit(COMPONENT_FSAL, "KVFS export %s: cannot open database %s: %s", export_path,
             exp->db_path, kvfs_last_error());
@@ -319,6 +342,7 @@ fsal_status_t kvfs_update_export(struct fsal_module* fsal_hdl, void* parse_node,
     LogWarn(COMPONENT_FSAL,
             "KVFS: kv_backend and kv_options changes take effect at the next restart");
   if (!kvfs_same_string(parsed.persistent_store, orig->persistent_store) ||
+      !kvfs_same_store_settings(&parsed, orig) ||
       !kvfs_same_string(parsed.cache_compression, orig->cache_compression) ||
       parsed.cache_quota_bytes != orig->cache_quota_bytes ||
       parsed.cache_quota_inodes != orig->cache_quota_inodes ||
@@ -326,7 +350,7 @@ fsal_status_t kvfs_update_export(struct fsal_module* fsal_hdl, void* parse_node,
       parsed.cache_writeback_delay_seconds != orig->cache_writeback_delay_seconds ||
       parsed.cache_retry_seconds != orig->cache_retry_seconds)
     LogWarn(COMPONENT_FSAL,
-            "KVFS: persistent_store and cache_* changes take effect at the next restart");
+            "KVFS: persistent_store, s3_* and cache_* changes take effect at the next restart");
   kvfs_free_export_fields(&parsed);
   LogEvent(COMPONENT_FSAL,
            "KVFS export of %s:%s updated: capacity %" PRIu64 " bytes / %" PRIu64 " inodes",

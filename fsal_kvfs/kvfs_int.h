@@ -37,9 +37,11 @@ struct kvfs_export {
   /* Key/value backend and its options (NULL when not given). */
   char* kv_backend;
   char* kv_options;
-  /* The cache manager (docs/cache.md): the persistent store's directory
-   * (NULL: none) and its settings. */
+  /* The cache manager (docs/cache.md): the persistent store's directory or
+   * URL (NULL: none), the store's settings (docs/stores.md; in the order of
+   * KVFS_STORE_SETTINGS, NULL when not given) and the cache's. */
   char* persistent_store;
+  char* store_settings[KVFS_STORE_SETTING_COUNT];
   uint64_t cache_quota_bytes;
   uint64_t cache_quota_inodes;
   int32_t cache_refresh_seconds;

@@ -1,9 +1,11 @@
 #include "ingest/cli.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "ingest/control_client.h"
+#include "store/store.h"
 
 namespace kvfs::ingest {
 
@@ -55,6 +57,46 @@ std::string Describe(const Message& req, const Message& resp) {
   return out;
 }
 
+// The command-line option of store setting `setting` ("s3-endpoint" for
+// "s3_endpoint").
+std::string OptionOf(std::string setting) {
+  for (char& c : setting) c = c == '_' ? '-' : c;
+  return setting;
+}
+
+bool IsStoreSettingOption(const std::string& option) {
+  for (const char* setting : store::kStoreSettings) {
+    if (OptionOf(setting) == option) return true;
+  }
+  return false;
+}
+
+// A store URL as the server must see it: a relative local path made
+// absolute (the server resolves paths itself).
+std::string AbsoluteStoreUrl(const std::string& url) {
+  if (url.empty() || url.find("://") != std::string::npos || url.front() == '/') return url;
+  std::error_code ec;
+  std::filesystem::path abs = std::filesystem::absolute(url, ec);
+  return ec ? url : abs.lexically_normal().string();
+}
+
+// Adds the store settings of `cl` to a request that opens a store, and
+// makes its store paths absolute.
+void AddStoreFields(const CommandLine& cl, Message* req) {
+  bool opens_store = false;
+  for (const char* key : {"store", "claims"}) {
+    auto it = req->find(key);
+    if (it == req->end()) continue;
+    it->second = AbsoluteStoreUrl(it->second);
+    opens_store = true;
+  }
+  if (!opens_store) return;
+  for (const char* setting : store::kStoreSettings) {
+    auto it = cl.options.find(OptionOf(setting));
+    if (it != cl.options.end()) (*req)[setting] = it->second;
+  }
+}
+
 }  // namespace
 
 Status ParseCommandLine(int argc, char** argv, const std::set<std::string>& flags,
@@ -79,7 +121,8 @@ Status ParseCommandLine(int argc, char** argv, const std::set<std::string>& flag
     }
     if (flags.count(name) && !has_value) {
       out->options[name] = "1";
-    } else if (valued.count(name) || name == "db" || name == "backend" || name == "kv-options") {
+    } else if (valued.count(name) || name == "db" || name == "backend" || name == "kv-options" ||
+               IsStoreSettingOption(name)) {
       if (!has_value) {
         if (i + 1 >= argc) return Status::InvalidArgument("--" + name + " needs a value");
         value = argv[++i];
@@ -108,7 +151,8 @@ int RunRequests(const CommandLine& cl, const std::vector<Message>& requests) {
     std::cerr << "--db PATH is required\n";
     return 2;
   }
-  for (const Message& req : requests) {
+  for (Message req : requests) {
+    AddStoreFields(cl, &req);
     Message resp;
     bool via_server = false;
     Status s = RunRequest(spec, req, &resp, &via_server);

@@ -8,8 +8,8 @@
 #include <memory>
 
 #include "common/fs/file_system.h"
+#include "common/unique_fd.h"
 #include "ingest/ingest.h"
-#include "ingest/unique_fd.h"
 
 namespace kvfs::ingest {
 

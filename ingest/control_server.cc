@@ -161,11 +161,13 @@ void ControlServer::Serve(int fd) {
 }
 
 Status StartStoreControlServer(FileSystem* fs, const std::string& db_path,
-                               std::unique_ptr<ControlServer>* out) {
+                               std::unique_ptr<ControlServer>* out,
+                               std::function<void(const std::string&)> log) {
   ControlServerOptions o;
   o.socket_path = ControlSocketPath(db_path);
   o.service.staging_dir = StagingDirFor(db_path);
   o.service.claim_owner = DefaultClaimOwner();
+  o.service.log = std::move(log);
   return ControlServer::Start(fs, o, out);
 }
 

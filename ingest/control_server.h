@@ -27,8 +27,8 @@
 
 #include "common/fs/file_system.h"
 #include "common/status.h"
+#include "common/unique_fd.h"
 #include "ingest/service.h"
-#include "ingest/unique_fd.h"
 
 namespace kvfs::ingest {
 
@@ -96,8 +96,10 @@ class ControlServer {
 // process that has it open (the NFS server) does: socket
 // ControlSocketPath(db_path), staging directory StagingDirFor(db_path), no
 // quotas beyond the requests' own, this process as the owner of range
-// claims.
+// claims; `log` (if not null) receives the log lines of the persistent
+// stores requests open.
 Status StartStoreControlServer(FileSystem* fs, const std::string& db_path,
-                               std::unique_ptr<ControlServer>* out);
+                               std::unique_ptr<ControlServer>* out,
+                               std::function<void(const std::string&)> log = nullptr);
 
 }  // namespace kvfs::ingest

@@ -7,12 +7,13 @@
 
 namespace {
 
-constexpr const char* kUsage = R"(usage: kvfs-export --db PATH --store DIR [options] NAME...
+constexpr const char* kUsage = R"(usage: kvfs-export --db PATH --store URL [options] NAME...
 
 Writes each top-level directory /NAME of the KVFS store PATH to the
-persistent store DIR as one pax tarball NAME.tar (or .tar.gz, .tar.zst,
-.tar.xz), atomically: the new tarball replaces the old one at once, and other
-tarballs of the same tree are removed after. If a server has the store open,
+persistent store URL (a directory or s3://BUCKET[/PREFIX]) as one pax
+tarball NAME.tar (or .tar.gz, .tar.zst, .tar.xz), atomically: the new
+tarball replaces the old one at once, and other tarballs of the same tree
+are removed after. If a server has the store open,
 it is asked to do it (over PATH/control.sock).
 
 options:

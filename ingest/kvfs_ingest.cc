@@ -10,7 +10,7 @@
 namespace {
 
 constexpr const char* kUsage = R"(usage: kvfs-ingest --db PATH [options] TARBALL...
-       kvfs-ingest --db PATH --store DIR [options] NAME...
+       kvfs-ingest --db PATH --store URL [options] NAME...
 
 Loads each tarball (tar, pax or GNU; gzip, zstd, xz compressed or not) into
 the KVFS store PATH as the top-level directory named after it
@@ -18,7 +18,8 @@ the KVFS store PATH as the top-level directory named after it
 store open, it is asked to do the load (over PATH/control.sock) and its
 clients see the tree at once; otherwise the store is opened here.
 With --store, the NAMEs are trees (or tarball names) in the persistent
-store DIR, and the inode range is claimed there.
+store URL (a directory or s3://BUCKET[/PREFIX]), and the inode range is
+claimed there.
 
 options:
   --replace             replace an existing tree of the same name atomically
@@ -27,7 +28,7 @@ options:
   --skip-special        skip device nodes and FIFOs (default: refuse them)
   --max-archive-bytes N refuse tarballs larger than N bytes (quota)
   --max-tree-bytes N    refuse trees holding more than N bytes of files
-  --claims DIR          claim the inode range in persistent store DIR
+  --claims URL          claim the inode range in persistent store URL
 
 exit status: 0 success, 2 any error
 )";

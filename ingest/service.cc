@@ -8,6 +8,7 @@
 #include "common/fs/schema.h"
 #include "ingest/ingest.h"
 #include "ingest/persistent_store.h"
+#include "store/store.h"
 
 namespace kvfs::ingest {
 
@@ -65,10 +66,17 @@ Status Require(const Message& m, const std::string& key, std::string* v) {
   return Status::OK();
 }
 
-Status OpenStore(const Message& m, const std::string& key, std::unique_ptr<PersistentStore>* out) {
-  std::string dir;
-  KVFS_RETURN_IF_ERROR(Require(m, key, &dir));
-  return OpenLocalStore(dir, out);
+// Opens the store whose URL is field `key`, with the store settings the
+// request carries (fields named as in store::kStoreSettings).
+Status OpenStore(const ServiceOptions& so, const Message& m, const std::string& key,
+                 std::unique_ptr<PersistentStore>* out) {
+  store::StoreSpec spec;
+  KVFS_RETURN_IF_ERROR(Require(m, key, &spec.url));
+  for (const char* setting : store::kStoreSettings) {
+    if (auto it = m.find(setting); it != m.end()) spec.options[setting] = it->second;
+  }
+  spec.log = so.log;
+  return store::OpenStore(spec, out);
 }
 
 Status DoIngest(FileSystem* fs, const ServiceOptions& so, const Message& req, Message* resp,
@@ -88,9 +96,9 @@ Status DoIngest(FileSystem* fs, const ServiceOptions& so, const Message& req, Me
 
   std::unique_ptr<PersistentStore> store, claims;
   const bool from_store = !Get(req, "store").empty();
-  if (from_store) KVFS_RETURN_IF_ERROR(OpenStore(req, "store", &store));
+  if (from_store) KVFS_RETURN_IF_ERROR(OpenStore(so, req, "store", &store));
   if (!Get(req, "claims").empty()) {
-    KVFS_RETURN_IF_ERROR(OpenStore(req, "claims", &claims));
+    KVFS_RETURN_IF_ERROR(OpenStore(so, req, "claims", &claims));
     o.claims = claims.get();
   } else {
     o.claims = store.get();
@@ -139,11 +147,12 @@ Status DoEvict(FileSystem* fs, const std::string& name, Message* resp, std::vect
   return Status::OK();
 }
 
-Status DoExport(FileSystem* fs, const Message& req, Message* resp, std::vector<Ino>* changed) {
+Status DoExport(FileSystem* fs, const ServiceOptions& so, const Message& req, Message* resp,
+                std::vector<Ino>* changed) {
   std::string name;
   KVFS_RETURN_IF_ERROR(Require(req, "name", &name));
   std::unique_ptr<PersistentStore> store;
-  KVFS_RETURN_IF_ERROR(OpenStore(req, "store", &store));
+  KVFS_RETURN_IF_ERROR(OpenStore(so, req, "store", &store));
   ExportOptions o;
   const std::string compression = Get(req, "compression");
   if (!compression.empty() && !ParseCompression(compression, &o.compression)) {
@@ -200,7 +209,7 @@ void ExecuteRequest(FileSystem* fs, const ServiceOptions& options, const Message
   if (op == "ingest") {
     s = DoIngest(fs, options, request, response, changed);
   } else if (op == "export") {
-    s = DoExport(fs, request, response, changed);
+    s = DoExport(fs, options, request, response, changed);
   } else if (op == "evict") {
     std::string name;
     s = Require(request, "name", &name);

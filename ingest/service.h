@@ -5,18 +5,23 @@
 // (docs/ingest.md).
 //
 // Request fields ("op" selects the operation; flags are "1" or absent):
-//   op=ingest  tarball=ABSOLUTE_PATH | (store=DIR object=NAME)
-//              [name=TREE] [replace=1] [skip_special=1] [claims=DIR]
+//   op=ingest  tarball=ABSOLUTE_PATH | (store=URL object=NAME)
+//              [name=TREE] [replace=1] [skip_special=1] [claims=URL]
 //              [max_archive_bytes=N] [max_tree_bytes=N]
-//   op=export  name=TREE store=DIR [compression=none|gzip|zstd|xz] [evict=1]
+//   op=export  name=TREE store=URL [compression=none|gzip|zstd|xz] [evict=1]
 //   op=evict   name=TREE
 //   op=ping
-// A store given for ingest also holds the range claims unless claims= names
-// another. Responses carry errno ("0" on success) and message, plus
-// numbers describing what was done (see ExecuteRequest).
+// A store URL is an absolute directory, file:///DIR or s3://BUCKET[/PREFIX]
+// (store/store.h); the store settings go along as fields of their own names
+// (s3_endpoint=..., store::kStoreSettings) and apply to store= and claims=.
+// Whoever executes the request opens the stores: through a server, with the
+// server's credentials (docs/stores.md). A store given for ingest also holds
+// the range claims unless claims= names another. Responses carry errno ("0" on success) and
+// message, plus numbers describing what was done (see ExecuteRequest).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -46,6 +51,9 @@ struct ServiceOptions {
   // Recorded with range claims ("host=... pid=...").
   std::string claim_owner;
   NameHasher hasher = DefaultNameHasher();
+  // Receives the log lines of the persistent stores requests open
+  // (store::StoreSpec::log); null: standard error.
+  std::function<void(const std::string&)> log;
 };
 
 // Executes `request` on fs and fills *response: errno and message, and

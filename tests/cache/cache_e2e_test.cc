@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "cache/tree_cache.h"
+#include "store/store.h"
 #include "tests/e2e/ganesha_server.h"
 #include "tests/e2e/nfs_client.h"
 #include "tests/fsal/fsal_test_util.h"
@@ -286,7 +287,7 @@ TEST_P(CacheE2E, ANameTakenByAnotherServerIsRefused) {
   std::unique_ptr<FileSystem> fs;
   ASSERT_OK(ingest_test::OpenRocksFileSystem(dir_.path() + "/other-db", &fs));
   std::unique_ptr<ingest::PersistentStore> store;
-  ASSERT_OK(ingest::OpenLocalStore(store_, &store));
+  ASSERT_OK(kvfs::store::OpenStore(kvfs::store::StoreAt(store_), &store));
   cache::TreeCacheOptions o;
   o.refresh_seconds = 0;
   o.writeback_delay_seconds = 0;

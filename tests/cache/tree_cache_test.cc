@@ -16,6 +16,7 @@
 
 #include "cache/tree_cache.h"
 #include "common/fs/schema.h"
+#include "store/store.h"
 #include "tests/ingest/ingest_test_util.h"
 
 namespace kvfs::cache {
@@ -159,7 +160,7 @@ class TreeCacheTest : public ::testing::Test {
     KVFS_RETURN_IF_ERROR(OpenRocksFileSystem(db(i), &fs));
     ::mkdir(o.staging_dir.c_str(), 0755);
     std::unique_ptr<ingest::PersistentStore> local;
-    KVFS_RETURN_IF_ERROR(ingest::OpenLocalStore(store_dir(), &local));
+    KVFS_RETURN_IF_ERROR(kvfs::store::OpenStore(kvfs::store::StoreAt(store_dir()), &local));
     auto counting = std::make_unique<CountingStore>(std::move(local));
     counting_ = counting.get();
     return TreeCache::Open(std::move(fs), std::move(counting), o, out);

@@ -18,9 +18,9 @@
 #include <set>
 
 #include "common/fs/schema.h"
+#include "common/unique_fd.h"
 #include "ingest/control_client.h"
 #include "ingest/ingest.h"
-#include "ingest/unique_fd.h"
 #include "tests/ingest/ingest_test_util.h"
 
 namespace kvfs::ingest {

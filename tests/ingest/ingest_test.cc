@@ -3,6 +3,7 @@
 // collisions, every kind of bad input (which must change nothing),
 // re-ingest and replacement, eviction.
 #include "ingest/ingest.h"
+#include "store/store.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -113,7 +114,7 @@ class IngestTest : public ::testing::Test {
   std::string Export(const std::string& name, Compression c = Compression::kNone) {
     std::filesystem::create_directories(Path("store"));
     std::unique_ptr<PersistentStore> store;
-    EXPECT_OK(OpenLocalStore(Path("store"), &store));
+    EXPECT_OK(kvfs::store::OpenStore(kvfs::store::StoreAt(Path("store")), &store));
     ExportOptions o;
     o.compression = c;
     ExportStats st;
@@ -697,7 +698,7 @@ TEST_F(IngestTest, ExportReplacesOtherCompressions) {
   EXPECT_TRUE(std::filesystem::exists(zst));
   EXPECT_FALSE(std::filesystem::exists(gz));
   std::unique_ptr<PersistentStore> store;
-  ASSERT_OK(OpenLocalStore(Path("store"), &store));
+  ASSERT_OK(kvfs::store::OpenStore(kvfs::store::StoreAt(Path("store")), &store));
   ExportStats st;
   EXPECT_TRUE(ExportTree(fs_.get(), "missing", store.get(), ExportOptions(), &st).IsNotFound());
   std::vector<ObjectInfo> objects;
@@ -824,7 +825,7 @@ TEST(TwoWriters, RacingIngestsClaimDistinctRanges) {
       if (read(go[0], &c, 1) != 0) _exit(1);  // released when the parent closes it
       auto fs = NewMemoryFileSystem();
       std::unique_ptr<PersistentStore> claims;
-      if (!OpenLocalStore(shared, &claims).ok()) _exit(2);
+      if (!kvfs::store::OpenStore(kvfs::store::StoreAt(shared), &claims).ok()) _exit(2);
       std::ofstream out(dir.path() + "/ranges-" + std::to_string(w));
       for (int t = 0; t < kTrees; ++t) {
         IngestOptions o;

@@ -17,6 +17,7 @@
 
 #include "common/fs/fsck.h"
 #include "ingest/ingest.h"
+#include "store/store.h"
 #include "tests/ingest/ingest_test_util.h"
 
 namespace kvfs::ingest {
@@ -101,7 +102,7 @@ void RoundTrip(const std::string& tarball) {
   t0 = std::chrono::steady_clock::now();
   std::filesystem::create_directories(dir.path() + "/store");
   std::unique_ptr<PersistentStore> store;
-  ASSERT_OK(OpenLocalStore(dir.path() + "/store", &store));
+  ASSERT_OK(kvfs::store::OpenStore(kvfs::store::StoreAt(dir.path() + "/store"), &store));
   ExportStats es;
   ASSERT_OK(ExportTree(fs.get(), kName, store.get(), ExportOptions(), &es));
   std::cout << "export: " << Since(t0) << " s, " << es.object_bytes << " bytes\n";

@@ -1,6 +1,7 @@
 // The local-directory PersistentStore: listing, atomic writes, deletes,
 // tarball names, and exclusive range claims raced by several processes.
 #include "ingest/persistent_store.h"
+#include "store/store.h"
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -36,7 +37,7 @@ std::string ReadObject(PersistentStore* store, const std::string& name) {
 TEST(LocalStore, WritesAreInvisibleUntilCommitted) {
   TempDir dir("kvfs-store");
   std::unique_ptr<PersistentStore> store;
-  ASSERT_OK(OpenLocalStore(dir.path(), &store));
+  ASSERT_OK(kvfs::store::OpenStore(kvfs::store::StoreAt(dir.path()), &store));
   std::unique_ptr<ObjectWriter> w;
   ASSERT_OK(store->OpenWrite("a.tar", &w));
   ASSERT_OK(w->Append("hello "));
@@ -68,7 +69,7 @@ TEST(LocalStore, WritesAreInvisibleUntilCommitted) {
 TEST(LocalStore, ListsObjectsOnly) {
   TempDir dir("kvfs-store");
   std::unique_ptr<PersistentStore> store;
-  ASSERT_OK(OpenLocalStore(dir.path(), &store));
+  ASSERT_OK(kvfs::store::OpenStore(kvfs::store::StoreAt(dir.path()), &store));
   for (const char* name : {"b.tar.gz", "a.tar", "c.tar.zst"}) {
     std::ofstream(dir.path() + "/" + name) << name;
   }
@@ -91,8 +92,10 @@ TEST(LocalStore, ListsObjectsOnly) {
 
 TEST(LocalStore, RefusesAMissingDirectory) {
   std::unique_ptr<PersistentStore> store;
-  EXPECT_TRUE(OpenLocalStore("/nonexistent/kvfs-store", &store).IsNotFound());
-  EXPECT_EQ(OpenLocalStore("/etc/hostname", &store).posix_errno(), ENOTDIR);
+  EXPECT_TRUE(
+      kvfs::store::OpenStore(kvfs::store::StoreAt("/nonexistent/kvfs-store"), &store).IsNotFound());
+  EXPECT_EQ(kvfs::store::OpenStore(kvfs::store::StoreAt("/etc/hostname"), &store).posix_errno(),
+            ENOTDIR);
 }
 
 TEST(TarballNames, SuffixesAndCompression) {
@@ -125,8 +128,8 @@ TEST(TarballNames, SuffixesAndCompression) {
 TEST(RangeClaims, ExclusiveAndDurable) {
   TempDir dir("kvfs-store");
   std::unique_ptr<PersistentStore> a, b;
-  ASSERT_OK(OpenLocalStore(dir.path(), &a));
-  ASSERT_OK(OpenLocalStore(dir.path(), &b));
+  ASSERT_OK(kvfs::store::OpenStore(kvfs::store::StoreAt(dir.path()), &a));
+  ASSERT_OK(kvfs::store::OpenStore(kvfs::store::StoreAt(dir.path()), &b));
   uint64_t highest;
   ASSERT_OK(a->HighestClaimedRange(&highest));
   EXPECT_EQ(highest, 0u);
@@ -152,7 +155,7 @@ TEST(RangeClaims, RacingProcessesGetDistinctRanges) {
     ASSERT_GE(pid, 0);
     if (pid == 0) {
       std::unique_ptr<PersistentStore> store;
-      if (!OpenLocalStore(dir.path(), &store).ok()) _exit(1);
+      if (!kvfs::store::OpenStore(kvfs::store::StoreAt(dir.path()), &store).ok()) _exit(1);
       std::ofstream out(dir.path() + "/won-" + std::to_string(p));
       for (int got = 0; got < kClaims;) {
         uint64_t highest;

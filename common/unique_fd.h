@@ -5,7 +5,7 @@
 
 #include <utility>
 
-namespace kvfs::ingest {
+namespace kvfs {
 
 class UniqueFd {
  public:
@@ -34,4 +34,4 @@ class UniqueFd {
   int fd_ = -1;
 };
 
-}  // namespace kvfs::ingest
+}  // namespace kvfs

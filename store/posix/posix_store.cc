@@ -1,5 +1,13 @@
-#include "ingest/persistent_store.h"
-
+// The "posix" persistent store plugin (libkvfs-store-posix.so): tarballs as
+// the regular files of a local or NAS-mounted directory.
+//
+// Objects are the regular files directly in the directory, which must
+// exist. Writes go to a temporary file under DIR/.kvfs/tmp, are fsynced and
+// renamed into place (then the directory is fsynced). Range claims are
+// files DIR/.kvfs/ranges/<R> created with O_CREAT|O_EXCL, which is atomic on
+// local file systems and on NFSv3/v4 (exclusive create), so concurrent
+// writers on several machines get different ranges; name claims are files
+// DIR/.kvfs/names/<NAME>, made the same way. No settings.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -10,12 +18,14 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
-#include <random>
 
-#include "ingest/unique_fd.h"
+#include "common/plugin/plugin_options.h"
+#include "common/unique_fd.h"
+#include "store/local_file.h"
+#include "store/persistent_store.h"
+#include "store/store_plugin.h"
 
-namespace kvfs::ingest {
-
+namespace kvfs::store {
 namespace {
 
 constexpr std::string_view kMetaDir = ".kvfs";
@@ -47,29 +57,6 @@ Status MakeDir(const std::string& path) {
   if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return Errno("mkdir", path);
   return Status::OK();
 }
-
-class FileReader final : public ObjectReader {
- public:
-  FileReader(UniqueFd fd, uint64_t size, std::string path)
-      : fd_(std::move(fd)), size_(size), path_(std::move(path)) {}
-
-  Status Read(char* buf, size_t n, size_t* got) override {
-    for (;;) {
-      ssize_t r = ::read(fd_.get(), buf, n);
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0) return Errno("read", path_);
-      *got = static_cast<size_t>(r);
-      return Status::OK();
-    }
-  }
-
-  uint64_t size() const override { return size_; }
-
- private:
-  UniqueFd fd_;
-  const uint64_t size_;
-  const std::string path_;
-};
 
 class FileWriter final : public ObjectWriter {
  public:
@@ -113,9 +100,9 @@ class FileWriter final : public ObjectWriter {
   bool committed_ = false;
 };
 
-class LocalStore final : public PersistentStore {
+class PosixStore final : public PersistentStore {
  public:
-  explicit LocalStore(std::string dir) : dir_(std::move(dir)) {}
+  explicit PosixStore(std::string dir) : dir_(std::move(dir)) {}
 
   Status Init() {
     struct stat st;
@@ -248,7 +235,7 @@ class LocalStore final : public PersistentStore {
     return Status::OK();
   }
 
-  std::string Describe() const override { return "dir:" + dir_; }
+  std::string Describe() const override { return dir_; }
 
  private:
   // Creates claim file `path` exclusively (EEXIST naming `what` if it
@@ -281,100 +268,20 @@ class LocalStore final : public PersistentStore {
   const std::string dir_;
 };
 
-}  // namespace
-
-Status OpenLocalStore(const std::string& dir, std::unique_ptr<PersistentStore>* out) {
+Status OpenPosixStore(const StoreLocation& location, const StoreSpec& spec,
+                      std::unique_ptr<PersistentStore>* out) {
+  KVFS_RETURN_IF_ERROR(PluginOptionReader("persistent store posix", spec.options).Finish());
+  const std::string& dir = location.resource;
   if (dir.empty()) return Status::InvalidArgument("persistent store: empty directory name");
   std::string d = dir;
   while (d.size() > 1 && d.back() == '/') d.pop_back();
-  auto store = std::make_unique<LocalStore>(d);
+  auto store = std::make_unique<PosixStore>(d);
   KVFS_RETURN_IF_ERROR(store->Init());
   *out = std::move(store);
   return Status::OK();
 }
 
-Status OpenLocalFile(const std::string& path, std::unique_ptr<ObjectReader>* out) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return Errno("open", path);
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return Errno("stat", path);
-  if (!S_ISREG(st.st_mode)) return Status::InvalidArgument(path + " is not a regular file");
-  ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
-  *out = std::make_unique<FileReader>(std::move(fd), static_cast<uint64_t>(st.st_size), path);
-  return Status::OK();
-}
-
-namespace {
-struct SuffixInfo {
-  std::string_view suffix;
-  Compression compression;
-};
-// Longest first, so ".tar.gz" is not taken for ".gz" of something else.
-constexpr SuffixInfo kSuffixes[] = {
-    {".tar.zst", Compression::kZstd}, {".tar.gz", Compression::kGzip},
-    {".tar.xz", Compression::kXz},    {".tgz", Compression::kGzip},
-    {".tar", Compression::kNone},
-};
 }  // namespace
+}  // namespace kvfs::store
 
-std::vector<std::string_view> TarballSuffixes() {
-  std::vector<std::string_view> v;
-  for (const SuffixInfo& s : kSuffixes) v.push_back(s.suffix);
-  return v;
-}
-
-std::string_view TarballSuffix(Compression c) {
-  switch (c) {
-    case Compression::kNone:
-      return ".tar";
-    case Compression::kGzip:
-      return ".tar.gz";
-    case Compression::kZstd:
-      return ".tar.zst";
-    case Compression::kXz:
-      return ".tar.xz";
-  }
-  return ".tar";
-}
-
-bool ParseCompression(std::string_view s, Compression* c) {
-  if (s == "none") {
-    *c = Compression::kNone;
-  } else if (s == "gzip" || s == "gz") {
-    *c = Compression::kGzip;
-  } else if (s == "zstd" || s == "zst") {
-    *c = Compression::kZstd;
-  } else if (s == "xz") {
-    *c = Compression::kXz;
-  } else {
-    return false;
-  }
-  return true;
-}
-
-bool TreeNameOf(std::string_view object, std::string* name, Compression* c) {
-  for (const SuffixInfo& s : kSuffixes) {
-    if (object.size() > s.suffix.size() && object.ends_with(s.suffix)) {
-      name->assign(object.substr(0, object.size() - s.suffix.size()));
-      if (c != nullptr) *c = s.compression;
-      return true;
-    }
-  }
-  return false;
-}
-
-Status CheckObjectName(std::string_view name) {
-  if (name.empty()) return Status::InvalidArgument("empty object name");
-  if (name.size() > kMaxObjectName) {
-    return Status::FromErrno(ENAMETOOLONG, "object name longer than 255 bytes");
-  }
-  if (name.front() == '.') {
-    return Status::InvalidArgument("object name '" + std::string(name) + "' starts with '.'");
-  }
-  if (name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos) {
-    return Status::InvalidArgument("object name contains '/' or NUL");
-  }
-  return Status::OK();
-}
-
-}  // namespace kvfs::ingest
+KVFS_DEFINE_STORE_PLUGIN("posix", ::kvfs::store::OpenPosixStore)

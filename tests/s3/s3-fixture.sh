@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Keeps one S3 server running in a private network namespace of its own for a
+# group of tests (a CTest fixture, tests/s3/CMakeLists.txt):
+#
+#   tests/s3/s3-fixture.sh start radosgw|swift DIR   start it, return once it serves
+#   tests/s3/s3-fixture.sh stop DIR                  stop it (the namespace dies with it)
+#
+# `start` runs tests/s3/s3-server.sh inside ci/run-in-namespace.sh in the
+# background (its own session, output in DIR/holder.log), waits until the
+# server answers, and bind-mounts the namespace's network namespace on
+# DIR/netns, so that test processes in other namespaces can reach it
+# (tests/s3/s3_test_server.h opens their connections there). DIR/server.env
+# names the endpoint and credentials. A server left by an earlier run in the
+# same DIR is stopped first. `stop` kills only the namespace this script
+# started (by the pid in DIR/holder.pid).
+set -euo pipefail
+here=$(dirname "$(readlink -f "$0")")
+root=$(readlink -f "$here/../..")
+
+die() {
+  echo "s3-fixture: $*" >&2
+  exit 1
+}
+
+# The holder's pid if it is still the namespace this script started for $1.
+holder_pid() {
+  local dir=$1 pid
+  pid=$(cat "$dir/holder.pid" 2>/dev/null) || return 1
+  grep -qa -- "--kvfs-s3-serve" "/proc/$pid/cmdline" 2>/dev/null || return 1
+  grep -qa -- "$dir" "/proc/$pid/cmdline" 2>/dev/null || return 1
+  echo "$pid"
+}
+
+stop() {
+  local dir=$1 pid
+  if mountpoint -q "$dir/netns" 2>/dev/null; then umount "$dir/netns"; fi
+  if pid=$(holder_pid "$dir"); then
+    # unshare ignores SIGTERM while it waits; its death SIGKILLs the
+    # namespace's PID 1 (--kill-child), and with it every server process.
+    kill -KILL "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+  fi
+  rm -f "$dir/holder.pid" "$dir/ready" "$dir/failed"
+}
+
+# Inside the namespace: start the server, say so, and keep the namespace.
+serve() {
+  local kind=$1 dir=$2 port
+  case $kind in radosgw) port=8000 ;; swift) port=8080 ;; *) die "unknown server '$kind'" ;; esac
+  if ! "$here/s3-server.sh" "$kind" "$dir/server" "$port"; then
+    touch "$dir/failed"
+    exit 1
+  fi
+  local key=test
+  [ "$kind" = swift ] && key=test:tester
+  cat >"$dir/server.env" <<ENV
+kind=$kind
+endpoint=http://127.0.0.1:$port
+access_key=$key
+secret_key=testing
+region=us-east-1
+netns=$dir/netns
+server_dir=$dir/server
+ENV
+  touch "$dir/ready"
+  exec sleep infinity
+}
+
+start() {
+  local kind=$1 dir=$2 pid
+  stop "$dir"
+  mkdir -p "$dir"
+  rm -f "$dir/server.env"
+  setsid "$root/ci/run-in-namespace.sh" "$here/s3-fixture.sh" --kvfs-s3-serve "$kind" "$dir" \
+    </dev/null >"$dir/holder.log" 2>&1 &
+  pid=$!
+  echo "$pid" >"$dir/holder.pid"
+  for _ in $(seq 1200); do
+    [ -e "$dir/ready" ] && break
+    if [ -e "$dir/failed" ] || ! kill -0 "$pid" 2>/dev/null; then
+      cat "$dir/holder.log" >&2
+      stop "$dir"
+      die "the $kind server did not start"
+    fi
+    sleep 0.1
+  done
+  [ -e "$dir/ready" ] || { cat "$dir/holder.log" >&2; stop "$dir"; die "$kind: no answer in 120 s"; }
+  # The unshare process itself lives in the new network namespace.
+  touch "$dir/netns"
+  mount --bind "/proc/$pid/ns/net" "$dir/netns"
+  echo "s3-fixture: $kind serving in namespace $(readlink "/proc/$pid/ns/net") ($dir/server.env)"
+}
+
+case ${1:-} in
+  start) [ $# -eq 3 ] || die "usage: $0 start radosgw|swift DIR"; start "$2" "$(realpath -m "$3")" ;;
+  stop) [ $# -eq 2 ] || die "usage: $0 stop DIR"; stop "$(realpath -m "$2")" ;;
+  --kvfs-s3-serve) serve "$2" "$3" ;;
+  *) die "usage: $0 start radosgw|swift DIR | stop DIR" ;;
+esac
