@@ -12,6 +12,12 @@ PACKAGES=(
   libzstd-dev liblz4-dev libsnappy-dev libbz2-dev zlib1g-dev
   # ingest
   libarchive-dev libarchive-tools xz-utils zstd
+  # the S3 persistent store plugin (store/s3: libcurl's SigV4 signing, pugixml)
+  libcurl4-openssl-dev libpugixml-dev libssl-dev
+  # S3 servers of the tests (tests/s3/s3-server.sh): Ceph's radosgw on a one-node
+  # cluster, and OpenStack Swift with s3api
+  ceph-mon ceph-osd radosgw
+  swift swift-proxy swift-object swift-container swift-account python3-swift memcached
   # the real tree of the ingest round-trip test and benchmark (/usr/src/linux-source-6.1.tar.xz)
   linux-source-6.1
   # Ganesha FSAL (headers come from the orig source tarball, see ci/ganesha-source.sh)
@@ -25,6 +31,8 @@ PACKAGES=(
   # benchmarks (bench/run.sh, bench/kv_stores.sh): the linux tree corpus,
   # profiler, plots, syscall counts (bench/store_load.sh)
   linux-source-6.1 linux-perf python3-matplotlib strace
+  # the S3 benchmarks' baseline client (bench/s3_bench.sh: aws s3 cp, aws s3api list-objects-v2)
+  awscli
 )
 
 missing=()

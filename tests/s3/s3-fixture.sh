@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Keeps one S3 server running in a private network namespace of its own for a
-# group of tests (a CTest fixture, tests/s3/CMakeLists.txt):
+# Keeps S3 servers running, each in a private network namespace of its own,
+# for the tests (a CTest fixture, tests/s3/CMakeLists.txt):
 #
-#   tests/s3/s3-fixture.sh start radosgw|swift DIR   start it, return once it serves
-#   tests/s3/s3-fixture.sh stop DIR                  stop it (the namespace dies with it)
+#   tests/s3/s3-fixture.sh start KIND... BASE   start each (radosgw, swift) in
+#                                               BASE/KIND at once; return when
+#                                               all serve
+#   tests/s3/s3-fixture.sh stop BASE            stop every server under BASE
+#                                               (the namespaces die with them)
 #
+# For one server in BASE/KIND:
 # `start` runs tests/s3/s3-server.sh inside ci/run-in-namespace.sh in the
 # background (its own session, output in DIR/holder.log), waits until the
 # server answers, and bind-mounts the namespace's network namespace on
@@ -94,9 +98,27 @@ start() {
   echo "s3-fixture: $kind serving in namespace $(readlink "/proc/$pid/ns/net") ($dir/server.env)"
 }
 
+usage="usage: $0 start radosgw|swift... BASE | stop BASE"
 case ${1:-} in
-  start) [ $# -eq 3 ] || die "usage: $0 start radosgw|swift DIR"; start "$2" "$(realpath -m "$3")" ;;
-  stop) [ $# -eq 2 ] || die "usage: $0 stop DIR"; stop "$(realpath -m "$2")" ;;
+  start)
+    [ $# -ge 3 ] || die "$usage"
+    base=$(realpath -m "${!#}")
+    pids=()
+    for kind in "${@:2:$#-2}"; do
+      start "$kind" "$base/$kind" &
+      pids+=($!)
+    done
+    status=0
+    for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+    [ "$status" -eq 0 ] || { "$0" stop "$base"; die "not every server started"; }
+    ;;
+  stop)
+    [ $# -eq 2 ] || die "$usage"
+    for dir in "$(realpath -m "$2")"/*/; do
+      [ -e "$dir/holder.pid" ] && stop "${dir%/}"
+    done
+    exit 0
+    ;;
   --kvfs-s3-serve) serve "$2" "$3" ;;
-  *) die "usage: $0 start radosgw|swift DIR | stop DIR" ;;
+  *) die "$usage" ;;
 esac
