@@ -132,9 +132,13 @@ std::string Field(const Head& h, const char* name) {
   return it == h.fields.end() ? std::string() : it->second;
 }
 
-// Copies n bytes from `from` to fd `to`, at most `limit` of them
-// (*cut set if the limit stopped it). *count grows by what was written.
-bool Relay(Stream* from, int to, uint64_t n, uint64_t limit, bool* cut, uint64_t* count) {
+// Counts bytes passed on: called with each piece before it is written.
+using Counter = std::function<void(uint64_t)>;
+
+// Copies n bytes from `from` to fd `to`, at most `limit` in all (*count
+// says how many went before; *cut set if the limit stopped it).
+bool Relay(Stream* from, int to, uint64_t n, uint64_t limit, bool* cut, uint64_t* count,
+           const Counter& counter) {
   char buf[64 * 1024];
   while (n > 0) {
     if (*count >= limit) {
@@ -144,29 +148,34 @@ bool Relay(Stream* from, int to, uint64_t n, uint64_t limit, bool* cut, uint64_t
     const size_t want = static_cast<size_t>(std::min<uint64_t>({n, sizeof(buf), limit - *count}));
     const size_t got = from->ReadSome(buf, want);
     if (got == 0) return false;
+    counter(got);
+    *count += got;
     if (!WriteAll(to, buf, got)) return false;
     n -= got;
-    *count += got;
   }
   return true;
 }
 
 // Relays a chunked body, framing included.
-bool RelayChunked(Stream* from, int to, uint64_t limit, bool* cut, uint64_t* count) {
+bool RelayChunked(Stream* from, int to, uint64_t limit, bool* cut, uint64_t* count,
+                  const Counter& counter) {
   for (;;) {
     std::string line;
-    if (!from->ReadLine(&line) || !WriteAll(to, line)) return false;
+    if (!from->ReadLine(&line)) return false;
+    counter(line.size());
     *count += line.size();
+    if (!WriteAll(to, line)) return false;
     const uint64_t size = std::strtoull(line.c_str(), nullptr, 16);
     if (size == 0) {
       // Trailers, then the empty line.
       for (;;) {
-        if (!from->ReadLine(&line) || !WriteAll(to, line)) return false;
-        *count += line.size();
+        if (!from->ReadLine(&line)) return false;
+        counter(line.size());
+        if (!WriteAll(to, line)) return false;
         if (line == "\r\n") return true;
       }
     }
-    if (!Relay(from, to, size + 2, limit, cut, count)) return false;
+    if (!Relay(from, to, size + 2, limit, cut, count, counter)) return false;
   }
 }
 
@@ -278,7 +287,7 @@ void FaultProxy::ReleaseHeld() {
 
 bool FaultProxy::WaitHeld(int n) const {
   std::unique_lock<std::mutex> l(mu_);
-  cv_.wait(l, [&] { return held_ >= n || stopping_; });
+  cv_.wait_for(l, std::chrono::minutes(1), [&] { return held_ >= n || stopping_; });
   return held_ >= n;
 }
 
@@ -342,9 +351,15 @@ bool FaultProxy::Match(const std::string& method, const std::string& target, Fau
   return false;
 }
 
-void FaultProxy::Record(ProxiedRequest r) {
+size_t FaultProxy::Record(const ProxiedRequest& r) {
   std::lock_guard<std::mutex> l(mu_);
-  requests_.push_back(std::move(r));
+  requests_.push_back(r);
+  return requests_.size() - 1;
+}
+
+void FaultProxy::Update(size_t index, const std::function<void(ProxiedRequest*)>& change) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (index < requests_.size()) change(&requests_[index]);  // (unless cleared meanwhile)
 }
 
 void FaultProxy::Serve(int client_fd) {
@@ -386,19 +401,30 @@ void FaultProxy::Serve(int client_fd) {
     std::string head_text;
     if (!client.ReadHead(&head_text)) break;
     const Head head = ParseHead(head_text);
-    ProxiedRequest rec;
+    ProxiedRequest first;
     {
       const size_t a = head.first_line.find(' ');
       const size_t b = head.first_line.find(' ', a + 1);
-      rec.method = head.first_line.substr(0, a);
-      rec.target = head.first_line.substr(a + 1, b - a - 1);
+      first.method = head.first_line.substr(0, a);
+      first.target = head.first_line.substr(a + 1, b - a - 1);
     }
-    rec.head = head_text;
-    rec.request_bytes = head_text.size();
+    first.head = head_text;
+    first.request_bytes = head_text.size();
+    const std::string method = first.method;
+    const size_t index = Record(first);
+    auto update = [&](const std::function<void(ProxiedRequest*)>& change) {
+      Update(index, change);
+    };
+    const Counter to_server = [&](uint64_t n) {
+      update([n](ProxiedRequest* r) { r->request_bytes += n; });
+    };
+    const Counter to_client = [&](uint64_t n) {
+      update([n](ProxiedRequest* r) { r->response_bytes += n; });
+    };
     FaultRule rule;
     uint64_t limit = UINT64_MAX;
-    if (Match(rec.method, rec.target, &rule)) {
-      rec.faulted = true;
+    if (Match(first.method, first.target, &rule)) {
+      update([](ProxiedRequest* r) { r->faulted = true; });
       using A = FaultRule::Action;
       if (rule.action == A::kRespond) {
         const std::string body =
@@ -409,18 +435,13 @@ void FaultProxy::Serve(int client_fd) {
             "HTTP/1.1 " + std::to_string(rule.status) + " " + Reason(rule.status) +
             "\r\nContent-Type: application/xml\r\nContent-Length: " + std::to_string(body.size()) +
             "\r\nConnection: close\r\n\r\n" + body;
+        update([&](ProxiedRequest* r) { r->status = rule.status; });
+        to_client(answer.size());
         WriteAll(client_fd, answer);
-        rec.status = rule.status;
-        rec.response_bytes = answer.size();
-        Record(rec);
         break;
       }
-      if (rule.action == A::kDrop) {
-        Record(rec);
-        break;
-      }
+      if (rule.action == A::kDrop) break;
       if (rule.action == A::kStall) {
-        Record(rec);
         while (!stopping_) {
           pollfd p{client_fd, POLLRDHUP, 0};
           if (::poll(&p, 1, 100) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) break;
@@ -440,10 +461,9 @@ void FaultProxy::Serve(int client_fd) {
         limit = rule.after_bytes;
       }
     }
-    if (up < 0 && !connect_upstream()) {
-      Record(rec);  // the client sees a closed connection, as if the server were down
-      break;
-    }
+    // (A server that cannot be reached: the client sees its connection
+    // closed, as if the server were down.)
+    if (up < 0 && !connect_upstream()) break;
     if (!WriteAll(up, head_text)) break;
     const uint64_t length = std::strtoull(Field(head, "content-length").c_str(), nullptr, 10);
     const bool expect = Lower(Field(head, "expect")).find("100-continue") != std::string::npos;
@@ -454,8 +474,8 @@ void FaultProxy::Serve(int client_fd) {
       if (!upstream->ReadHead(&answer_text)) break;
       answer = ParseHead(answer_text);
       if (StatusOf(answer) == 100) {
+        to_client(answer_text.size());
         if (!WriteAll(client_fd, answer_text)) break;
-        rec.response_bytes += answer_text.size();
         answer_text.clear();
       } else {
         body_skipped = true;  // a final answer: the client will not send it
@@ -464,8 +484,7 @@ void FaultProxy::Serve(int client_fd) {
     if (answer_text.empty()) {
       uint64_t sent = 0;
       bool unused = false;
-      if (!Relay(&client, up, length, UINT64_MAX, &unused, &sent)) break;
-      rec.request_bytes += sent;
+      if (!Relay(&client, up, length, UINT64_MAX, &unused, &sent, to_server)) break;
       // Interim answers other than the one handled above go through as they are.
       for (;;) {
         if (!upstream->ReadHead(&answer_text)) {
@@ -475,6 +494,7 @@ void FaultProxy::Serve(int client_fd) {
         answer = ParseHead(answer_text);
         const int st = StatusOf(answer);
         if (st >= 200 || st < 100) break;
+        to_client(answer_text.size());
         if (!WriteAll(client_fd, answer_text)) {
           ok = false;
           break;
@@ -482,26 +502,25 @@ void FaultProxy::Serve(int client_fd) {
       }
       if (!ok) break;
     }
-    rec.status = StatusOf(answer);
+    const int status = StatusOf(answer);
+    update([status](ProxiedRequest* r) { r->status = status; });
+    to_client(answer_text.size());
     if (!WriteAll(client_fd, answer_text)) break;
-    rec.response_bytes += answer_text.size();
-    const bool no_body = rec.method == "HEAD" || rec.status == 204 || rec.status == 304;
+    const bool no_body = method == "HEAD" || status == 204 || status == 304;
     uint64_t body = 0;
     bool until_eof = false;
     if (!no_body) {
       if (Lower(Field(answer, "transfer-encoding")).find("chunked") != std::string::npos) {
-        ok = RelayChunked(upstream.get(), client_fd, limit, &cut, &body);
+        ok = RelayChunked(upstream.get(), client_fd, limit, &cut, &body, to_client);
       } else if (!Field(answer, "content-length").empty()) {
         ok = Relay(upstream.get(), client_fd,
                    std::strtoull(Field(answer, "content-length").c_str(), nullptr, 10), limit, &cut,
-                   &body);
+                   &body, to_client);
       } else {
         until_eof = true;
-        Relay(upstream.get(), client_fd, UINT64_MAX, limit, &cut, &body);
+        Relay(upstream.get(), client_fd, UINT64_MAX, limit, &cut, &body, to_client);
       }
     }
-    rec.response_bytes += body;
-    Record(rec);
     if (!ok || cut || until_eof || body_skipped || Lower(Field(answer, "connection")) == "close" ||
         Lower(Field(head, "connection")) == "close") {
       break;

@@ -18,6 +18,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -40,7 +41,9 @@ struct FaultRule {
   };
   Action action = Action::kRespond;
   // Which requests: every one whose method is `method` ("" : any) and whose
-  // target (path and query) contains `target_contains` ("" : any).
+  // target (path and query) contains `target_contains` ("" : any). Rules
+  // are tried in the order they were added; the first that acts on a
+  // request takes it (the later ones do not see it).
   std::string method;
   std::string target_contains;
   // Let this many matching requests through first, then act on `count` of
@@ -81,15 +84,17 @@ class FaultProxy {
   void AddRule(const FaultRule& rule);
   void ClearRules();
 
-  // The requests completed so far, in order.
+  // The requests received so far, in order. A request is listed from the
+  // moment its head arrives; its counts grow before the bytes they count
+  // are passed on, so they are complete once the client has its answer.
   std::vector<ProxiedRequest> Requests() const;
   void ClearRequests();
 
   // Requests waiting on a kHold rule; ReleaseHeld lets them go on.
   int Held() const;
   void ReleaseHeld();
-  // Waits until at least n requests are held (or the proxy stops); true if
-  // they are.
+  // Waits until at least n requests are held (at most a minute, or until
+  // the proxy stops); true if they are.
   bool WaitHeld(int n) const;
 
   // While refusing, nothing listens on the port: connections are refused.
@@ -103,7 +108,10 @@ class FaultProxy {
   void Serve(int client_fd);
   // The rule that takes this request, if any (its counters advanced).
   bool Match(const std::string& method, const std::string& target, FaultRule* rule);
-  void Record(ProxiedRequest r);
+  // Lists a new request; its index.
+  size_t Record(const ProxiedRequest& r);
+  // Changes listed request `index`.
+  void Update(size_t index, const std::function<void(ProxiedRequest*)>& change);
   void Track(int fd, bool add);
 
   std::string upstream_host_;

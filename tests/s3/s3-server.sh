@@ -8,7 +8,8 @@
 #                                             127.0.0.1:PORT (8000); ready in 3-7 s
 #   tests/s3/s3-server.sh swift DIR [PORT]    OpenStack Swift + s3api on
 #                                             127.0.0.1:PORT (8080); ready in 10-20 s
-#   tests/s3/s3-server.sh stop-gateway DIR    stops radosgw (the cluster stays):
+#   tests/s3/s3-server.sh stop-gateway DIR [SIG]  stops radosgw (the cluster stays)
+#                                             with SIGTERM (or SIG, e.g. KILL):
 #                                             connections are refused until
 #   tests/s3/s3-server.sh start-gateway DIR   starts it again and waits until it serves
 #
@@ -116,9 +117,9 @@ start_radosgw() {
 }
 
 stop_gateway() {
-  local dir=$1 pid
+  local dir=$1 sig=${2:-TERM} pid
   pid=$(cat "$dir/run/client.rgw.a.pid" 2>/dev/null) || die "no radosgw pid file in $dir/run"
-  kill "$pid" 2>/dev/null || true
+  kill "-$sig" "$pid" 2>/dev/null || true
   for _ in $(seq 300); do
     kill -0 "$pid" 2>/dev/null || return 0
     sleep 0.1
@@ -236,7 +237,7 @@ dir=$(realpath -m "$2")
 case $kind in
   radosgw) start_radosgw "$dir" "${3:-8000}" ;;
   swift) start_swift "$dir" "${3:-8080}" ;;
-  stop-gateway) stop_gateway "$dir" ;;
+  stop-gateway) stop_gateway "$dir" "${3:-TERM}" ;;
   start-gateway) start_gateway "$dir" ;;
   *) die "unknown command '$kind'" ;;
 esac
