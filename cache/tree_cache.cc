@@ -450,16 +450,13 @@ class TreeCacheImpl final : public TreeCache {
   // Looks for tree `name`'s tarball in the store now (any suffix; the newest
   // if several); false if there is none (or the store cannot say).
   bool FindTarball(const std::string& name, ObjectInfo* out) {
-    bool found = false;
-    for (std::string_view suffix : ingest::TarballSuffixes()) {
-      ObjectInfo info;
-      if (!store_->Stat(name + std::string(suffix), &info).ok()) continue;
-      if (!found || Newer(info, *out)) {
-        *out = info;
-        found = true;
-      }
+    std::vector<ObjectInfo> tarballs;
+    if (!ingest::TarballsOf(store_.get(), name, &tarballs).ok() || tarballs.empty()) return false;
+    *out = tarballs[0];
+    for (const ObjectInfo& info : tarballs) {
+      if (Newer(info, *out)) *out = info;
     }
-    return found;
+    return true;
   }
   // Reads the top-level directories of base_ and their records.
   Status Adopt();

@@ -226,19 +226,15 @@ Status IngestFromStore(FileSystem* fs, PersistentStore* store, const std::string
   } else {
     // Find the tree's tarball, whatever its compression.
     std::vector<ObjectInfo> objects;
-    KVFS_RETURN_IF_ERROR(store->List(&objects));
-    for (const ObjectInfo& o : objects) {
-      if (TreeNameOf(o.name, &tree) && tree == name) {
-        if (!object.empty()) {
-          return Status::InvalidArgument("the store has several tarballs of '" + name + "' (" +
-                                         object + ", " + o.name + "): name one");
-        }
-        object = o.name;
-      }
+    KVFS_RETURN_IF_ERROR(TarballsOf(store, name, &objects));
+    if (objects.size() > 1) {
+      return Status::InvalidArgument("the store has several tarballs of '" + name + "' (" +
+                                     objects[0].name + ", " + objects[1].name + "): name one");
     }
-    if (object.empty()) {
+    if (objects.empty()) {
       return Status::NotFound("no tarball of '" + name + "' in " + store->Describe());
     }
+    object = objects[0].name;
   }
   std::unique_ptr<ObjectReader> in;
   KVFS_RETURN_IF_ERROR(store->OpenRead(object, &in));
@@ -434,10 +430,9 @@ Status ExportTree(FileSystem* fs, std::string_view name, PersistentStore* store,
   KVFS_RETURN_IF_ERROR(out->Commit());
   // The new tarball is in place: older ones with another compression go.
   std::vector<ObjectInfo> objects;
-  KVFS_RETURN_IF_ERROR(store->List(&objects));
+  KVFS_RETURN_IF_ERROR(TarballsOf(store, name, &objects));
   for (const ObjectInfo& o : objects) {
-    std::string tree;
-    if (o.name != object && TreeNameOf(o.name, &tree) && tree == name) {
+    if (o.name != object) {
       Status s = store->Delete(o.name);
       if (!s.ok() && !s.IsNotFound()) return s;
       ++stats->removed_stale;

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/status.h"
 #include "store/local_file.h"
 #include "store/persistent_store.h"
 
@@ -34,5 +35,10 @@ bool ParseCompression(std::string_view s, Compression* c);
 // If `object` is a tarball name (NAME plus one of the suffixes above, also
 // ".tgz"), sets *name (and *c if not null) and returns true.
 bool TreeNameOf(std::string_view object, std::string* name, Compression* c = nullptr);
+
+// The tarballs of tree `tree` in `store` (one Stat per suffix, never a
+// listing: a bucket may hold 100,000 of them), in suffix order. An error
+// other than ENOENT from the store is returned.
+Status TarballsOf(PersistentStore* store, std::string_view tree, std::vector<ObjectInfo>* out);
 
 }  // namespace kvfs::ingest

@@ -61,4 +61,16 @@ bool TreeNameOf(std::string_view object, std::string* name, Compression* c) {
   return false;
 }
 
+Status TarballsOf(PersistentStore* store, std::string_view tree, std::vector<ObjectInfo>* out) {
+  out->clear();
+  for (std::string_view suffix : TarballSuffixes()) {
+    ObjectInfo info;
+    Status s = store->Stat(std::string(tree) + std::string(suffix), &info);
+    if (s.IsNotFound()) continue;
+    KVFS_RETURN_IF_ERROR(s);
+    out->push_back(std::move(info));
+  }
+  return Status::OK();
+}
+
 }  // namespace kvfs::ingest

@@ -1,5 +1,6 @@
-// The cache manager (cache/tree_cache.h) in process, on RocksDB and a local
-// persistent store of real tarballs: stubs, loading on first touch (once),
+// The cache manager (cache/tree_cache.h) in process, on RocksDB and a
+// persistent store of real tarballs on each plugin (a directory, a bucket on
+// radosgw: tests/store/test_store.h): stubs, loading on first touch (once),
 // failed loads, LRU eviction under a quota, handles across evictions,
 // write-back, restart, name claims between two caches, refresh. The same
 // through NFS is cache_e2e_test.
@@ -16,8 +17,9 @@
 
 #include "cache/tree_cache.h"
 #include "common/fs/schema.h"
-#include "store/store.h"
 #include "tests/ingest/ingest_test_util.h"
+#include "tests/status_assertions.h"
+#include "tests/store/test_store.h"
 
 namespace kvfs::cache {
 namespace {
@@ -123,12 +125,17 @@ std::string StateOf(TreeCache* cache, const std::string& name) {
   return "absent";
 }
 
-class TreeCacheTest : public ::testing::Test {
+class TreeCacheTest : public ::testing::TestWithParam<store_test::StoreKind> {
  protected:
-  void SetUp() override { ASSERT_EQ(::mkdir(store_dir().c_str(), 0755), 0); }
+  void SetUp() override {
+    Status s = store_test::TestStore::Create(GetParam(), &t_);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
 
-  std::string store_dir() const { return dir_.path() + "/store"; }
   std::string db(int i = 0) const { return dir_.path() + "/db" + std::to_string(i); }
+
+  // Puts `data` as object `name` into the store (as another writer would).
+  void Put(const std::string& name, const std::string& data) { ASSERT_OK(t_->Put(name, data)); }
 
   // Writes tarball NAME.tar of `files` files of `size` bytes in two
   // directories and returns its contents.
@@ -140,7 +147,9 @@ class TreeCacheTest : public ::testing::Test {
       c[path] = RandomBytes(size + i, seed * 1000 + i);
       members.push_back(File(name + "/" + path, c[path]));
     }
-    WriteTarball(store_dir() + "/" + name + ".tar", members);
+    const std::string local = dir_.path() + "/" + name + ".tar";
+    WriteTarball(local, members);
+    EXPECT_OK(t_->PutFile(name + ".tar", local));
     return c;
   }
 
@@ -160,17 +169,18 @@ class TreeCacheTest : public ::testing::Test {
     KVFS_RETURN_IF_ERROR(OpenRocksFileSystem(db(i), &fs));
     ::mkdir(o.staging_dir.c_str(), 0755);
     std::unique_ptr<ingest::PersistentStore> local;
-    KVFS_RETURN_IF_ERROR(kvfs::store::OpenStore(kvfs::store::StoreAt(store_dir()), &local));
+    KVFS_RETURN_IF_ERROR(t_->Open(&local));
     auto counting = std::make_unique<CountingStore>(std::move(local));
     counting_ = counting.get();
     return TreeCache::Open(std::move(fs), std::move(counting), o, out);
   }
 
   TempDir dir_{"kvfs-cache"};
+  std::unique_ptr<store_test::TestStore> t_;
   CountingStore* counting_ = nullptr;  // of the last cache opened
 };
 
-TEST_F(TreeCacheTest, TarballsAreListedAsStubsWithoutFetching) {
+TEST_P(TreeCacheTest, TarballsAreListedAsStubsWithoutFetching) {
   for (int i = 0; i < 5; ++i) MakeTarball("t" + std::to_string(i), 4, 100, i);
   std::unique_ptr<TreeCache> cache;
   ASSERT_OK(OpenCache(Options(), &cache));
@@ -193,7 +203,7 @@ TEST_F(TreeCacheTest, TarballsAreListedAsStubsWithoutFetching) {
   EXPECT_EQ(counting_->opened("t2.tar"), 0);
 }
 
-TEST_F(TreeCacheTest, FirstTouchLoadsAndLaterTouchesDoNot) {
+TEST_P(TreeCacheTest, FirstTouchLoadsAndLaterTouchesDoNot) {
   const Contents want = MakeTarball("data", 10, 3000, 1);
   std::unique_ptr<TreeCache> cache;
   ASSERT_OK(OpenCache(Options(), &cache));
@@ -206,7 +216,7 @@ TEST_F(TreeCacheTest, FirstTouchLoadsAndLaterTouchesDoNot) {
   EXPECT_EQ(FsckProblems(cache.get(), DefaultNameHasher()), std::vector<std::string>{});
 }
 
-TEST_F(TreeCacheTest, ConcurrentFirstTouchesFetchOnce) {
+TEST_P(TreeCacheTest, ConcurrentFirstTouchesFetchOnce) {
   const Contents want = MakeTarball("shared", 20, 1000, 2);
   std::unique_ptr<TreeCache> cache;
   ASSERT_OK(OpenCache(Options(), &cache));
@@ -230,11 +240,8 @@ TEST_F(TreeCacheTest, ConcurrentFirstTouchesFetchOnce) {
   EXPECT_EQ(got, want);
 }
 
-TEST_F(TreeCacheTest, CorruptTarballIsAnIoErrorAndIsRetried) {
-  {
-    std::ofstream bad(store_dir() + "/broken.tar");
-    bad << std::string(10000, 'x');
-  }
+TEST_P(TreeCacheTest, CorruptTarballIsAnIoErrorAndIsRetried) {
+  Put("broken.tar", std::string(10000, 'x'));
   TreeCacheOptions o = Options();
   o.retry_seconds = 3600;
   std::vector<std::string> lines;
@@ -267,11 +274,8 @@ TEST_F(TreeCacheTest, CorruptTarballIsAnIoErrorAndIsRetried) {
   EXPECT_EQ(got, want);
 }
 
-TEST_F(TreeCacheTest, FailedLoadIsRetriedAtTheNextTouchAfterTheDelay) {
-  {
-    std::ofstream bad(store_dir() + "/later.tar");
-    bad << "not a tarball";
-  }
+TEST_P(TreeCacheTest, FailedLoadIsRetriedAtTheNextTouchAfterTheDelay) {
+  Put("later.tar", "not a tarball");
   TreeCacheOptions o = Options();
   o.retry_seconds = 1;
   std::unique_ptr<TreeCache> cache;
@@ -285,7 +289,7 @@ TEST_F(TreeCacheTest, FailedLoadIsRetriedAtTheNextTouchAfterTheDelay) {
   EXPECT_EQ(counting_->opened("later.tar"), 2);
 }
 
-TEST_F(TreeCacheTest, QuotaEvictsLeastRecentlyUsedWhileAClientWalksEverything) {
+TEST_P(TreeCacheTest, QuotaEvictsLeastRecentlyUsedWhileAClientWalksEverything) {
   std::map<std::string, Contents> want;
   for (int i = 0; i < 8; ++i) {
     const std::string name = "q" + std::to_string(i);
@@ -320,7 +324,7 @@ TEST_F(TreeCacheTest, QuotaEvictsLeastRecentlyUsedWhileAClientWalksEverything) {
   EXPECT_EQ(FsckProblems(cache.get(), DefaultNameHasher()), std::vector<std::string>{});
 }
 
-TEST_F(TreeCacheTest, CleanTreesAreEvictedBeforeDirtyOnes) {
+TEST_P(TreeCacheTest, CleanTreesAreEvictedBeforeDirtyOnes) {
   for (int i = 0; i < 4; ++i) MakeTarball("c" + std::to_string(i), 16, 8000, 20 + i);
   TreeCacheOptions o = Options();
   o.quota_bytes = 400 * 1024;  // three trees
@@ -340,7 +344,7 @@ TEST_F(TreeCacheTest, CleanTreesAreEvictedBeforeDirtyOnes) {
   EXPECT_EQ(counting_->opened("c0.tar"), 1);
 }
 
-TEST_F(TreeCacheTest, HandlesSurviveEvictionOfAnUnchangedTree) {
+TEST_P(TreeCacheTest, HandlesSurviveEvictionOfAnUnchangedTree) {
   const Contents want = MakeTarball("h", 6, 5000, 5);
   std::unique_ptr<TreeCache> cache;
   ASSERT_OK(OpenCache(Options(), &cache));
@@ -362,7 +366,7 @@ TEST_F(TreeCacheTest, HandlesSurviveEvictionOfAnUnchangedTree) {
   EXPECT_EQ(counting_->opened("h.tar"), 2);
 }
 
-TEST_F(TreeCacheTest, WriteBackThenEvictionThenReloadGivesIdenticalContents) {
+TEST_P(TreeCacheTest, WriteBackThenEvictionThenReloadGivesIdenticalContents) {
   Contents want = MakeTarball("w", 4, 2000, 6);
   std::unique_ptr<TreeCache> cache;
   ASSERT_OK(OpenCache(Options(), &cache));
@@ -377,8 +381,7 @@ TEST_F(TreeCacheTest, WriteBackThenEvictionThenReloadGivesIdenticalContents) {
   ASSERT_OK(cache->Create(fresh.ino, "g", NewObject{}, true, &g));
   ASSERT_OK(cache->Write(g.ino, 0, RandomBytes(70000, 9), Stability::kStable, &g));
   EXPECT_EQ(StateOf(cache.get(), "fresh"), "dirty");
-  struct stat st;
-  EXPECT_NE(::stat((store_dir() + "/fresh.tar").c_str(), &st), 0);
+  EXPECT_FALSE(t_->Exists("fresh.tar"));
 
   // Drop writes a dirty tree back first; flush writes one back on demand.
   ASSERT_OK(cache->Drop("w"));
@@ -386,7 +389,7 @@ TEST_F(TreeCacheTest, WriteBackThenEvictionThenReloadGivesIdenticalContents) {
   ASSERT_OK(cache->Flush("fresh", &written));
   EXPECT_TRUE(written);
   EXPECT_EQ(StateOf(cache.get(), "fresh"), "clean");
-  ASSERT_EQ(::stat((store_dir() + "/fresh.tar").c_str(), &st), 0);
+  ASSERT_TRUE(t_->Exists("fresh.tar"));
   ASSERT_OK(cache->Drop("fresh"));
   EXPECT_EQ(StateOf(cache.get(), "w"), "unloaded");
   EXPECT_EQ(StateOf(cache.get(), "fresh"), "unloaded");
@@ -403,7 +406,7 @@ TEST_F(TreeCacheTest, WriteBackThenEvictionThenReloadGivesIdenticalContents) {
   EXPECT_TRUE(s.posix_errno() == ESTALE || (s.ok() && a.size == 70000)) << s.ToString();
 }
 
-TEST_F(TreeCacheTest, OpenOrBusyTreesAreNotDropped) {
+TEST_P(TreeCacheTest, OpenOrBusyTreesAreNotDropped) {
   MakeTarball("o", 2, 100, 7);
   std::unique_ptr<TreeCache> cache;
   ASSERT_OK(OpenCache(Options(), &cache));
@@ -418,7 +421,7 @@ TEST_F(TreeCacheTest, OpenOrBusyTreesAreNotDropped) {
   ASSERT_OK(cache->Drop("o"));
 }
 
-TEST_F(TreeCacheTest, ChangesSurviveARestartAndAreWrittenBackThen) {
+TEST_P(TreeCacheTest, ChangesSurviveARestartAndAreWrittenBackThen) {
   MakeTarball("r", 2, 100, 8);
   Attributes top, f;
   {
@@ -438,7 +441,7 @@ TEST_F(TreeCacheTest, ChangesSurviveARestartAndAreWrittenBackThen) {
   EXPECT_EQ(got.at("kept"), "durable");
 }
 
-TEST_F(TreeCacheTest, DelayedWriteBackHappensAfterTheLastChange) {
+TEST_P(TreeCacheTest, DelayedWriteBackHappensAfterTheLastChange) {
   TreeCacheOptions o = Options();
   o.writeback_delay_seconds = 1;
   std::unique_ptr<TreeCache> cache;
@@ -447,18 +450,17 @@ TEST_F(TreeCacheTest, DelayedWriteBackHappensAfterTheLastChange) {
   ASSERT_OK(cache->Mkdir(kRootIno, "later", NewObject{0755, 0, 0}, &d));
   ASSERT_OK(cache->Create(d.ino, "x", NewObject{}, true, &f));
   ASSERT_OK(cache->Write(f.ino, 0, "x", Stability::kStable, &f));
-  struct stat st;
-  for (int i = 0; i < 100 && ::stat((store_dir() + "/later.tar").c_str(), &st) != 0; ++i) {
+  for (int i = 0; i < 100 && !t_->Exists("later.tar"); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  ASSERT_EQ(::stat((store_dir() + "/later.tar").c_str(), &st), 0);
+  ASSERT_TRUE(t_->Exists("later.tar"));
   for (int i = 0; i < 50 && StateOf(cache.get(), "later") != "clean"; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_EQ(StateOf(cache.get(), "later"), "clean");
 }
 
-TEST_F(TreeCacheTest, TwoCachesRacingForOneNameOneWins) {
+TEST_P(TreeCacheTest, TwoCachesRacingForOneNameOneWins) {
   std::unique_ptr<TreeCache> a, b;
   ASSERT_OK(OpenCache(Options(0), &a, 0));
   ASSERT_OK(OpenCache(Options(1), &b, 1));
@@ -489,7 +491,7 @@ TEST_F(TreeCacheTest, TwoCachesRacingForOneNameOneWins) {
   EXPECT_EQ(StateOf(b.get(), "shown"), "unloaded");
 }
 
-TEST_F(TreeCacheTest, RefreshAddsAndRemovesStubs) {
+TEST_P(TreeCacheTest, RefreshAddsAndRemovesStubs) {
   MakeTarball("first", 1, 10, 11);
   std::unique_ptr<TreeCache> cache;
   ASSERT_OK(OpenCache(Options(), &cache));
@@ -498,7 +500,7 @@ TEST_F(TreeCacheTest, RefreshAddsAndRemovesStubs) {
   MakeTarball("second", 1, 10, 12);
   ASSERT_OK(cache->Refresh());
   ASSERT_OK(cache->Lookup(kRootIno, "second", &a));
-  ASSERT_EQ(::unlink((store_dir() + "/first.tar").c_str()), 0);
+  ASSERT_OK(t_->Remove("first.tar"));
   ASSERT_OK(cache->Refresh());
   EXPECT_TRUE(cache->Lookup(kRootIno, "first", &a).IsNotFound());
   EXPECT_EQ(StateOf(cache.get(), "first"), "absent");
@@ -524,7 +526,7 @@ TEST_F(TreeCacheTest, RefreshAddsAndRemovesStubs) {
   ASSERT_OK(cache->Lookup(d.ino, "f", &a));
 }
 
-TEST_F(TreeCacheTest, TheTopLevelIsTheStoresNamespace) {
+TEST_P(TreeCacheTest, TheTopLevelIsTheStoresNamespace) {
   MakeTarball("t", 1, 10, 13);
   std::unique_ptr<TreeCache> cache;
   ASSERT_OK(OpenCache(Options(), &cache));
@@ -537,10 +539,109 @@ TEST_F(TreeCacheTest, TheTopLevelIsTheStoresNamespace) {
   // A new tree never written back can be removed, which gives its name back.
   ASSERT_OK(cache->Mkdir(kRootIno, "scratch", NewObject{0755, 0, 0}, &d));
   ASSERT_OK(cache->Rmdir(kRootIno, "scratch"));
-  struct stat st;
-  EXPECT_NE(::stat((store_dir() + "/.kvfs/names/scratch").c_str(), &st), 0);
+  EXPECT_FALSE(t_->Exists(".kvfs/names/scratch"));
   ASSERT_OK(cache->Mkdir(kRootIno, "scratch", NewObject{0755, 0, 0}, &d));
 }
+
+// Faults of a bucket, injected by the test's proxy in front of radosgw.
+class TreeCacheFaultTest : public TreeCacheTest {
+ protected:
+  // The cache's own log lines.
+  TreeCacheOptions LoggingOptions() {
+    TreeCacheOptions o = Options();
+    o.log = [this](const std::string& line) {
+      std::lock_guard<std::mutex> l(mu_);
+      lines_.push_back(line);
+    };
+    return o;
+  }
+  std::vector<std::string> Lines() {
+    std::lock_guard<std::mutex> l(mu_);
+    return lines_;
+  }
+
+  std::mutex mu_;
+  std::vector<std::string> lines_;
+};
+
+// A load the bucket refuses (403) or keeps failing (500, retried until the
+// store gives up) leaves the tree unloaded: EIO, one log line with the
+// server's error, and the next load works once the bucket does.
+TEST_P(TreeCacheFaultTest, ALoadThatFailsLeavesTheTreeUnloaded) {
+  const Contents want = MakeTarball("data", 10, 3000, 1);
+  std::unique_ptr<TreeCache> cache;
+  ASSERT_OK(OpenCache(LoggingOptions(), &cache));
+  using A = s3_test::FaultRule::Action;
+  for (int status : {403, 500}) {
+    s3_test::FaultRule r;
+    r.action = A::kRespond;
+    r.method = "GET";
+    r.target_contains = "data.tar";
+    r.count = -1;
+    r.status = status;
+    r.code = status == 403 ? "AccessDenied" : "InternalError";
+    t_->proxy()->AddRule(r);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      lines_.clear();
+    }
+    Attributes top, a;
+    ASSERT_OK(cache->Lookup(kRootIno, "data", &top));
+    Status s = cache->Lookup(top.ino, "even", &a);
+    EXPECT_EQ(s.posix_errno(), EIO) << s.ToString();
+    EXPECT_EQ(StateOf(cache.get(), "data"), "unloaded");
+    std::vector<std::string> lines = Lines();
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_NE(lines[0].find(r.code), std::string::npos) << lines[0];
+    EXPECT_NE(lines[0].find("loading tree 'data'"), std::string::npos) << lines[0];
+    t_->proxy()->ClearRules();
+  }
+  ASSERT_OK(cache->Load("data"));
+  Contents got;
+  ASSERT_OK(ReadTopTree(cache.get(), "data", &got));
+  EXPECT_EQ(got, want);
+}
+
+// A write-back the bucket refuses keeps the tree dirty and loaded (not
+// evicted), loses nothing, and succeeds once the bucket takes it.
+TEST_P(TreeCacheFaultTest, AWriteBackThatFailsKeepsTheTreeDirty) {
+  std::unique_ptr<TreeCache> cache;
+  ASSERT_OK(OpenCache(LoggingOptions(), &cache));
+  Attributes d, f;
+  ASSERT_OK(cache->Mkdir(kRootIno, "made", NewObject{0755, 0, 0}, &d));
+  ASSERT_OK(cache->Create(d.ino, "f", NewObject{}, true, &f));
+  ASSERT_OK(cache->Write(f.ino, 0, RandomBytes(100000, 3), Stability::kStable, &f));
+  s3_test::FaultRule r;
+  r.action = s3_test::FaultRule::Action::kRespond;
+  r.method = "PUT";
+  r.target_contains = "made.tar";
+  r.count = -1;
+  r.status = 403;
+  r.code = "AccessDenied";
+  t_->proxy()->AddRule(r);
+  bool written = true;
+  Status s = cache->Flush("made", &written);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("AccessDenied"), std::string::npos) << s.ToString();
+  EXPECT_EQ(StateOf(cache.get(), "made"), "dirty");
+  EXPECT_FALSE(cache->Drop("made").ok());  // written back first: fails, stays
+  EXPECT_EQ(StateOf(cache.get(), "made"), "dirty");
+  EXPECT_FALSE(t_->Exists("made.tar"));
+  t_->proxy()->ClearRules();
+  ASSERT_OK(cache->Flush("made", &written));
+  EXPECT_TRUE(written);
+  ASSERT_OK(cache->Drop("made"));
+  Contents got;
+  ASSERT_OK(ReadTopTree(cache.get(), "made", &got));
+  EXPECT_EQ(got, (Contents{{"f", RandomBytes(100000, 3)}}));
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, TreeCacheFaultTest,
+                         ::testing::Values(store_test::StoreKind::kRadosgw),
+                         store_test::StoreKindName());
+
+INSTANTIATE_TEST_SUITE_P(Stores, TreeCacheTest, ::testing::ValuesIn(store_test::PluginStoreKinds()),
+                         store_test::StoreKindName());
 
 }  // namespace
 }  // namespace kvfs::cache

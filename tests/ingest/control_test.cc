@@ -22,6 +22,8 @@
 #include "ingest/control_client.h"
 #include "ingest/ingest.h"
 #include "tests/ingest/ingest_test_util.h"
+#include "tests/status_assertions.h"
+#include "tests/store/test_store.h"
 
 namespace kvfs::ingest {
 namespace {
@@ -37,8 +39,6 @@ class ControlTest : public ::testing::Test {
  protected:
   void SetUp() override {
     db_ = dir_.path() + "/db";
-    store_ = dir_.path() + "/store";
-    std::filesystem::create_directories(store_);
     ASSERT_OK(OpenRocksFileSystem(db_, &fs_));
     StartServer();
     WriteTarball(dir_.path() + "/t.tar", {File("t/a", "alpha"), File("t/b", "beta")});
@@ -61,7 +61,7 @@ class ControlTest : public ::testing::Test {
   }
 
   TempDir dir_{"kvfs-control"};
-  std::string db_, store_;
+  std::string db_;
   std::unique_ptr<FileSystem> fs_;
   std::unique_ptr<ControlServer> server_;
   std::mutex mu_;
@@ -99,9 +99,24 @@ TEST_F(ControlTest, RequestsGoThroughTheServer) {
   EXPECT_EQ(server_->requests(), 5u);
 }
 
-TEST_F(ControlTest, TheCommandsUseTheServer) {
+// The commands with a persistent store, on each plugin
+// (tests/store/test_store.h: a directory, a bucket on radosgw).
+class ControlStoreTest : public ControlTest,
+                         public ::testing::WithParamInterface<store_test::StoreKind> {
+ protected:
+  void SetUp() override {
+    ControlTest::SetUp();
+    Status s = store_test::TestStore::Create(GetParam(), &t_);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+
+  std::unique_ptr<store_test::TestStore> t_;
+};
+
+TEST_P(ControlStoreTest, TheCommandsUseTheServer) {
   std::string out;
   const std::string db = " --db " + db_ + " ";
+  const std::string store = " " + t_->CommandOptions() + " ";
   ASSERT_EQ(RunCommand(KVFS_INGEST_BIN + db + dir_.path() + "/t.tar", &out), 0) << out;
   EXPECT_NE(out.find("ingested"), std::string::npos) << out;
   EXPECT_NE(out.find("[via server]"), std::string::npos) << out;
@@ -112,25 +127,28 @@ TEST_F(ControlTest, TheCommandsUseTheServer) {
   EXPECT_EQ(RunCommand(KVFS_INGEST_BIN + db + dir_.path() + "/t.tar", &out), 2) << out;
   EXPECT_NE(out.find("exists"), std::string::npos) << out;
 
-  ASSERT_EQ(RunCommand(KVFS_EXPORT_BIN + db + "--store " + store_ + " --compression zstd t", &out),
-            0)
-      << out;
-  EXPECT_TRUE(std::filesystem::exists(store_ + "/t.tar.zst")) << out;
+  ASSERT_EQ(RunCommand(KVFS_EXPORT_BIN + db + store + "--compression zstd t", &out), 0) << out;
+  EXPECT_NE(out.find("[via server]"), std::string::npos) << out;
+  EXPECT_TRUE(t_->Exists("t.tar.zst")) << out;
 
   // Replace from the store (claiming the range there), by tree name.
-  WriteTarball(store_ + "/t.tar.zst", {File("t/a", "alpha, again")}, ingest_test::TarFormat::kPax,
-               Compression::kZstd);
-  ASSERT_EQ(RunCommand(KVFS_INGEST_BIN + db + "--replace --store " + store_ + " t", &out), 0)
-      << out;
+  WriteTarball(dir_.path() + "/new.tar.zst", {File("t/a", "alpha, again")},
+               ingest_test::TarFormat::kPax, Compression::kZstd);
+  ASSERT_OK(t_->PutFile("t.tar.zst", dir_.path() + "/new.tar.zst"));
+  ASSERT_EQ(RunCommand(KVFS_INGEST_BIN + db + "--replace" + store + "t", &out), 0) << out;
   EXPECT_EQ(TakeInvalidated(), (std::vector<Ino>{kRootIno, top.ino}));
   Attributes new_top, a;
   ASSERT_OK(fs_->Lookup(kRootIno, "t", &new_top));
   ASSERT_OK(fs_->Lookup(new_top.ino, "a", &a));
   EXPECT_EQ(a.size, 12u);
-  EXPECT_TRUE(std::filesystem::exists(
-      store_ + "/.kvfs/ranges/" +
-      std::string(10 - std::to_string(schema::RangeOf(new_top.ino)).size(), '0') +
+  EXPECT_TRUE(t_->Exists(
+      ".kvfs/ranges/" + std::string(10 - std::to_string(schema::RangeOf(new_top.ino)).size(), '0') +
       std::to_string(schema::RangeOf(new_top.ino))));
+  // A store the server cannot open: its error comes back.
+  EXPECT_EQ(RunCommand(KVFS_EXPORT_BIN + db + store + "--s3-region '' t", &out), 2) << out;
+  EXPECT_NE(out.find(t_->is_s3() ? "s3_region is empty" : "applies to s3 stores"),
+            std::string::npos)
+      << out;
 
   ASSERT_EQ(RunCommand(KVFS_EVICT_BIN + db + "t", &out), 0) << out;
   EXPECT_NE(out.find("evicted /t"), std::string::npos) << out;
@@ -138,10 +156,19 @@ TEST_F(ControlTest, TheCommandsUseTheServer) {
   EXPECT_TRUE(fs_->Lookup(kRootIno, "t", &top).IsNotFound());
   EXPECT_EQ(FsckProblems(fs_.get(), DefaultNameHasher()), std::vector<std::string>{});
 
-  // Usage text on bad arguments.
-  EXPECT_EQ(RunCommand(std::string(KVFS_INGEST_BIN) + " --bogus", &out), 2);
-  EXPECT_NE(out.find("usage"), std::string::npos) << out;
+  // Without a server the commands open the persistent store themselves.
+  server_.reset();
+  fs_.reset();
+  ASSERT_EQ(RunCommand(KVFS_INGEST_BIN + db + store + "t", &out), 0) << out;
+  EXPECT_EQ(out.find("[via server]"), std::string::npos) << out;
+  ASSERT_EQ(RunCommand(KVFS_EXPORT_BIN + db + store + "--compression gzip t", &out), 0) << out;
+  EXPECT_TRUE(t_->Exists("t.tar.gz")) << out;
+  EXPECT_FALSE(t_->Exists("t.tar.zst")) << out;
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, ControlStoreTest,
+                         ::testing::ValuesIn(store_test::PluginStoreKinds()),
+                         store_test::StoreKindName());
 
 TEST_F(ControlTest, OnlyTheServersUserOrRootMayAsk) {
   // The socket is private; even opened up, the server checks the peer.

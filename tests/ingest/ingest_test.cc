@@ -19,6 +19,8 @@
 #include "common/fs/fsck.h"
 #include "common/fs/schema.h"
 #include "tests/ingest/ingest_test_util.h"
+#include "tests/status_assertions.h"
+#include "tests/store/test_store.h"
 
 namespace kvfs::ingest {
 namespace {
@@ -43,6 +45,10 @@ using ingest_test::WriteTarball;
 using kvfs::testing::FirstByteHasher;
 using kvfs::testing::FsckProblems;
 using kvfs::testing::TempDir;
+using store_test::PluginStoreKinds;
+using store_test::StoreKind;
+using store_test::StoreKindName;
+using store_test::TestStore;
 
 using Strings = std::vector<std::string>;
 
@@ -687,31 +693,78 @@ TEST_F(IngestTest, EvictionDropsUsage) {
   EXPECT_GT(again.range, b.range);
 }
 
+// The tests of ingest and export with a persistent store, on each plugin
+// (tests/store/test_store.h: a directory, a bucket on radosgw).
+class IngestStoreTest : public IngestTest, public ::testing::WithParamInterface<StoreKind> {
+ protected:
+  void SetUp() override {
+    IngestTest::SetUp();
+    Status s = TestStore::Create(GetParam(), &t_);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    ASSERT_OK(t_->Open(&store_));
+  }
+
+  std::unique_ptr<TestStore> t_;
+  std::unique_ptr<PersistentStore> store_;
+};
+
 // Export replaces the tree's tarball atomically and removes tarballs of it
 // with another compression.
-TEST_F(IngestTest, ExportReplacesOtherCompressions) {
+TEST_P(IngestStoreTest, ExportReplacesOtherCompressions) {
   WriteTarball(Path("e.tar"), {File("e/x", "1")});
   ASSERT_OK(Ingest(Path("e.tar"), Options()));
-  std::string gz = Export("e", Compression::kGzip);
-  EXPECT_TRUE(std::filesystem::exists(gz));
-  std::string zst = Export("e", Compression::kZstd);
-  EXPECT_TRUE(std::filesystem::exists(zst));
-  EXPECT_FALSE(std::filesystem::exists(gz));
-  std::unique_ptr<PersistentStore> store;
-  ASSERT_OK(kvfs::store::OpenStore(kvfs::store::StoreAt(Path("store")), &store));
+  ExportOptions o;
+  o.compression = Compression::kGzip;
   ExportStats st;
-  EXPECT_TRUE(ExportTree(fs_.get(), "missing", store.get(), ExportOptions(), &st).IsNotFound());
+  ASSERT_OK(ExportTree(fs_.get(), "e", store_.get(), o, &st));
+  EXPECT_TRUE(t_->Exists("e.tar.gz"));
+  o.compression = Compression::kZstd;
+  ASSERT_OK(ExportTree(fs_.get(), "e", store_.get(), o, &st));
+  EXPECT_TRUE(t_->Exists("e.tar.zst"));
+  EXPECT_FALSE(t_->Exists("e.tar.gz"));
+  EXPECT_EQ(st.removed_stale, 1u);
+  EXPECT_TRUE(ExportTree(fs_.get(), "missing", store_.get(), ExportOptions(), &st).IsNotFound());
   std::vector<ObjectInfo> objects;
-  ASSERT_OK(store->List(&objects));
+  ASSERT_OK(store_->List(&objects));
   ASSERT_EQ(objects.size(), 1u);
   EXPECT_EQ(objects[0].name, "e.tar.zst");
-  // ... and ingest finds it by tree name.
+  // ... and ingest finds it by tree name, and reads it back whole.
   EvictStats evicted;
   ASSERT_OK(EvictTree(fs_.get(), "e", &evicted));
   IngestStats is;
-  ASSERT_OK(IngestFromStore(fs_.get(), store.get(), "e", Options(), &is));
+  ASSERT_OK(IngestFromStore(fs_.get(), store_.get(), "e", Options(), &is));
   EXPECT_EQ(is.name, "e");
-  EXPECT_TRUE(IngestFromStore(fs_.get(), store.get(), "nope", Options(), &is).IsNotFound());
+  EXPECT_EQ(is.build.files, 1u);
+  EXPECT_TRUE(IngestFromStore(fs_.get(), store_.get(), "nope", Options(), &is).IsNotFound());
+  // Two tarballs of one tree: ingest asks which.
+  ASSERT_OK(t_->Put("e.tar", ""));
+  EXPECT_EQ(IngestFromStore(fs_.get(), store_.get(), "e", Options(), &is).posix_errno(), EINVAL);
+}
+
+// A tree of the Linux source's size class (1,000 files of 0-64 KiB in
+// nested directories, 30 MB) exported to the store and ingested back:
+// identical, member by member.
+TEST_P(IngestStoreTest, ARoundTripThroughTheStoreKeepsEverything) {
+  std::vector<Spec> members = RichTree("r", TarFormat::kPax);
+  for (int i = 0; i < 1000; ++i) {
+    members.push_back(File("r/bulk/d" + std::to_string(i % 17) + "/f" + std::to_string(i),
+                           RandomBytes((i * 7919) % 65536, i)));
+  }
+  WriteTarball(Path("r.tar"), members);
+  ASSERT_OK(Ingest(Path("r.tar"), Options()));
+  Manifest before;
+  ASSERT_OK(ReadTreeManifest(fs_.get(), "r", &before));
+  ExportStats st;
+  ASSERT_OK(ExportTree(fs_.get(), "r", store_.get(), ExportOptions(), &st));
+  EvictStats evicted;
+  ASSERT_OK(EvictTree(fs_.get(), "r", &evicted));
+  IngestStats is;
+  ASSERT_OK(IngestFromStore(fs_.get(), store_.get(), "r", Options(), &is));
+  Manifest after;
+  ASSERT_OK(ReadTreeManifest(fs_.get(), "r", &after));
+  EXPECT_EQ(CompareManifests(before, after, ManifestOptions(), true), Strings{});
+  EXPECT_EQ(is.archive_bytes, st.object_bytes);
+  EXPECT_EQ(Fsck(), Strings{});
 }
 
 // A local file that refuses to grow past a cap: a broken sparse export
@@ -805,13 +858,12 @@ TEST_F(IngestTest, ExportsExtractSilentlyWithGnuTarAndBsdtar) {
 // Two independent writers (each with its own store) ingest into ranges
 // claimed in one shared persistent store, at the same time: every range is
 // claimed once, so their trees never share inode numbers.
-TEST(TwoWriters, RacingIngestsClaimDistinctRanges) {
-  TempDir dir("kvfs-ingest-race");
-  const std::string shared = dir.path() + "/shared";
-  std::filesystem::create_directories(shared);
+TEST_P(IngestStoreTest, TwoWritersRacingClaimDistinctRanges) {
+  const std::string dir = Path("race");
+  std::filesystem::create_directories(dir);
   constexpr int kWriters = 2, kTrees = 15;
   for (int t = 0; t < kTrees; ++t) {
-    WriteTarball(dir.path() + "/t" + std::to_string(t) + ".tar", {File("x", std::to_string(t))});
+    WriteTarball(dir + "/t" + std::to_string(t) + ".tar", {File("x", std::to_string(t))});
   }
   int go[2];
   ASSERT_EQ(pipe(go), 0);
@@ -825,15 +877,15 @@ TEST(TwoWriters, RacingIngestsClaimDistinctRanges) {
       if (read(go[0], &c, 1) != 0) _exit(1);  // released when the parent closes it
       auto fs = NewMemoryFileSystem();
       std::unique_ptr<PersistentStore> claims;
-      if (!kvfs::store::OpenStore(kvfs::store::StoreAt(shared), &claims).ok()) _exit(2);
-      std::ofstream out(dir.path() + "/ranges-" + std::to_string(w));
+      if (!t_->Open(&claims).ok()) _exit(2);
+      std::ofstream out(dir + "/ranges-" + std::to_string(w));
       for (int t = 0; t < kTrees; ++t) {
         IngestOptions o;
-        o.staging_dir = dir.path() + "/staging-" + std::to_string(w);
+        o.staging_dir = dir + "/staging-" + std::to_string(w);
         o.claims = claims.get();
         o.claim_owner = "writer " + std::to_string(w);
         IngestStats st;
-        if (!IngestFile(fs.get(), dir.path() + "/t" + std::to_string(t) + ".tar", o, &st).ok()) {
+        if (!IngestFile(fs.get(), dir + "/t" + std::to_string(t) + ".tar", o, &st).ok()) {
           _exit(3);
         }
         Attributes a;
@@ -857,18 +909,23 @@ TEST(TwoWriters, RacingIngestsClaimDistinctRanges) {
   }
   std::set<uint64_t> all;
   for (int w = 0; w < kWriters; ++w) {
-    std::ifstream in(dir.path() + "/ranges-" + std::to_string(w));
+    std::ifstream in(dir + "/ranges-" + std::to_string(w));
     uint64_t r;
     while (in >> r) EXPECT_TRUE(all.insert(r).second) << "range " << r << " used twice";
   }
   EXPECT_EQ(all.size(), static_cast<size_t>(kWriters * kTrees));
-  size_t claimed = 0;
-  for (const auto& e : std::filesystem::directory_iterator(shared + "/.kvfs/ranges")) {
-    ++claimed;
-    (void)e;
+  for (uint64_t r : all) {
+    char name[64];
+    std::snprintf(name, sizeof(name), ".kvfs/ranges/%010llu", static_cast<unsigned long long>(r));
+    EXPECT_TRUE(t_->Exists(name)) << name;
   }
-  EXPECT_EQ(claimed, all.size());
+  uint64_t highest = 0;
+  ASSERT_OK(store_->HighestClaimedRange(&highest));
+  EXPECT_EQ(highest, *all.rbegin());
 }
+
+INSTANTIATE_TEST_SUITE_P(Stores, IngestStoreTest, ::testing::ValuesIn(PluginStoreKinds()),
+                         StoreKindName());
 
 // On RocksDB (SST files moved into the database) the same holds, and the
 // staging directory is left empty.
