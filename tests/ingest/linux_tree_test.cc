@@ -2,23 +2,27 @@
 // tarball (/usr/src/linux-source-6.1.tar.xz, from ci/install-deps.sh).
 // Ingest it into RocksDB, check it against the tarball member by member
 // (types, modes, owners, mtimes, sizes, contents, symlinks), fsck, export it
-// as pax, compare again, and evict it.
+// as pax to a persistent store, compare again, evict it, load it back from
+// the store, compare again, and evict it.
 //
 //   Full       the whole tarball (83,731 members, 1.3 GB; minutes: label long)
 //   Subset     its first 8,000 members, rewritten into a new tarball with
 //              libarchive (seconds: runs with the default tests)
+//   SubsetThroughABucket   the same with the store in a bucket on radosgw
 #include <archive.h>
 #include <archive_entry.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include "common/fs/fsck.h"
 #include "ingest/ingest.h"
-#include "store/store.h"
 #include "tests/ingest/ingest_test_util.h"
+#include "tests/status_assertions.h"
+#include "tests/store/test_store.h"
 
 namespace kvfs::ingest {
 namespace {
@@ -63,7 +67,7 @@ void CopyPrefix(const std::string& from, const std::string& to, int n) {
   archive_read_free(in);
 }
 
-void RoundTrip(const std::string& tarball) {
+void RoundTrip(const std::string& tarball, store_test::StoreKind kind) {
   ASSERT_TRUE(std::filesystem::exists(tarball))
       << tarball << " is missing: run ci/install-deps.sh (package linux-source-6.1)";
   TempDir dir("kvfs-linux");
@@ -100,13 +104,23 @@ void RoundTrip(const std::string& tarball) {
   std::cout << "compare: " << Since(t0) << " s, " << original.size() << " members\n";
 
   t0 = std::chrono::steady_clock::now();
-  std::filesystem::create_directories(dir.path() + "/store");
+  std::unique_ptr<store_test::TestStore> t;
+  ASSERT_OK(store_test::TestStore::Create(kind, &t));
   std::unique_ptr<PersistentStore> store;
-  ASSERT_OK(kvfs::store::OpenStore(kvfs::store::StoreAt(dir.path() + "/store"), &store));
+  ASSERT_OK(t->Open(&store));
   ExportStats es;
   ASSERT_OK(ExportTree(fs.get(), kName, store.get(), ExportOptions(), &es));
-  std::cout << "export: " << Since(t0) << " s, " << es.object_bytes << " bytes\n";
-  ASSERT_OK(ReadTarballManifest(dir.path() + "/store/" + es.object, kName, &exported));
+  std::cout << "export to " << t->url() << ": " << Since(t0) << " s, " << es.object_bytes
+            << " bytes\n";
+  std::string object;
+  ASSERT_OK(t->Get(es.object, &object));
+  EXPECT_EQ(object.size(), es.object_bytes);
+  {
+    std::ofstream copy(dir.path() + "/exported.tar", std::ios::binary);
+    copy << object;
+  }
+  object.clear();
+  ASSERT_OK(ReadTarballManifest(dir.path() + "/exported.tar", kName, &exported));
   EXPECT_EQ(CompareManifests(loaded, exported, ManifestOptions(), true),
             std::vector<std::string>{});
   EXPECT_EQ(CompareManifests(original, exported, mo, false), std::vector<std::string>{});
@@ -114,22 +128,38 @@ void RoundTrip(const std::string& tarball) {
   EvictStats ev;
   ASSERT_OK(EvictTree(fs.get(), kName, &ev));
   EXPECT_EQ(KeysInRange(fs->store(), stats.range), 0u);
+
+  // Loaded back from the store (streamed): the same tree.
+  t0 = std::chrono::steady_clock::now();
+  IngestStats again;
+  o.name.clear();
+  ASSERT_OK(IngestFromStore(fs.get(), store.get(), kName, o, &again));
+  std::cout << "load from " << t->url() << ": " << Since(t0) << " s\n";
+  Manifest reloaded;
+  ASSERT_OK(ReadTreeManifest(fs.get(), kName, &reloaded));
+  EXPECT_EQ(CompareManifests(loaded, reloaded, ManifestOptions(), true),
+            std::vector<std::string>{});
+  ASSERT_OK(EvictTree(fs.get(), kName, &ev));
   StatFsInfo after;
   ASSERT_OK(fs->StatFs(&after));
   EXPECT_EQ(after.used_bytes, empty.used_bytes);
   EXPECT_EQ(after.used_inodes, empty.used_inodes);
 }
 
-TEST(LinuxTree, Subset) {
+void SubsetRoundTrip(store_test::StoreKind kind) {
   TempDir dir("kvfs-linux-subset");
   const std::string subset = dir.path() + "/" + kName + ".tar";
   ASSERT_TRUE(std::filesystem::exists(kTarball))
       << kTarball << " is missing: run ci/install-deps.sh (package linux-source-6.1)";
   CopyPrefix(kTarball, subset, 8000);
-  RoundTrip(subset);
+  RoundTrip(subset, kind);
 }
 
-TEST(LinuxTree, Full) { RoundTrip(kTarball); }
+TEST(LinuxTree, Subset) { SubsetRoundTrip(store_test::StoreKind::kPosix); }
+
+TEST(LinuxTree, SubsetThroughABucket) { SubsetRoundTrip(store_test::StoreKind::kRadosgw); }
+
+TEST(LinuxTree, Full) { RoundTrip(kTarball, store_test::StoreKind::kPosix); }
 
 }  // namespace
 }  // namespace kvfs::ingest
