@@ -73,6 +73,7 @@ bool ExecuteCacheRequest(TreeCache* cache, const ingest::Message& request,
     if (s.ok()) s = cache->Drop(name);
   } else if (op == "cache-refresh") {
     s = cache->Refresh();
+    (*response)["store"] = cache->persistent_store()->Describe();
   } else if (op == "cache-quota") {
     QuotaInfo q;
     s = cache->Quota(&q);
@@ -83,6 +84,7 @@ bool ExecuteCacheRequest(TreeCache* cache, const ingest::Message& request,
     (*response)["trees"] = std::to_string(q.trees);
     (*response)["loaded"] = std::to_string(q.loaded);
     (*response)["dirty"] = std::to_string(q.dirty);
+    (*response)["store"] = cache->persistent_store()->Describe();
   } else {
     s = Status::InvalidArgument("unknown cache command '" + op + "'");
   }
@@ -124,11 +126,13 @@ std::string FormatCacheResponse(const ingest::Message& request, const ingest::Me
     return "bytes " + Get(response, "used_bytes") + " of " + limit("quota_bytes") + ", inodes " +
            Get(response, "used_inodes") + " of " + limit("quota_inodes") + "; trees " +
            Get(response, "trees") + ", loaded " + Get(response, "loaded") + ", dirty " +
-           Get(response, "dirty") + "\n";
+           Get(response, "dirty") + "; store " + Get(response, "store") + "\n";
   }
   if (op == "cache-load") return "loaded " + name + "\n";
   if (op == "cache-drop") return "dropped " + name + "\n";
-  if (op == "cache-refresh") return "refreshed the listing of the persistent store\n";
+  if (op == "cache-refresh") {
+    return "refreshed the listing of the persistent store " + Get(response, "store") + "\n";
+  }
   if (op == "cache-flush") {
     if (name.empty()) return "wrote back every changed tree\n";
     return Get(response, "written") == "1" ? "wrote back " + name + "\n"

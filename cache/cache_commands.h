@@ -10,9 +10,11 @@
 //   op=cache-flush  [name=TREE]   write it (or every dirty tree) back now;
 //                                 written=0|1 for one tree
 //   op=cache-drop   name=TREE     evict it (written back first if dirty)
-//   op=cache-refresh              list the persistent store again
+//   op=cache-refresh              list the persistent store again; store
 //   op=cache-quota                quota_bytes, quota_inodes, used_bytes,
-//                                 used_inodes, trees, loaded, dirty
+//                                 used_inodes, trees, loaded, dirty, store
+//                                 (store: the persistent store's directory
+//                                 or URL)
 // Responses carry errno and message like the ingest service's.
 #pragma once
 

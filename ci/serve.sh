@@ -10,20 +10,39 @@
 # (rocksdb, lmdb, leveldb) picks the key/value backend of a new store
 # (docs/kv-stores.md; an existing store keeps the one it was made with);
 # KVFS_CACHE_QUOTA_BYTES / KVFS_CACHE_QUOTA_INODES set the cache's quota
-# (default none); KVFS_PERSISTENT_STORE= (empty) exports the key/value store
-# as it is, without the cache manager.
+# (default none).
+#
+# The persistent store (docs/stores.md): KVFS_STORE names another directory,
+# or a bucket, KVFS_STORE=s3://BUCKET[/PREFIX], with its settings in
+# KVFS_S3_ENDPOINT, KVFS_S3_REGION, KVFS_S3_ADDRESSING, KVFS_S3_TLS,
+# KVFS_S3_CA_FILE, KVFS_S3_PROFILE, KVFS_S3_PART_SIZE, KVFS_S3_RETRIES,
+# KVFS_S3_TIMEOUT_SECONDS, KVFS_S3_STALE_UPLOAD_SECONDS (each the FSAL
+# setting of the same name in lower case, without KVFS_) and the credentials
+# in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN or
+# ~/.aws/credentials (AWS_PROFILE), which ganesha.nfsd reads itself.
+# KVFS_STORE= (empty) exports the key/value store as it is, without the
+# cache manager.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./ci/build.sh
 BUILD_DIR=${KVFS_BUILD_DIR:-build}
 DATA=$(realpath -m "${KVFS_DATA:-data}")
-STORE=${KVFS_PERSISTENT_STORE-$DATA/store}
+STORE=${KVFS_STORE-$DATA/store}
 CACHE=""
 if [ -n "$STORE" ]; then
-    CACHE="persistent_store = \"$(realpath -m "$STORE")\"; cache_quota_bytes = ${KVFS_CACHE_QUOTA_BYTES:-0}; cache_quota_inodes = ${KVFS_CACHE_QUOTA_INODES:-0};"
+    case $STORE in
+        *://*) ;;                          # a URL: as it is
+        *) STORE=$(realpath -m "$STORE") ;; # a directory: absolute
+    esac
+    CACHE="persistent_store = \"$STORE\"; cache_quota_bytes = ${KVFS_CACHE_QUOTA_BYTES:-0}; cache_quota_inodes = ${KVFS_CACHE_QUOTA_INODES:-0};"
+    for var in $(compgen -v KVFS_S3_); do
+        setting=$(echo "${var#KVFS_}" | tr '[:upper:]' '[:lower:]')
+        CACHE+=" $setting = \"${!var}\";"
+    done
 fi
 RUN="$(realpath "$BUILD_DIR")/serve"
-mkdir -p "$DATA/db" "$DATA/store" "$RUN/plugins" /var/lib/nfs/ganesha /run/ganesha
+mkdir -p "$DATA/db" "$RUN/plugins" /var/lib/nfs/ganesha /run/ganesha
+if [ "$STORE" = "$DATA/store" ]; then mkdir -p "$DATA/store"; fi
 ln -sf "$(realpath "$BUILD_DIR")/fsal_kvfs/libfsalkvfs.so" "$RUN/plugins/libfsalkvfs.so"
 
 cat > "$RUN/ganesha.conf" <<CONF
@@ -52,5 +71,6 @@ CONF
 if ! pgrep -x rpcbind >/dev/null; then rpcbind -w; fi
 echo "serve: KVFS store $DATA/db exported as /kvfs (NFSv3 and NFSv4); Ctrl-C stops"
 [ -n "$STORE" ] && echo "serve: tarballs in $STORE appear as directories of /kvfs (docs/cache.md)"
+case $STORE in s3://*) echo "serve: S3 endpoint ${KVFS_S3_ENDPOINT:-AWS}, credentials from AWS_* or ~/.aws/credentials (docs/stores.md)" ;; esac
 echo "serve: e.g. nfs-ls nfs://127.0.0.1/kvfs   or   mount -t nfs HOST:/kvfs /mnt"
 exec ganesha.nfsd -F -f "$RUN/ganesha.conf" -L /dev/stdout -p "$RUN/ganesha.pid"

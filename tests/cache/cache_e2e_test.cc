@@ -180,6 +180,7 @@ TEST_P(CacheE2E, AClientWalksAStoreLargerThanTheQuota) {
   EXPECT_GE(clean, 1) << Cache("list");
   const std::string quota_line = Cache("quota");
   EXPECT_NE(quota_line.find("of " + std::to_string(quota)), std::string::npos) << quota_line;
+  EXPECT_NE(quota_line.find("store " + t_->url()), std::string::npos) << quota_line;
   ASSERT_EQ(client.StatVfs("/", &vfs), 0);
   EXPECT_LE((vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize, quota);
 

@@ -590,6 +590,20 @@ TEST(KvfsServer, BadConfigurationStopsOnlyThatExport) {
        "unknown cache_compression 'rar'"},
       {13, "/quota", "db_path = \"" + dir.path() + "/quota\"; cache_retry_seconds = -1;",
        "KVFS export /quota: invalid FSAL parameters"},
+      // Persistent stores (docs/stores.md).
+      {14, "/s3set",
+       "db_path = \"" + dir.path() + "/s3set\"; persistent_store = \"" + dir.path() +
+           "\"; s3_region = \"eu-west-1\";",
+       "setting s3_region applies to s3 stores, not to the posix store " + dir.path()},
+      {15, "/s3addr",
+       "db_path = \"" + dir.path() + "/s3addr\"; persistent_store = \"s3://kvfs-bucket/trees\"; "
+       "s3_addressing = \"sideways\";",
+       "s3_addressing 'sideways' is neither path nor virtual"},
+      {16, "/gs", "db_path = \"" + dir.path() + "/gs\"; persistent_store = \"gs://bucket\";",
+       "unknown persistent store 'gs'"},
+      {17, "/bucket",
+       "db_path = \"" + dir.path() + "/bucket\"; persistent_store = \"s3://Bad_Bucket\";",
+       "bucket name 'Bad_Bucket' is not 3-63 lower-case letters"},
   };
   for (const Bad& b : bad) {
     opts.raw_exports += "EXPORT {\n  Export_Id = " + std::to_string(b.id) + ";\n  Path = \"" +
