@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_cache.h"
 #include "cache/tree_cache.h"
 #include "common/kv/kv_backend.h"
 #include "store/store.h"
@@ -65,21 +66,9 @@ size_t PosixList(const std::string& dir) {
 }
 
 Status OpenCache(const std::string& dir, std::unique_ptr<cache::TreeCache>* out) {
-  KVStoreSpec spec;
-  spec.path = dir + "/db";
-  spec.create_if_missing = true;
-  std::unique_ptr<KVStore> kv;
-  KVFS_RETURN_IF_ERROR(OpenKVStore(spec, &kv));
-  std::unique_ptr<FileSystem> fs;
-  KVFS_RETURN_IF_ERROR(FileSystem::Open(FileSystemOptions(), std::move(kv), &fs));
   std::unique_ptr<ingest::PersistentStore> store;
   KVFS_RETURN_IF_ERROR(kvfs::store::OpenStore(kvfs::store::StoreAt(dir + "/store"), &store));
-  cache::TreeCacheOptions o;
-  o.refresh_seconds = 0;
-  o.writeback_delay_seconds = 0;
-  o.staging_dir = dir + "/staging";
-  std::filesystem::create_directories(o.staging_dir);
-  return cache::TreeCache::Open(std::move(fs), std::move(store), o, out);
+  return bench::OpenBenchCache(dir, std::move(store), out);
 }
 
 void Report(std::map<std::string, std::vector<double>>* times, const std::string& phase,

@@ -41,8 +41,7 @@
 #include <thread>
 #include <vector>
 
-#include "cache/tree_cache.h"
-#include "common/kv/kv_backend.h"
+#include "bench/bench_cache.h"
 #include "store/s3/credentials.h"
 #include "store/s3/s3_client.h"
 #include "store/store.h"
@@ -124,9 +123,9 @@ std::string Json(const Traffic& t) {
   for (const auto& [m, n] : t.by_method) {
     methods += (methods.empty() ? "" : ", ") + std::string("\"") + m + "\": " + std::to_string(n);
   }
-  return "\"requests\": " + std::to_string(t.requests) + ", \"bytes_up\": " +
-         std::to_string(t.bytes_up) + ", \"bytes_down\": " + std::to_string(t.bytes_down) +
-         ", \"by_method\": {" + methods + "}";
+  return "\"requests\": " + std::to_string(t.requests) +
+         ", \"bytes_up\": " + std::to_string(t.bytes_up) +
+         ", \"bytes_down\": " + std::to_string(t.bytes_down) + ", \"by_method\": {" + methods + "}";
 }
 
 // The store of `a`, through a counting proxy (kept in *proxy) with --count.
@@ -145,21 +144,6 @@ store::StoreSpec SpecOf(const Args& a, std::unique_ptr<s3_test::FaultProxy>* pro
   return spec;
 }
 
-Status OpenCache(const std::string& dir, std::unique_ptr<ingest::PersistentStore> store,
-                 std::unique_ptr<cache::TreeCache>* out) {
-  std::filesystem::create_directories(dir);
-  std::unique_ptr<KVStore> kv;
-  KVFS_RETURN_IF_ERROR(OpenKVStore(KVStoreAt(dir + "/db"), &kv));
-  std::unique_ptr<FileSystem> fs;
-  KVFS_RETURN_IF_ERROR(FileSystem::Open(FileSystemOptions(), std::move(kv), &fs));
-  cache::TreeCacheOptions o;
-  o.refresh_seconds = 0;
-  o.writeback_delay_seconds = 0;
-  o.staging_dir = dir + "/db/ingest-staging";
-  std::filesystem::create_directories(o.staging_dir);
-  return cache::TreeCache::Open(std::move(fs), std::move(store), o, out);
-}
-
 int Load(const Args& a, bool writeback) {
   const std::string dir = a.Get("dir"), tree = a.Get("tree");
   std::filesystem::remove_all(dir);
@@ -168,7 +152,7 @@ int Load(const Args& a, bool writeback) {
   std::unique_ptr<ingest::PersistentStore> store;
   if (Status s = store::OpenStore(spec, &store); !s.ok()) Die("open " + spec.url, s);
   std::unique_ptr<cache::TreeCache> cache;
-  if (Status s = OpenCache(dir, std::move(store), &cache); !s.ok()) Die("cache", s);
+  if (Status s = bench::OpenBenchCache(dir, std::move(store), &cache); !s.ok()) Die("cache", s);
   if (proxy != nullptr && !writeback) proxy->ClearRequests();  // the load only
   Clock::time_point t0 = Clock::now();
   if (Status s = cache->Load(tree); !s.ok()) Die("load " + tree, s);
@@ -181,8 +165,7 @@ int Load(const Args& a, bool writeback) {
     if (Status s = cache->Lookup(kRootIno, tree, &top); !s.ok()) Die("lookup", s);
     if (Status s = cache->Create(top.ino, "changed-by-s3-bench", NewObject{}, true, &f); !s.ok())
       Die("create", s);
-    if (Status s = cache->Write(f.ino, 0, std::string(4096, 'x'), Stability::kStable, &f);
-        !s.ok())
+    if (Status s = cache->Write(f.ino, 0, std::string(4096, 'x'), Stability::kStable, &f); !s.ok())
       Die("write", s);
     if (proxy != nullptr) proxy->ClearRequests();
     t0 = Clock::now();
@@ -190,12 +173,13 @@ int Load(const Args& a, bool writeback) {
     if (Status s = cache->Flush(tree, &written); !s.ok() || !written) Die("flush " + tree, s);
     seconds = Since(t0);
   }
-  std::printf("{\"phase\": \"%s\", \"tree\": \"%s\", \"seconds\": %.3f, \"bytes\": %llu, "
-              "\"inodes\": %llu%s%s}\n",
-              writeback ? "writeback" : "load", tree.c_str(), seconds,
-              static_cast<unsigned long long>(st.used_bytes),
-              static_cast<unsigned long long>(st.used_inodes), proxy ? ", " : "",
-              proxy ? Json(Count(*proxy)).c_str() : "");
+  std::printf(
+      "{\"phase\": \"%s\", \"tree\": \"%s\", \"seconds\": %.3f, \"bytes\": %llu, "
+      "\"inodes\": %llu%s%s}\n",
+      writeback ? "writeback" : "load", tree.c_str(), seconds,
+      static_cast<unsigned long long>(st.used_bytes),
+      static_cast<unsigned long long>(st.used_inodes), proxy ? ", " : "",
+      proxy ? Json(Count(*proxy)).c_str() : "");
   return 0;
 }
 
@@ -223,7 +207,7 @@ int Startup(const Args& a) {
     std::unique_ptr<ingest::PersistentStore> store;
     if (Status s = store::OpenStore(spec, &store); !s.ok()) Die("open " + spec.url, s);
     std::unique_ptr<cache::TreeCache> cache;
-    if (Status s = OpenCache(dir, std::move(store), &cache); !s.ok()) Die("cache", s);
+    if (Status s = bench::OpenBenchCache(dir, std::move(store), &cache); !s.ok()) Die("cache", s);
     const double seconds = Since(t0);
     cache::QuotaInfo q;
     (void)cache->Quota(&q);
@@ -373,7 +357,9 @@ int ReadFiles(const Args& a) {
           std::string token;
           do {
             S3Request req;
-            req.query = {{"list-type", "2"}, {"prefix", item.second}, {"delimiter", "/"},
+            req.query = {{"list-type", "2"},
+                         {"prefix", item.second},
+                         {"delimiter", "/"},
                          {"encoding-type", "url"}};
             if (!token.empty()) req.query.emplace_back("continuation-token", token);
             S3Response r;

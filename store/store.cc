@@ -48,18 +48,6 @@ Status PercentDecode(std::string_view in, std::string* out) {
   return Status::OK();
 }
 
-Status LoadStorePlugin(const std::string& name, const StorePlugin** out) {
-  const PluginHeader* header = nullptr;
-  KVFS_RETURN_IF_ERROR(LoadPlugin(kStorePluginKind, name, &header));
-  // The header is the descriptor's first member (store_plugin.h).
-  const auto* plugin = reinterpret_cast<const StorePlugin*>(header);
-  if (plugin->open == nullptr) {
-    return Status::IOError("persistent store plugin '" + name + "' has no open function");
-  }
-  *out = plugin;
-  return Status::OK();
-}
-
 }  // namespace
 
 Status ParseStoreUrl(std::string_view url, StoreLocation* out) {
@@ -113,7 +101,7 @@ Status OpenStore(const StoreSpec& spec, std::unique_ptr<PersistentStore>* out) {
                                    " stores, not to the " + loc.plugin + " store " + spec.url);
   }
   const StorePlugin* plugin = nullptr;
-  KVFS_RETURN_IF_ERROR(LoadStorePlugin(loc.plugin, &plugin));
+  KVFS_RETURN_IF_ERROR(LoadPluginOf(kStorePluginKind, loc.plugin, &plugin));
   StoreSpec resolved = spec;
   if (!resolved.log) {
     resolved.log = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };

@@ -21,18 +21,6 @@ const PluginKind kKVPluginKind = {"key/value backend",       KVFS_KV_PLUGIN_PREF
                                   KVPlugin::kAbiVersion,     KVFS_KV_PLUGIN_BUILD_DIR,
                                   KVFS_KV_PLUGIN_INSTALL_DIR};
 
-Status LoadKVPlugin(const std::string& name, const KVPlugin** out) {
-  const PluginHeader* header = nullptr;
-  KVFS_RETURN_IF_ERROR(LoadPlugin(kKVPluginKind, name, &header));
-  // The header is the descriptor's first member (kv_plugin.h).
-  const auto* plugin = reinterpret_cast<const KVPlugin*>(header);
-  if (plugin->open == nullptr) {
-    return Status::IOError("key/value backend '" + name + "' has no open function (rebuild it)");
-  }
-  *out = plugin;
-  return Status::OK();
-}
-
 Status RecordBackend(const std::string& path, const std::string& name) {
   std::string file = path + "/" + kBackendFile;
   std::string tmp = file + ".tmp";
@@ -92,7 +80,7 @@ Status OpenKVStore(const KVStoreSpec& spec, std::unique_ptr<KVStore>* out) {
   resolved.backend =
       !recorded.empty() ? recorded : (!spec.backend.empty() ? spec.backend : kDefaultKVBackend);
   const KVPlugin* plugin = nullptr;
-  KVFS_RETURN_IF_ERROR(LoadKVPlugin(resolved.backend, &plugin));
+  KVFS_RETURN_IF_ERROR(LoadPluginOf(kKVPluginKind, resolved.backend, &plugin));
   std::unique_ptr<KVStore> store;
   KVFS_RETURN_IF_ERROR(plugin->open(resolved, &store));
   if (recorded.empty()) KVFS_RETURN_IF_ERROR(RecordBackend(spec.path, resolved.backend));

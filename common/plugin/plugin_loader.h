@@ -14,6 +14,7 @@
 // A loaded plugin stays loaded for the life of the process.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,23 @@ struct PluginKind {
 // entry symbol, or reports another name or ABI version. The messages name
 // the file.
 Status LoadPlugin(const PluginKind& kind, const std::string& name, const PluginHeader** out);
+
+// LoadPlugin for a kind whose descriptor type `Plugin` has the PluginHeader
+// as its first member, `header`, and an `open` function: *out is the
+// descriptor. IOError also for a descriptor without an open function.
+template <typename Plugin>
+Status LoadPluginOf(const PluginKind& kind, const std::string& name, const Plugin** out) {
+  const PluginHeader* header = nullptr;
+  KVFS_RETURN_IF_ERROR(LoadPlugin(kind, name, &header));
+  static_assert(offsetof(Plugin, header) == 0, "the PluginHeader must come first");
+  const auto* plugin = reinterpret_cast<const Plugin*>(header);
+  if (plugin->open == nullptr) {
+    return Status::IOError(std::string(kind.what) + " '" + name +
+                           "' has no open function (rebuild it)");
+  }
+  *out = plugin;
+  return Status::OK();
+}
 
 // Names of the plugins of `kind` found on its search path, sorted.
 std::vector<std::string> AvailablePlugins(const PluginKind& kind);

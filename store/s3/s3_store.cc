@@ -14,6 +14,7 @@
 #include <cstring>
 #include <ctime>
 #include <deque>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -440,38 +441,17 @@ class S3Store final : public PersistentStore {
 
   Status List(std::vector<ObjectInfo>* out) override {
     out->clear();
-    std::string token;
-    do {
-      S3Request req;
-      req.query = {{"list-type", "2"},
-                   {"max-keys", kPageKeys},
-                   {"prefix", options_.prefix},
-                   {"delimiter", "/"},
-                   {"encoding-type", "url"}};
-      if (!token.empty()) req.query.emplace_back("continuation-token", token);
-      S3Response resp;
-      KVFS_RETURN_IF_ERROR(client_->Perform(req, &resp));
-      pugi::xml_document doc;
-      if (!doc.load_buffer(resp.body.data(), resp.body.size())) {
-        return Status::IOError(Describe() + ": listing: the server's answer is not XML");
-      }
-      pugi::xml_node result = doc.child("ListBucketResult");
-      for (pugi::xml_node c : result.children("Contents")) {
-        std::string key = UriDecode(c.child_value("Key"), true);
-        if (key.compare(0, options_.prefix.size(), options_.prefix) != 0) continue;
-        std::string name = key.substr(options_.prefix.size());
-        if (!CheckObjectName(name).ok()) continue;
-        ObjectInfo info;
-        info.name = std::move(name);
-        info.size = std::strtoull(c.child_value("Size"), nullptr, 10);
-        info.mtime_sec = std::max<int64_t>(0, ParseIsoTime(c.child_value("LastModified")));
-        info.version = VersionOf(c.child_value("ETag"));
-        out->push_back(std::move(info));
-      }
-      token = std::string(result.child_value("IsTruncated")) == "true"
-                  ? result.child_value("NextContinuationToken")
-                  : "";
-    } while (!token.empty());
+    KVFS_RETURN_IF_ERROR(
+        ListKeys(options_.prefix, true, "", [&](const std::string& key, pugi::xml_node c) {
+          std::string name = key.substr(options_.prefix.size());
+          if (!CheckObjectName(name).ok()) return;
+          ObjectInfo info;
+          info.name = std::move(name);
+          info.size = std::strtoull(c.child_value("Size"), nullptr, 10);
+          info.mtime_sec = std::max<int64_t>(0, ParseIsoTime(c.child_value("LastModified")));
+          info.version = VersionOf(c.child_value("ETag"));
+          out->push_back(std::move(info));
+        }));
     std::sort(out->begin(), out->end(),
               [](const ObjectInfo& a, const ObjectInfo& b) { return a.name < b.name; });
     return Status::OK();
@@ -514,36 +494,18 @@ class S3Store final : public PersistentStore {
     // Claims are zero-padded, so they list in numeric order; only what lies
     // beyond the highest seen before is listed again.
     std::lock_guard<std::mutex> l(claims_mu_);
-    std::string token;
-    do {
-      S3Request req;
-      req.query = {{"list-type", "2"},
-                   {"max-keys", kPageKeys},
-                   {"prefix", options_.prefix + kRangesDir},
-                   {"encoding-type", "url"}};
-      if (!highest_claim_key_.empty()) req.query.emplace_back("start-after", highest_claim_key_);
-      if (!token.empty()) req.query.emplace_back("continuation-token", token);
-      S3Response resp;
-      KVFS_RETURN_IF_ERROR(client_->Perform(req, &resp));
-      pugi::xml_document doc;
-      doc.load_buffer(resp.body.data(), resp.body.size());
-      pugi::xml_node result = doc.child("ListBucketResult");
-      for (pugi::xml_node c : result.children("Contents")) {
-        const std::string key = UriDecode(c.child_value("Key"), true);
-        const std::string_view digits = std::string_view(key).substr(
-            std::min(key.size(), (options_.prefix + kRangesDir).size()));
-        uint64_t r = 0;
-        auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), r);
-        if (ec != std::errc() || end != digits.data() + digits.size()) continue;
-        if (r >= highest_claim_) {
-          highest_claim_ = r;
-          highest_claim_key_ = key;
-        }
-      }
-      token = std::string(result.child_value("IsTruncated")) == "true"
-                  ? result.child_value("NextContinuationToken")
-                  : "";
-    } while (!token.empty());
+    const std::string dir = options_.prefix + kRangesDir;
+    KVFS_RETURN_IF_ERROR(
+        ListKeys(dir, false, highest_claim_key_, [&](const std::string& key, pugi::xml_node) {
+          const std::string_view digits = std::string_view(key).substr(dir.size());
+          uint64_t r = 0;
+          auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), r);
+          if (ec != std::errc() || end != digits.data() + digits.size()) return;
+          if (r >= highest_claim_) {
+            highest_claim_ = r;
+            highest_claim_key_ = key;
+          }
+        }));
     *range = highest_claim_;
     return Status::OK();
   }
@@ -577,6 +539,39 @@ class S3Store final : public PersistentStore {
 
  private:
   std::string Key(const std::string& name) const { return options_.prefix + name; }
+
+  // Lists the keys below `prefix` (ListObjectsV2, 1,000 a page; `delimited`:
+  // not the keys below a further '/') that come after `start_after` (""
+  // for all), calling each(key, its <Contents> element) in key order.
+  Status ListKeys(const std::string& prefix, bool delimited, const std::string& start_after,
+                  const std::function<void(const std::string&, pugi::xml_node)>& each) {
+    std::string token;
+    do {
+      S3Request req;
+      req.query = {{"list-type", "2"},
+                   {"max-keys", kPageKeys},
+                   {"prefix", prefix},
+                   {"encoding-type", "url"}};
+      if (delimited) req.query.emplace_back("delimiter", "/");
+      if (!start_after.empty()) req.query.emplace_back("start-after", start_after);
+      if (!token.empty()) req.query.emplace_back("continuation-token", token);
+      S3Response resp;
+      KVFS_RETURN_IF_ERROR(client_->Perform(req, &resp));
+      pugi::xml_document doc;
+      if (!doc.load_buffer(resp.body.data(), resp.body.size())) {
+        return Status::IOError(Describe() + ": listing: the server's answer is not XML");
+      }
+      pugi::xml_node result = doc.child("ListBucketResult");
+      for (pugi::xml_node c : result.children("Contents")) {
+        const std::string key = UriDecode(c.child_value("Key"), true);
+        if (key.compare(0, prefix.size(), prefix) == 0) each(key, c);
+      }
+      token = std::string(result.child_value("IsTruncated")) == "true"
+                  ? result.child_value("NextContinuationToken")
+                  : "";
+    } while (!token.empty());
+    return Status::OK();
+  }
 
   static Status CheckName(const std::string& name) {
     KVFS_RETURN_IF_ERROR(CheckObjectName(name));

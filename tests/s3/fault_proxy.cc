@@ -44,30 +44,10 @@ class Stream {
   explicit Stream(int fd) : fd_(fd) {}
 
   // Reads a request or response head (through the empty line).
-  bool ReadHead(std::string* head) {
-    for (;;) {
-      const size_t end = buf_.find("\r\n\r\n", pos_);
-      if (end != std::string::npos) {
-        *head = buf_.substr(pos_, end + 4 - pos_);
-        pos_ = end + 4;
-        return true;
-      }
-      if (buf_.size() - pos_ > kMaxHead || !Fill()) return false;
-    }
-  }
+  bool ReadHead(std::string* head) { return ReadThrough("\r\n\r\n", head); }
 
   // Reads one line, "\r\n" included.
-  bool ReadLine(std::string* line) {
-    for (;;) {
-      const size_t end = buf_.find("\r\n", pos_);
-      if (end != std::string::npos) {
-        *line = buf_.substr(pos_, end + 2 - pos_);
-        pos_ = end + 2;
-        return true;
-      }
-      if (buf_.size() - pos_ > kMaxHead || !Fill()) return false;
-    }
-  }
+  bool ReadLine(std::string* line) { return ReadThrough("\r\n", line); }
 
   // Reads up to n bytes; 0 at the end of the stream or on an error.
   size_t ReadSome(char* out, size_t n) {
@@ -79,6 +59,19 @@ class Stream {
   }
 
  private:
+  // Reads through the next `end` (at most kMaxHead bytes before it).
+  bool ReadThrough(std::string_view end, std::string* out) {
+    for (;;) {
+      const size_t at = buf_.find(end, pos_);
+      if (at != std::string::npos) {
+        *out = buf_.substr(pos_, at + end.size() - pos_);
+        pos_ = at + end.size();
+        return true;
+      }
+      if (buf_.size() - pos_ > kMaxHead || !Fill()) return false;
+    }
+  }
+
   bool Fill() {
     if (pos_ == buf_.size()) {
       buf_.clear();

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "store/store.h"
+#include "tests/ingest/ingest_test_util.h"
 #include "tests/status_assertions.h"
 #include "tests/store/test_store.h"
 
@@ -26,18 +27,6 @@ using store::ObjectReader;
 using store::ObjectWriter;
 using store::PersistentStore;
 using A = FaultRule::Action;
-
-std::string Pattern(size_t n, uint64_t seed) {
-  std::string s(n, '\0');
-  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (size_t i = 0; i < n; i += 8) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    std::memcpy(s.data() + i, &x, std::min<size_t>(8, n - i));
-  }
-  return s;
-}
 
 FaultRule Rule(A action, std::string method, std::string target, int count = 1) {
   FaultRule r;
@@ -170,12 +159,13 @@ TEST_F(StoreFaultTest, ClientErrorsAreReportedAtOnceWithCodeAndRequestId) {
 TEST_F(StoreFaultTest, DroppedConnectionsAndStallsAreRetried) {
   std::unique_ptr<PersistentStore> store;
   ASSERT_OK(Open(&store, {{"s3_part_size", "5M"}, {"s3_timeout_seconds", "1"}}));
-  const std::string data = Pattern(11 << 20, 2);
-  // The second part's PUT loses its connection; the completion stalls once.
-  t_->proxy()->AddRule(Rule(A::kDrop, "PUT", "partNumber=2"));
+  const std::string data = ingest_test::RandomBytes(11 << 20, 2);
+  // The second part's PUT loses its connection three times (curl itself
+  // retries once on a connection it had reused); the completion stalls once.
+  t_->proxy()->AddRule(Rule(A::kDrop, "PUT", "partNumber=2", 3));
   t_->proxy()->AddRule(Rule(A::kStall, "POST", "uploadId="));
   ASSERT_OK(Write(store.get(), "parts.tar", data));
-  EXPECT_EQ(Seen("PUT", "partNumber=2").size(), 2u);
+  EXPECT_EQ(Seen("PUT", "partNumber=2").size(), 4u);
   EXPECT_EQ(Seen("POST", "uploadId=").size(), 2u);
   std::string back;
   // A GET that stalls before its answer times out and is made again.
@@ -193,7 +183,7 @@ TEST_F(StoreFaultTest, DroppedConnectionsAndStallsAreRetried) {
 TEST_F(StoreFaultTest, ACutReadResumesWhereItStopped) {
   std::unique_ptr<PersistentStore> store;
   ASSERT_OK(Open(&store));
-  const std::string data = Pattern(9 << 20, 3);
+  const std::string data = ingest_test::RandomBytes(9 << 20, 3);
   ASSERT_OK(t_->Put("cut.tar", data));
   FaultRule cut = Rule(A::kCutResponse, "GET", "cut.tar", 2);
   cut.after_bytes = 3 << 20;
@@ -231,7 +221,7 @@ TEST_F(StoreFaultTest, AFailedMultipartUploadIsAbortedAndLeavesNoObject) {
   std::unique_ptr<PersistentStore> store;
   ASSERT_OK(Open(&store, {{"s3_part_size", "5M"}}));
   ASSERT_OK(Write(store.get(), "kept.tar", "the old version"));
-  const std::string data = Pattern(16 << 20, 4);
+  const std::string data = ingest_test::RandomBytes(16 << 20, 4);
   // A part refused for good: the upload fails and is aborted.
   FaultRule refuse = Rule(A::kRespond, "PUT", "partNumber=2");
   refuse.status = 403;
@@ -261,7 +251,7 @@ TEST_F(StoreFaultTest, AnUploadThatCouldNotBeAbortedIsAbortedByTheNextOpen) {
   ASSERT_OK(Open(&store, {{"s3_part_size", "5M"}}));
   t_->proxy()->AddRule(Rule(A::kDrop, "PUT", "partNumber=2", -1));
   t_->proxy()->AddRule(Rule(A::kDrop, "DELETE", "uploadId=", -1));
-  EXPECT_FALSE(Write(store.get(), "orphan.tar", Pattern(12 << 20, 5)).ok());
+  EXPECT_FALSE(Write(store.get(), "orphan.tar", ingest_test::RandomBytes(12 << 20, 5)).ok());
   t_->proxy()->ClearRules();
   EXPECT_FALSE(t_->Exists("orphan.tar"));
   EXPECT_EQ(t_->UnfinishedUploads(), 1);
@@ -280,15 +270,21 @@ TEST_F(StoreFaultTest, AnUploadThatCouldNotBeAbortedIsAbortedByTheNextOpen) {
   EXPECT_TRUE(said);
 }
 
-// The answer to a completion that did complete is lost: the retry finds the
-// upload gone (NoSuchUpload), and the object is checked to be this one.
+// The answer to a completion that did complete is lost, and the retry finds
+// the upload gone (NoSuchUpload, as AWS answers once it has cleaned up; the
+// proxy answers it here, radosgw answers a repeated completion 200): the
+// object is checked to be this upload's, and the commit succeeds.
 TEST_F(StoreFaultTest, ALostAnswerToACompletedUploadIsNotAFailure) {
   std::unique_ptr<PersistentStore> store;
   ASSERT_OK(Open(&store, {{"s3_part_size", "5M"}}));
   FaultRule lose = Rule(A::kCutResponse, "POST", "uploadId=");
   lose.after_bytes = 0;
   t_->proxy()->AddRule(lose);
-  const std::string data = Pattern(7 << 20, 6);
+  FaultRule gone = Rule(A::kRespond, "POST", "uploadId=");
+  gone.status = 404;
+  gone.code = "NoSuchUpload";
+  t_->proxy()->AddRule(gone);
+  const std::string data = ingest_test::RandomBytes(7 << 20, 6);
   ASSERT_OK(Write(store.get(), "done.tar", data));
   EXPECT_EQ(Seen("POST", "uploadId=").size(), 2u);
   std::string back;
@@ -296,12 +292,32 @@ TEST_F(StoreFaultTest, ALostAnswerToACompletedUploadIsNotAFailure) {
   EXPECT_TRUE(back == data);
 }
 
+// S3 may answer a completion 200 and still fail it (an <Error> body): the
+// commit fails, the upload is aborted, the old object stays.
+TEST_F(StoreFaultTest, ACompletionAnsweredWithAnErrorFails) {
+  std::unique_ptr<PersistentStore> store;
+  ASSERT_OK(Open(&store, {{"s3_part_size", "5M"}}));
+  ASSERT_OK(Write(store.get(), "ok.tar", "old"));
+  FaultRule r = Rule(A::kRespond, "POST", "uploadId=");
+  r.status = 200;
+  r.code = "InternalError";
+  t_->proxy()->AddRule(r);
+  Status s = Write(store.get(), "ok.tar", ingest_test::RandomBytes(6 << 20, 9));
+  EXPECT_EQ(s.posix_errno(), EIO) << s.ToString();
+  EXPECT_NE(s.message().find("completing the upload: InternalError"), std::string::npos)
+      << s.ToString();
+  std::string back;
+  ASSERT_OK(Read(store.get(), "ok.tar", &back));
+  EXPECT_EQ(back, "old");
+  EXPECT_EQ(t_->UnfinishedUploads(), 0);
+}
+
 // An object replaced between two ranges of a read: the read fails (ESTALE)
 // rather than mixing two versions.
 TEST_F(StoreFaultTest, AnObjectReplacedWhileItIsReadFailsTheRead) {
   std::unique_ptr<PersistentStore> store;
   ASSERT_OK(Open(&store));
-  ASSERT_OK(t_->Put("moving.tar", Pattern(4 << 20, 7)));
+  ASSERT_OK(t_->Put("moving.tar", ingest_test::RandomBytes(4 << 20, 7)));
   FaultRule cut = Rule(A::kCutResponse, "GET", "moving.tar");
   cut.after_bytes = 1 << 20;
   t_->proxy()->AddRule(cut);
@@ -309,7 +325,7 @@ TEST_F(StoreFaultTest, AnObjectReplacedWhileItIsReadFailsTheRead) {
   std::unique_ptr<ObjectReader> r;
   ASSERT_OK(store->OpenRead("moving.tar", &r));
   ASSERT_TRUE(t_->proxy()->WaitHeld(1));
-  ASSERT_OK(t_->Put("moving.tar", Pattern(4 << 20, 8)));
+  ASSERT_OK(t_->Put("moving.tar", ingest_test::RandomBytes(4 << 20, 8)));
   t_->proxy()->ReleaseHeld();
   std::string buf(1 << 20, '\0');
   Status s;

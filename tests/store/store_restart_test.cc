@@ -29,18 +29,6 @@ using store::PersistentStore;
 
 constexpr const char* kEndpoint = "http://127.0.0.1:8000";
 
-std::string Pattern(size_t n, uint64_t seed) {
-  std::string s(n, '\0');
-  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (size_t i = 0; i < n; i += 8) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    std::memcpy(s.data() + i, &x, std::min<size_t>(8, n - i));
-  }
-  return s;
-}
-
 // Runs tests/s3/s3-server.sh with `args`; fails the test if it fails.
 void Server(const std::string& args) {
   std::string out;
@@ -121,7 +109,7 @@ TEST_F(StoreRestartTest, AnUploadWhoseServerDiesLeavesNoPartialObject) {
   ASSERT_OK(w->Append("version 1"));
   ASSERT_OK(w->Commit());
 
-  const std::string data = Pattern(16 << 20, 1);
+  const std::string data = ingest_test::RandomBytes(16 << 20, 1);
   ASSERT_OK(store->OpenWrite("t.tar", &w));
   ASSERT_OK(w->Append(std::string_view(data).substr(0, 6 << 20)));  // the upload has begun
   Server("stop-gateway " + dir_->path() + "/rgw KILL");
@@ -151,7 +139,7 @@ TEST_F(StoreRestartTest, AnUploadWhoseServerDiesLeavesNoPartialObject) {
 TEST_F(StoreRestartTest, AReadResumesWhenTheServerIsBack) {
   std::unique_ptr<PersistentStore> store;
   ASSERT_OK(Open(&store, {{"s3_retries", "1000"}}));
-  const std::string data = Pattern(48 << 20, 2);
+  const std::string data = ingest_test::RandomBytes(48 << 20, 2);
   std::unique_ptr<ObjectWriter> w;
   ASSERT_OK(store->OpenWrite("big.tar", &w));
   ASSERT_OK(w->Append(data));

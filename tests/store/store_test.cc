@@ -17,6 +17,7 @@
 
 #include "ingest/persistent_store.h"
 #include "store/store.h"
+#include "tests/ingest/ingest_test_util.h"
 #include "tests/status_assertions.h"
 #include "tests/store/test_store.h"
 
@@ -43,19 +44,6 @@ std::string ReadObject(PersistentStore* store, const std::string& name, size_t c
   }
   EXPECT_EQ(r->size(), out.size());
   return out;
-}
-
-// n bytes that differ everywhere (a position counter).
-std::string Pattern(size_t n, uint64_t seed) {
-  std::string s(n, '\0');
-  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (size_t i = 0; i < n; i += 8) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    std::memcpy(s.data() + i, &x, std::min<size_t>(8, n - i));
-  }
-  return s;
 }
 
 class StoreTest : public ::testing::TestWithParam<StoreKind> {
@@ -112,7 +100,7 @@ TEST_P(StoreTest, WritesAreInvisibleUntilCommitted) {
 // streams it back in ranges.
 TEST_P(StoreTest, LargeObjectsStreamBothWays) {
   if (t_->is_s3()) ASSERT_OK(t_->Open(&store_, {{"s3_part_size", "5M"}}));
-  const std::string data = Pattern((12 << 20) + 12345, 1);
+  const std::string data = ingest_test::RandomBytes((12 << 20) + 12345, 1);
   std::unique_ptr<ObjectWriter> w;
   ASSERT_OK(store_->OpenWrite("big.tar", &w));
   for (size_t at = 0; at < data.size(); at += 1000003) {

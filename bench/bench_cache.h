@@ -1,0 +1,20 @@
+// What the cache benchmarks share: a cache manager over a fresh (or
+// existing) RocksDB store, as a server opens it, with no background
+// refresh or delayed write-back (the benchmark drives them).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "cache/tree_cache.h"
+#include "common/status.h"
+#include "ingest/persistent_store.h"
+
+namespace kvfs::bench {
+
+// Opens (creating) the key/value store DIR/db and the cache manager over
+// it and `store`; bulk loads stage in DIR/db/ingest-staging.
+Status OpenBenchCache(const std::string& dir, std::unique_ptr<ingest::PersistentStore> store,
+                      std::unique_ptr<cache::TreeCache>* out);
+
+}  // namespace kvfs::bench
