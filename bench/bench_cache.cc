@@ -7,10 +7,12 @@
 namespace kvfs::bench {
 
 Status OpenBenchCache(const std::string& dir, std::unique_ptr<ingest::PersistentStore> store,
-                      std::unique_ptr<cache::TreeCache>* out) {
+                      std::unique_ptr<cache::TreeCache>* out, std::string_view kv_options) {
   std::unique_ptr<KVStore> kv;
   std::filesystem::create_directories(dir);
-  KVFS_RETURN_IF_ERROR(OpenKVStore(KVStoreAt(dir + "/db"), &kv));
+  KVStoreSpec spec;
+  KVFS_RETURN_IF_ERROR(ParseKVStoreSpec(dir + "/db", "", kv_options, &spec));
+  KVFS_RETURN_IF_ERROR(OpenKVStore(spec, &kv));
   std::unique_ptr<FileSystem> fs;
   KVFS_RETURN_IF_ERROR(FileSystem::Open(FileSystemOptions(), std::move(kv), &fs));
   cache::TreeCacheOptions o;

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "cache/tree_cache.h"
 #include "common/status.h"
@@ -12,9 +13,10 @@
 
 namespace kvfs::bench {
 
-// Opens (creating) the key/value store DIR/db and the cache manager over
-// it and `store`; bulk loads stage in DIR/db/ingest-staging.
+// Opens (creating) the key/value store DIR/db (RocksDB, with `kv_options`,
+// "name=value,...") and the cache manager over it and `store`; bulk loads
+// stage in DIR/db/ingest-staging.
 Status OpenBenchCache(const std::string& dir, std::unique_ptr<ingest::PersistentStore> store,
-                      std::unique_ptr<cache::TreeCache>* out);
+                      std::unique_ptr<cache::TreeCache>* out, std::string_view kv_options = "");
 
 }  // namespace kvfs::bench

@@ -4,9 +4,11 @@
 // list-objects-v2).
 //
 //   s3_bench load      --store URL --dir D --tree NAME [--count] [-o s3_x=v...]
+//                      [--kv-options LIST]
 //       a cold load of tree NAME from the store into a fresh cache (TreeCache
-//       over RocksDB in D): seconds, and with --count the requests and bytes
-//       the server saw (through a FaultProxy of this process)
+//       over RocksDB in D, with the backend's options LIST): seconds, and
+//       with --count the requests and bytes the server saw (through a
+//       FaultProxy of this process)
 //   s3_bench writeback --store URL --dir D --tree NAME [--count] [-o ...]
 //       loads NAME (not counted), changes one file, writes the tree back
 //   s3_bench list      --store URL [-o ...]      PersistentStore::List
@@ -76,6 +78,11 @@ struct Args {
     if (it != values.end()) return it->second;
     if (fallback.empty()) Die("--" + name + " is required");
     return fallback;
+  }
+  // The value of an option that may be absent ("" then).
+  std::string Optional(const std::string& name) const {
+    auto it = values.find(name);
+    return it == values.end() ? std::string() : it->second;
   }
 };
 
@@ -152,7 +159,9 @@ int Load(const Args& a, bool writeback) {
   std::unique_ptr<ingest::PersistentStore> store;
   if (Status s = store::OpenStore(spec, &store); !s.ok()) Die("open " + spec.url, s);
   std::unique_ptr<cache::TreeCache> cache;
-  if (Status s = bench::OpenBenchCache(dir, std::move(store), &cache); !s.ok()) Die("cache", s);
+  if (Status s = bench::OpenBenchCache(dir, std::move(store), &cache, a.Optional("kv-options"));
+      !s.ok())
+    Die("cache", s);
   if (proxy != nullptr && !writeback) proxy->ClearRequests();  // the load only
   Clock::time_point t0 = Clock::now();
   if (Status s = cache->Load(tree); !s.ok()) Die("load " + tree, s);

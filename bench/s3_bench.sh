@@ -83,6 +83,12 @@ for round in $(seq "$ROUNDS"); do
       --tree linux-source-6.1)
     record "${line%\}}, \"kind\": \"$kind\", \"round\": $round}"
   done
+  # The same load with the loaded SST files uncompressed (bulk_load_compression=none):
+  # the ingest's CPU is mostly ZSTD (docs/benchmarks.md, "Ingest").
+  drop
+  line=$("$BENCH" load --store s3://kvfs-tar -o s3_endpoint=$E --dir "$OUT/cache" \
+    --tree linux-source-6.1 --kv-options bulk_load_compression=none)
+  record "${line%\}}, \"kind\": \"tar-none\", \"round\": $round}"
 done
 
 # 3a. What the server sees: a load and a write-back of the tree.

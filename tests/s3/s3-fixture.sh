@@ -50,13 +50,24 @@ stop() {
   rm -f "$dir/holder.pid" "$dir/ready" "$dir/failed"
 }
 
-# Inside the namespace: start the server, say so, and keep the namespace.
+# Inside the namespace: start the server (a second time if the first
+# fails: a daemon of a busy machine may miss its start), say so, and keep the
+# namespace.
 serve() {
   local kind=$1 dir=$2 port
   case $kind in radosgw) port=8000 ;; swift) port=8080 ;; *) die "unknown server '$kind'" ;; esac
   if ! "$here/s3-server.sh" "$kind" "$dir/server" "$port"; then
-    touch "$dir/failed"
-    exit 1
+    echo "s3-fixture: $kind failed to start; killing its daemons and trying again" >&2
+    # Every process of this namespace but this script and its PID 1.
+    for p in /proc/[0-9]*; do
+      p=${p#/proc/}
+      [ "$p" -eq 1 ] || [ "$p" -eq $$ ] || kill -9 "$p" 2>/dev/null || true
+    done
+    sleep 1
+    if ! "$here/s3-server.sh" "$kind" "$dir/server" "$port"; then
+      touch "$dir/failed"
+      exit 1
+    fi
   fi
   local key=test
   [ "$kind" = swift ] && key=test:tester

@@ -234,6 +234,8 @@ CONF
 [ $# -ge 2 ] || die "usage: $0 radosgw|swift|stop-gateway|start-gateway DIR [PORT]"
 kind=$1
 dir=$(realpath -m "$2")
+# A step that fails says which, with the logs so far.
+trap 'echo "s3-server: $kind: failed at line $LINENO: $BASH_COMMAND" >&2; log_tails "$dir"' ERR
 case $kind in
   radosgw) start_radosgw "$dir" "${3:-8000}" ;;
   swift) start_swift "$dir" "${3:-8080}" ;;
