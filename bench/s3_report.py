@@ -19,19 +19,30 @@ def main(path):
     machine = pick("machine")[0]
     print(f"##### S3 benchmark, {machine['date']}, {machine['cores']} cores, load {machine['load']}\n")
     rounds = len([r for r in pick("load", kind="tar") if not r.get("counted")])
-    print(f"Cold load of linux-source-6.1 from the bucket into a fresh cache (medians of {rounds} "
-          "rounds, seconds):\n")
-    print("| tarball | aws s3 cp - | curl | KVFS cold load | load / aws s3 cp | load / curl | rounds (load) |")
-    print("|---|---:|---:|---:|---:|---:|---|")
+    print(f"Cold load of linux-source-6.1 from the bucket into a fresh cache, {rounds} rounds; each "
+          "load is compared with the downloads of the same round (medians, seconds; the ratios are "
+          "the median and range of the per-round ratios):\n")
+    print("| tarball | aws s3 cp - | curl | KVFS cold load | load / aws s3 cp | load / curl |")
+    print("|---|---:|---:|---:|---:|---:|")
     for kind, base, label in (("tar", "tar", "`.tar` (1.36 GB)"),
                               ("tar-none", "tar", "`.tar`, `bulk_load_compression=none`"),
                               ("xz", "xz", "`.tar.xz` (138 MB)")):
-        loads = [r["seconds"] for r in pick("load", kind=kind) if not r.get("counted")]
+        loads = [r for r in pick("load", kind=kind) if not r.get("counted")]
         if not loads:
             continue
-        aws, curl, load = med("aws_s3_cp", kind=base), med("curl", kind=base), statistics.median(loads)
-        print(f"| {label} | {aws:.2f} | {curl:.2f} | {load:.2f} | {load / aws:.2f}x | "
-              f"{load / curl:.2f}x | {', '.join(f'{x:.2f}' for x in loads)} |")
+        ratios = {"aws_s3_cp": [], "curl": []}
+        for r in loads:
+            for phase in ratios:
+                base_s = [x["seconds"] for x in pick(phase, kind=base, round=r["round"])]
+                if base_s:
+                    ratios[phase].append(r["seconds"] / base_s[0])
+
+        def fmt(xs):
+            return f"{statistics.median(xs):.2f}x ({min(xs):.2f}-{max(xs):.2f})"
+
+        print(f"| {label} | {med('aws_s3_cp', kind=base):.2f} | {med('curl', kind=base):.2f} | "
+              f"{statistics.median(r['seconds'] for r in loads):.2f} | {fmt(ratios['aws_s3_cp'])} | "
+              f"{fmt(ratios['curl'])} |")
 
     print("\nListing and start-up with many tarballs in the bucket (medians, seconds):\n")
     aws_list = med("aws_list")
