@@ -88,6 +88,10 @@ size_t OnBody(char* data, size_t size, size_t n, void* arg) {
 
 int OnProgress(void* arg, curl_off_t, curl_off_t dlnow, curl_off_t, curl_off_t ulnow) {
   auto* t = static_cast<Transfer*>(arg);
+  if (t->request->cancelled && t->request->cancelled()) {
+    t->stopped = true;
+    return 1;  // CURLE_ABORTED_BY_CALLBACK
+  }
   const Clock::time_point now = Clock::now();
   if (dlnow != t->last_down || ulnow != t->last_up) {
     t->last_down = dlnow;
@@ -252,14 +256,16 @@ void S3Client::Log(const std::string& line) const {
   if (options_.log) options_.log(line);
 }
 
-void S3Client::Backoff(int n) const {
+std::chrono::milliseconds S3Client::BackoffDelay(int n) const {
   int64_t ms = options_.backoff_ms;
   for (int i = 1; i < n && ms < options_.max_backoff_ms; ++i) ms *= 2;
   ms = std::min<int64_t>(ms, options_.max_backoff_ms);
   thread_local std::minstd_rand rng(std::random_device{}());
   const double jitter = 0.5 + 0.5 * std::uniform_real_distribution<double>(0, 1)(rng);
-  std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(ms * jitter)));
+  return std::chrono::milliseconds(static_cast<int64_t>(ms * jitter));
 }
+
+void S3Client::Backoff(int n) const { std::this_thread::sleep_for(BackoffDelay(n)); }
 
 Status S3Client::Attempt(const S3Request& request, S3Response* response) {
   *response = S3Response{};
@@ -317,7 +323,7 @@ Status S3Client::Attempt(const S3Request& request, S3Response* response) {
   const std::string what = Describe(request.key) + ": " + request.method;
   if (rc != CURLE_OK) {
     response->status = t.stopped ? response->status : 0;
-    if (t.stopped) return Status::FromErrno(ECANCELED, what + ": stopped by the reader");
+    if (t.stopped) return Status::FromErrno(ECANCELED, what + ": stopped by its caller");
     int err = EIO;
     response->retryable = true;
     std::string why = curl_error[0] != '\0' ? curl_error : curl_easy_strerror(rc);

@@ -8,6 +8,7 @@
 // kept alive and reused (a pool of curl handles). Thread-safe.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -65,6 +66,9 @@ struct S3Request {
   // instead of S3Response::body; returning false stops the transfer (the
   // attempt then fails with ECANCELED and is not retried).
   std::function<bool(std::string_view)> on_body;
+  // If set, asked about once a second while the request waits for the
+  // server; true stops it as on_body's false does.
+  std::function<bool()> cancelled;
 };
 
 struct S3Response {
@@ -107,8 +111,10 @@ class S3Client {
   // were made.
   Status Perform(const S3Request& request, S3Response* response);
 
-  // Sleeps before retry `n` (1, 2, ...): min(max_backoff_ms, backoff_ms *
-  // 2^(n-1)), scaled by a random factor in [0.5, 1].
+  // How long to wait before retry `n` (1, 2, ...): min(max_backoff_ms,
+  // backoff_ms * 2^(n-1)), scaled by a random factor in [0.5, 1].
+  std::chrono::milliseconds BackoffDelay(int n) const;
+  // Sleeps BackoffDelay(n).
   void Backoff(int n) const;
 
   // Logs a line (options.log).

@@ -189,6 +189,7 @@ class S3Reader final : public ObjectReader {
         pos += data.size();
         return true;
       };
+      req.cancelled = [this] { return Stopped(); };
       S3Response resp;
       Status s = client_->Attempt(req, &resp);
       if (s.ok() && pos == last + 1) {
@@ -217,7 +218,12 @@ class S3Reader final : public ObjectReader {
       ++failures;
       client_->Log(s.message() + "; resuming at byte " + std::to_string(pos) + ", retry " +
                    std::to_string(failures) + " of " + std::to_string(client_->options().retries));
-      client_->Backoff(failures);
+      // The backoff, unless the reader is closed meanwhile.
+      std::unique_lock<std::mutex> l(mu_);
+      if (cv_.wait_for(l, client_->BackoffDelay(failures), [&] { return stop_; })) {
+        l.unlock();
+        return Finish(Status::FromErrno(ECANCELED, "reader closed"));
+      }
     }
     Finish(Status::OK());
   }

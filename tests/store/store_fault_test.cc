@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -200,6 +201,30 @@ TEST_F(StoreFaultTest, ACutReadResumesWhereItStopped) {
   uint64_t body = 0;
   for (const ProxiedRequest& r : gets) body += r.response_bytes;
   EXPECT_LT(body, data.size() + 4096);
+}
+
+// A reader closed while its fetch waits on a silent server (or in a
+// backoff) stops at once: it does not wait out s3_timeout_seconds (an hour
+// here; the bound below is a generous two minutes).
+TEST_F(StoreFaultTest, AReaderClosedWhileTheServerStallsStopsAtOnce) {
+  std::unique_ptr<PersistentStore> store;
+  ASSERT_OK(Open(&store, {{"s3_timeout_seconds", "3600"}}));
+  ASSERT_OK(t_->Put("slow.tar", "data"));
+  t_->proxy()->AddRule(Rule(A::kStall, "GET", "slow.tar", -1));
+  std::unique_ptr<ObjectReader> r;
+  ASSERT_OK(store->OpenRead("slow.tar", &r));
+  while (Seen("GET", "slow.tar").empty())
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::atomic<bool> closed{false};
+  std::thread closer([&] {
+    r.reset();
+    closed = true;
+  });
+  for (int i = 0; i < 1200 && !closed; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(closed.load()) << "the reader did not stop";
+  closer.join();
 }
 
 TEST_F(StoreFaultTest, RefusedConnectionsAreRetriedUntilTheServerIsBack) {
