@@ -35,12 +35,21 @@ struct FuseOperations::Request {
     try {
       f();
     } catch (const std::bad_alloc&) {
+      LogNoThrow(req, "out of memory serving a request", "");
       fuse_reply_err(req, ENOMEM);
     } catch (const std::exception& e) {
-      Ops(req)->options_.log(std::string("unexpected exception: ") + e.what());
+      LogNoThrow(req, "unexpected exception: ", e.what());
       fuse_reply_err(req, EIO);
     } catch (...) {
+      LogNoThrow(req, "unexpected exception", "");
       fuse_reply_err(req, EIO);
+    }
+  }
+
+  static void LogNoThrow(fuse_req_t req, const char* what, const char* detail) noexcept {
+    try {
+      Ops(req)->options_.log(std::string(what) + detail);
+    } catch (...) {
     }
   }
 
@@ -154,6 +163,8 @@ struct FuseOperations::Request {
     // Symlink targets never change (a new target is a new inode).
     if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
     conn->max_write = std::min(conn->max_write, f.max_write);
+    // libfuse insists on the mount option's value.
+    if (f.max_read != 0) conn->max_read = f.max_read;
     conn->time_gran = 1;
   }
 

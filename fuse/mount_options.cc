@@ -80,6 +80,10 @@ Status ApplyMountOption(std::string_view item, CommandLine* cmd) {
       {"default_permissions", [] { return Status::OK(); }},
       {"ro", flag(&f.read_only, true)},
       {"rw", flag(&f.read_only, false)},
+      {"dev", flag(&f.dev, true)},
+      {"nodev", flag(&f.dev, false)},
+      {"suid", flag(&f.suid, true)},
+      {"nosuid", flag(&f.suid, false)},
       {"direct_io", flag(&f.direct_io, true)},
       {"kernel_cache",
        [&f] {
@@ -364,6 +368,8 @@ Mount options (-o, comma-separated; docs/fuse.md):
   allow_other                     let other users in (default: only the mounter)
   default_permissions             always on: the kernel checks permissions
   ro, rw                          read-only mount (default rw)
+  dev, nodev                      honour device nodes (default nodev)
+  suid, nosuid                    honour set-user/group-ID bits (default nosuid)
   entry_timeout=S                 lookup cache, seconds (default 1)
   attr_timeout=S                  attribute cache, seconds (default 1)
   negative_timeout=S              "no such name" cache, seconds (default 0)
@@ -385,6 +391,8 @@ std::string KernelMountOptions(const CommandLine& cmd) {
   o += ",subtype=" + EscapeOption(f.subtype);
   if (f.allow_other) o += ",allow_other";
   if (f.read_only) o += ",ro";
+  if (f.dev) o += ",dev";
+  if (f.suid) o += ",suid";
   if (f.max_read != 0) o += ",max_read=" + std::to_string(f.max_read);
   return o;
 }

@@ -39,6 +39,10 @@ struct FuseSettings {
   bool allow_other = false;
   // Read-only mount.
   bool read_only = false;
+  // Honour device nodes and set-user/group-ID bits of the mount's files (as
+  // for any FUSE mount, both are off unless asked for).
+  bool dev = false;
+  bool suid = false;
   // Seconds the kernel may cache a name's lookup, attributes, and the
   // absence of a name.
   double entry_timeout = 1.0;
