@@ -359,28 +359,21 @@ struct FuseOperations::Request {
     });
   }
 
-  // RENAME_NOREPLACE is a lookup, then the rename: atomic for everything done
-  // through the mount, because the kernel holds both directories' locks for
-  // the whole request. RENAME_EXCHANGE and RENAME_WHITEOUT: the core cannot.
+  // RENAME_NOREPLACE: the kernel looks the new name up afresh (a rename
+  // target is always revalidated) under both directories' locks and refuses
+  // an existing one itself; what reaches here is a plain rename. The core
+  // cannot swap two names in one step: RENAME_EXCHANGE (and WHITEOUT) get
+  // EINVAL, as from any file system without them.
   static void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
                      const char* new_name, unsigned int flags) {
     Guard(req, [&] {
       FuseOperations* ops = Ops(req);
-      Ino from = ops->ToCore(parent);
-      Ino to = ops->ToCore(new_parent);
       if (flags & ~static_cast<unsigned int>(RENAME_NOREPLACE)) {
         fuse_reply_err(req, EINVAL);
         return;
       }
-      if (flags & RENAME_NOREPLACE) {
-        Attributes existing;
-        Status s = ops->fs_->Lookup(to, new_name, &existing);
-        if (s.ok()) {
-          fuse_reply_err(req, EEXIST);
-          return;
-        }
-        if (!s.IsNotFound()) return ReplyError(req, s, "rename");
-      }
+      Ino from = ops->ToCore(parent);
+      Ino to = ops->ToCore(new_parent);
       Status s = ops->Durable([&] { return ops->fs_->Rename(from, name, to, new_name); });
       if (!s.ok()) return ReplyError(req, s, "rename");
       fuse_reply_err(req, 0);
@@ -503,7 +496,10 @@ struct FuseOperations::Request {
       const Ino dir = ops->ToCore(ino);
       std::string buf(size, '\0');
       size_t used = 0;
-      std::vector<Ino> counted;  // lookups given to the kernel by this reply
+      // Lookups given to the kernel by this reply. A readdirplus entry takes
+      // more than 128 bytes: reserved up front, push_back cannot throw.
+      std::vector<Ino> counted;
+      if (plus) counted.reserve(size / 128 + 1);
       // Adds one entry; false if it does not fit.
       auto add = [&](const std::string& name, const struct stat& st, const fuse_entry_param* e,
                      off_t next) {
@@ -535,19 +531,26 @@ struct FuseOperations::Request {
       const uint64_t cookie =
           off < static_cast<off_t>(kFirstCookie) ? kStartCookie : static_cast<uint64_t>(off);
       bool eof = false;
-      Status s = ops->fs_->ReadDir(
-          dir, cookie,
-          [&](const DirEntry& d) {
-            fuse_entry_param e = ToEntry(ops, d.attrs);
-            if (!add(d.name, e.attr, &e, static_cast<off_t>(d.cookie))) return false;
-            if (plus) {
-              ops->inodes_.Add(d.attrs.ino, dir == ops->options_.root ? std::string_view(d.name)
-                                                                      : std::string_view());
-              counted.push_back(d.attrs.ino);
-            }
-            return true;
-          },
-          &eof);
+      Status s;
+      try {
+        s = ops->fs_->ReadDir(
+            dir, cookie,
+            [&](const DirEntry& d) {
+              fuse_entry_param e = ToEntry(ops, d.attrs);
+              if (!add(d.name, e.attr, &e, static_cast<off_t>(d.cookie))) return false;
+              if (plus) {
+                ops->inodes_.Add(d.attrs.ino, dir == ops->options_.root ? std::string_view(d.name)
+                                                                        : std::string_view());
+                counted.push_back(d.attrs.ino);
+              }
+              return true;
+            },
+            &eof);
+      } catch (...) {
+        // Out of memory: no reply carries these entries.
+        for (Ino c : counted) ops->inodes_.Forget(c, 1);
+        throw;
+      }
       // An error after some entries: reply with those (the next call meets
       // the error again at their end).
       if (!s.ok() && used == 0) return ReplyError(req, s, "readdir");

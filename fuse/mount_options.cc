@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -408,20 +409,24 @@ void MakePathsAbsolute(CommandLine* cmd) {
 }
 
 Status CheckMountpoint(const std::string& path) {
+  auto dead = [&] {
+    return Status::FromErrno(ENOTCONN, "mountpoint " + path +
+                                           " is a FUSE mount whose server is gone: unmount it "
+                                           "first (fusermount3 -u " +
+                                           path + ")");
+  };
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) {
     int err = errno;
-    if (err == ENOTCONN) {
-      return Status::FromErrno(err, "mountpoint " + path +
-                                        " is a FUSE mount whose server is gone: unmount it "
-                                        "first (fusermount3 -u " +
-                                        path + ")");
-    }
+    if (err == ENOTCONN) return dead();
     return Status::FromErrno(err, "mountpoint " + path + ": " + std::strerror(err));
   }
   if (!S_ISDIR(st.st_mode)) {
     return Status::FromErrno(ENOTDIR, "mountpoint " + path + " is not a directory");
   }
+  // stat may answer from the kernel's cache; statfs always asks the server.
+  struct statfs fs;
+  if (::statfs(path.c_str(), &fs) != 0 && errno == ENOTCONN) return dead();
   return Status::OK();
 }
 

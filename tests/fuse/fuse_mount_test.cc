@@ -197,8 +197,15 @@ TEST_F(FuseMountTest, FilesDirectoriesLinksAndNodes) {
   EXPECT_EQ(access(P("d/small").c_str(), F_OK), -1);
   ASSERT_EQ(mkdir(P("d/sub").c_str(), 0755), 0);
   ASSERT_EQ(WriteFile(P("d/sub/f"), "in sub"), 0);
+  ASSERT_EQ(stat(P("d/sub").c_str(), &a), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(10));
   ASSERT_EQ(rename(P("d/sub").c_str(), P("d/sub2").c_str()), 0);
   EXPECT_EQ(Contents(P("d/sub2/f")), "in sub");
+  // A rename changes the renamed object's ctime, as on ext4 (pjdfstest's
+  // rename/22.t checks this on ext4, UFS and ZFS only).
+  ASSERT_EQ(stat(P("d/sub2").c_str(), &b), 0);
+  EXPECT_GT(b.st_ctim.tv_sec * 1000000000ll + b.st_ctim.tv_nsec,
+            a.st_ctim.tv_sec * 1000000000ll + a.st_ctim.tv_nsec);
 
   // Nodes: a FIFO, a device, a socket.
   ASSERT_EQ(mkfifo(P("d/fifo").c_str(), 0640), 0);
@@ -692,6 +699,15 @@ TEST_F(FuseMountTest, UserMistakesGetClearMessages) {
   // The first mount is unharmed.
   ASSERT_EQ(WriteFile(P("still"), "here"), 0);
   EXPECT_EQ(Contents(P("still")), "here");
+
+  // A mountpoint whose kvfs-fuse died without unmounting.
+  int status = 0;
+  ASSERT_OK(fuse_->SignalAndWait(SIGKILL, &status));
+  EXPECT_EQ(RunProgram({bin, "--db", db(), mnt()}, &out), 1);
+  EXPECT_EQ(out, "kvfs-fuse: mountpoint " + mnt() +
+                     " is a FUSE mount whose server is gone: unmount it first (fusermount3 -u " +
+                     mnt() + ")\n");
+  ASSERT_EQ(umount2(mnt().c_str(), MNT_DETACH), 0);
 }
 
 // ---- The store's other users --------------------------------------------------------
