@@ -1,7 +1,10 @@
 #include "fuse/fuse_mount.h"
 
 #include <fuse_lowlevel.h>
+#include <signal.h>
 
+#include <cerrno>
+#include <chrono>
 #include <cstdarg>
 #include <cstdio>
 #include <iostream>
@@ -42,7 +45,25 @@ void LogFromLibfuse(enum fuse_log_level, const char* fmt, va_list ap) {
   }
 }
 
+sigset_t HandledSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGUSR2);  // stops the signal thread
+  return set;
+}
+
+// Interrupts Serve's blocking call (SIGUSR1, no SA_RESTART).
+void Wake(int) {}
+
 }  // namespace
+
+void BlockTerminationSignals() {
+  sigset_t set = HandledSignals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
 
 FuseMount::FuseMount(FuseOperations* ops, FuseMountOptions options)
     : ops_(ops), options_(std::move(options)) {}
@@ -73,12 +94,6 @@ Status FuseMount::Mount(FuseOperations* ops, const FuseMountOptions& options,
       fuse_session_new(&fargs, &FuseOperations::Table(), sizeof(fuse_lowlevel_ops), ops);
   fuse_opt_free_args(&fargs);
   if (mount->session_ == nullptr) return failed("cannot start a FUSE session");
-  if (options.handle_signals) {
-    if (fuse_set_signal_handlers(mount->session_) != 0) {
-      return failed("cannot install signal handlers");
-    }
-    mount->signals_ = true;
-  }
   if (fuse_session_mount(mount->session_, options.mountpoint.c_str()) != 0) {
     return failed("cannot mount on " + options.mountpoint);
   }
@@ -88,19 +103,56 @@ Status FuseMount::Mount(FuseOperations* ops, const FuseMountOptions& options,
     log.capture = false;
   }
   ops->AttachSession(mount->session_);
+  if (options.handle_signals) {
+    struct sigaction wake = {};
+    wake.sa_handler = Wake;  // no SA_RESTART: blocking calls return EINTR
+    sigaction(SIGUSR1, &wake, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+    FuseMount* m = mount.get();
+    mount->signal_thread_ = std::thread([m] { m->HandleSignals(); });
+  }
   *out = std::move(mount);
   return Status::OK();
 }
 
+void FuseMount::HandleSignals() {
+  const sigset_t set = HandledSignals();
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0 || sig == SIGUSR2) return;
+    if (signal_.load() != 0) continue;
+    signal_ = sig;
+    // While the loop still answers requests: an invalidation in progress
+    // may be waiting for one.
+    ops_->DetachSession();
+    fuse_session_exit(session_);
+    // Wake Serve's thread until its loop has seen the exit (a wake-up that
+    // lands just before it blocks is lost, hence again).
+    std::unique_lock<std::mutex> l(mu_);
+    while (serving_) {
+      pthread_kill(loop_thread_, SIGUSR1);
+      cv_.wait_for(l, std::chrono::milliseconds(100), [&] { return !serving_; });
+    }
+  }
+}
+
 FuseMount::~FuseMount() {
+  if (signal_thread_.joinable()) {
+    pthread_kill(signal_thread_.native_handle(), SIGUSR2);
+    signal_thread_.join();
+  }
   ops_->DetachSession();
   if (session_ == nullptr) return;
   if (mounted_) fuse_session_unmount(session_);
-  if (signals_) fuse_remove_signal_handlers(session_);
   fuse_session_destroy(session_);
 }
 
 Status FuseMount::Serve(int* signal) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    loop_thread_ = pthread_self();
+    serving_ = true;
+  }
   int ret;
   if (options_.settings.single_thread) {
     ret = fuse_session_loop(session_);
@@ -112,13 +164,13 @@ Status FuseMount::Serve(int* signal) {
     ret = fuse_session_loop_mt(session_, config);
     fuse_loop_cfg_destroy(config);
   }
-  if (signal != nullptr) *signal = 0;
-  // The loops return the number of the signal that ended them, 0 after an
-  // unmount, or -errno.
-  if (ret > 0) {
-    if (signal != nullptr) *signal = ret;
-    return Status::OK();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    serving_ = false;
   }
+  cv_.notify_all();
+  if (signal != nullptr) *signal = signal_.load();
+  // The loops return 0 when the session was exited or unmounted, else -errno.
   if (ret < 0) return Status::FromErrno(-ret, "serving the FUSE session failed");
   return Status::OK();
 }

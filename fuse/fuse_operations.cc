@@ -121,6 +121,9 @@ struct FuseOperations::Request {
                               const Attributes& a, fuse_file_info* fi) {
     const FuseSettings& f = ops->options_.settings;
     fi->direct_io = f.direct_io ? 1 : 0;
+    // Closing a read-only descriptor has nothing to make durable: no flush
+    // request (release still comes, after close returned).
+    fi->noflush = (fi->flags & O_ACCMODE) == O_RDONLY ? 1 : 0;
     switch (f.cache) {
       case CacheMode::kNone:
         fi->keep_cache = 0;
@@ -162,6 +165,9 @@ struct FuseOperations::Request {
     }
     // Symlink targets never change (a new target is a new inode).
     if (conn->capable & FUSE_CAP_CACHE_SYMLINKS) conn->want |= FUSE_CAP_CACHE_SYMLINKS;
+    // Nothing is kept per open directory: opendir answers ENOSYS once and
+    // the kernel sends no more opendir and releasedir requests.
+    ops->no_opendir_ = (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0;
     conn->max_write = std::min(conn->max_write, f.max_write);
     // libfuse insists on the mount option's value.
     if (f.max_read != 0) conn->max_read = f.max_read;
@@ -560,6 +566,14 @@ struct FuseOperations::Request {
     });
   }
 
+  static void OpenDir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+    if (Ops(req)->no_opendir_) {
+      fuse_reply_err(req, ENOSYS);
+    } else {
+      fuse_reply_open(req, fi);
+    }
+  }
+
   static void ReadDirPlain(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                            fuse_file_info*) {
     ReadDir(req, ino, size, off, /*plus=*/false);
@@ -672,6 +686,7 @@ const fuse_lowlevel_ops& FuseOperations::Table() {
     t.flush = Request::Flush;
     t.release = Request::Release;
     t.fsync = Request::Fsync;
+    t.opendir = Request::OpenDir;
     t.readdir = Request::ReadDirPlain;
     t.readdirplus = Request::ReadDirPlus;
     t.fsyncdir = Request::FsyncDir;
@@ -681,7 +696,7 @@ const fuse_lowlevel_ops& FuseOperations::Table() {
     t.getxattr = Request::GetXattr;
     t.listxattr = Request::ListXattr;
     t.removexattr = Request::RemoveXattr;
-    // Not here, on purpose: opendir/releasedir (nothing to keep per open
+    // Not here, on purpose: releasedir (nothing to keep per open
     // directory), flock/getlk/setlk (the kernel arbitrates locks itself,
     // which is exact for a single mount), lseek (SEEK_DATA/SEEK_HOLE see the
     // whole file as data).
@@ -691,18 +706,7 @@ const fuse_lowlevel_ops& FuseOperations::Table() {
 }
 
 FuseOperations::FuseOperations(FileSystem* fs, FuseOperationsOptions options)
-    : fs_(fs), options_(std::move(options)) {
-  invalidator_ = std::thread([this] { RunInvalidations(); });
-}
-
-FuseOperations::~FuseOperations() {
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  invalidator_.join();
-}
+    : fs_(fs), options_(std::move(options)) {}
 
 Status FuseOperations::Durable(const std::function<Status()>& op) {
   const uint64_t ticket = syncs_.Begin();
@@ -724,34 +728,25 @@ void FuseOperations::AttachSession(fuse_session* se) {
 }
 
 void FuseOperations::DetachSession() {
-  std::lock_guard<std::mutex> l(mu_);
+  std::unique_lock<std::mutex> l(mu_);
   session_ = nullptr;
-  pending_.clear();
+  cv_.wait(l, [&] { return in_flight_ == 0; });
 }
 
 void FuseOperations::Invalidate(Ino ino) {
+  fuse_session* se;
   {
     std::lock_guard<std::mutex> l(mu_);
     if (session_ == nullptr) return;
-    pending_.insert(ino);
+    se = session_;
+    ++in_flight_;
+  }
+  InvalidateNow(se, ino);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    --in_flight_;
   }
   cv_.notify_all();
-}
-
-void FuseOperations::RunInvalidations() {
-  std::unique_lock<std::mutex> l(mu_);
-  while (true) {
-    cv_.wait(l, [&] { return stop_ || (!pending_.empty() && session_ != nullptr); });
-    if (stop_) return;
-    Ino ino = *pending_.begin();
-    pending_.erase(pending_.begin());
-    fuse_session* se = session_;
-    // The kernel may wait for requests this process serves: never hold mu_
-    // while telling it.
-    l.unlock();
-    InvalidateNow(se, ino);
-    l.lock();
-  }
 }
 
 void FuseOperations::InvalidateNow(fuse_session* se, Ino ino) {

@@ -14,7 +14,9 @@
 //     (ENOSYS) and then answers EOPNOTSUPP itself.
 //   - Changes made behind the kernel's back (trees ingested, replaced or
 //     evicted through the control socket, the cache manager's loads and
-//     evictions) reach it as invalidations (Invalidate).
+//     evictions) reach it as invalidations (Invalidate) before the change
+//     is reported done (kvfs-ingest returns after the kernel dropped what it
+//     cached).
 #pragma once
 
 #include <atomic>
@@ -22,9 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
-#include <set>
 #include <string>
-#include <thread>
 
 #include "common/fs/file_system.h"
 #include "fuse/inode_table.h"
@@ -69,8 +69,6 @@ class FuseOperations {
  public:
   // Serves `fs` (not owned; must outlive this object and the session).
   FuseOperations(FileSystem* fs, FuseOperationsOptions options);
-  // Stops the invalidation thread.
-  ~FuseOperations();
   FuseOperations(const FuseOperations&) = delete;
   FuseOperations& operator=(const FuseOperations&) = delete;
 
@@ -78,15 +76,18 @@ class FuseOperations {
   // its userdata (fuse_session_new's last argument).
   static const fuse_lowlevel_ops& Table();
 
-  // Starts telling the kernel, through mounted session `se`, about changes
-  // queued by Invalidate. Call once, after mounting.
+  // Starts passing invalidations to the kernel through mounted session `se`.
+  // Call once, after mounting.
   void AttachSession(fuse_session* se);
-  // Stops doing so (before the session is unmounted). Queued ones are dropped.
+  // Stops doing so and waits for an invalidation in progress. Call while the
+  // session still serves requests, or once the kernel ended it (an
+  // invalidation may wait for a request holding a directory's lock).
   void DetachSession();
-  // Queues core inode `ino`'s invalidation: its cached attributes and
-  // contents, and for the mount's root also the cached names in it whose
-  // inode changed or went away. Returns at once (the kernel is told from a
-  // thread of its own, so this is safe from any thread).
+  // Tells the kernel that core inode `ino`'s cached attributes and contents
+  // are wrong, and for the mount's root also its cached names whose inode
+  // changed or went away; returns when the kernel dropped them. From the
+  // control server's or the cache manager's thread, never from a request
+  // (the kernel may wait for requests to finish). Nothing without a session.
   void Invalidate(Ino ino);
 
   // The inodes the kernel holds (for tests and the log).
@@ -103,20 +104,19 @@ class FuseOperations {
   // Makes the unstable writes to `ino` durable unless they are (force: sync
   // anyway).
   Status SyncWrites(Ino ino, bool force);
-  void RunInvalidations();
   void InvalidateNow(fuse_session* se, Ino ino);
 
   FileSystem* const fs_;
   const FuseOperationsOptions options_;
   InodeTable inodes_;
   SyncTracker syncs_;
+  // The kernel sends no opendir/releasedir after an ENOSYS (set at init).
+  bool no_opendir_ = false;
 
   std::mutex mu_;
-  std::condition_variable cv_;
+  std::condition_variable cv_;       // in_flight_ went down
   fuse_session* session_ = nullptr;  // guarded by mu_
-  std::set<Ino> pending_;            // guarded by mu_
-  bool stop_ = false;                // guarded by mu_
-  std::thread invalidator_;
+  int in_flight_ = 0;                // guarded by mu_: invalidations being sent
 };
 
 }  // namespace kvfs::fusefs

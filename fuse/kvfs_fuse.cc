@@ -10,6 +10,7 @@
 // the mount is removed, the store is synced and closed.
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -124,6 +125,9 @@ class StartupReport {
     if (pid < 0) return Status::FromErrno(errno, "fork");
     if (pid > 0) {
       ::close(fds[1]);
+      sigset_t none;
+      sigemptyset(&none);
+      pthread_sigmask(SIG_SETMASK, &none, nullptr);  // the parent stays interruptible
       WaitForDaemon(fds[0]);
     }
     ::close(fds[0]);
@@ -261,6 +265,10 @@ int Run(const CommandLine& cmd) {
   int signal = 0;
   s = mount->Serve(&signal);
   if (!s.ok()) logger.Log(s.ToString());
+  // No more invalidations (the kernel ended the session, or the signal
+  // handling stopped them while requests were still served), then none are
+  // asked for, then the mount goes.
+  ops.DetachSession();
   stack->RemoveInvalidateListener(&ops);
   mount.reset();  // unmounts if a signal ended the session
   Status synced = stack->fs()->Sync();
@@ -279,6 +287,9 @@ int Run(const CommandLine& cmd) {
 
 int main(int argc, char** argv) {
   using namespace kvfs::fusefs;
+  // Before any thread exists: the mount takes SIGTERM, SIGINT and SIGHUP on
+  // a thread of its own.
+  BlockTerminationSignals();
   std::vector<std::string> args(argv, argv + argc);
   CommandLine cmd;
   kvfs::Status s = ParseCommandLine(args, &cmd);
