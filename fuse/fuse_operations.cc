@@ -9,6 +9,7 @@
 #include <cstring>
 #include <exception>
 #include <new>
+#include <optional>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -648,6 +649,53 @@ struct FuseOperations::Request {
     });
   }
 
+  // SEEK_DATA and SEEK_HOLE from the core's runs of stored data (the kernel
+  // handles the other whences itself). Costs what is stored past `off`.
+  static void Lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info*) {
+    Guard(req, [&] {
+      FuseOperations* ops = Ops(req);
+      if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+        fuse_reply_err(req, EINVAL);
+        return;
+      }
+      const Ino core = ops->ToCore(ino);
+      Attributes a;
+      Status s = ops->fs_->GetAttr(core, &a);
+      if (!s.ok()) return ReplyError(req, s, "lseek");
+      const uint64_t from = static_cast<uint64_t>(off);
+      if (off < 0 || from >= a.size) {
+        fuse_reply_err(req, ENXIO);  // at or past the end: neither data nor hole
+        return;
+      }
+      // SEEK_DATA: the first stored byte at or after `from`; SEEK_HOLE: the
+      // first byte at or after `from` that no run covers (the end at the
+      // latest: it is a hole by definition).
+      std::optional<uint64_t> found;
+      uint64_t pos = from;
+      s = ops->fs_->DataExtents(core, from, [&](uint64_t start, uint64_t length) {
+        if (whence == SEEK_DATA) {
+          found = std::max(start, from);
+          return false;
+        }
+        if (start > pos) {
+          found = pos;
+          return false;
+        }
+        pos = std::max(pos, start + length);
+        return pos < a.size;
+      });
+      if (!s.ok()) return ReplyError(req, s, "lseek");
+      if (!found) {
+        if (whence == SEEK_DATA) {
+          fuse_reply_err(req, ENXIO);  // only holes from `from` to the end
+          return;
+        }
+        found = std::min(pos, a.size);
+      }
+      fuse_reply_lseek(req, static_cast<off_t>(*found));
+    });
+  }
+
   // No extended attributes. ENOSYS tells the kernel once; it then answers
   // EOPNOTSUPP to every xattr call itself without asking again.
   static void SetXattr(fuse_req_t req, fuse_ino_t, const char*, const char*, size_t, int) {
@@ -692,14 +740,14 @@ const fuse_lowlevel_ops& FuseOperations::Table() {
     t.fsyncdir = Request::FsyncDir;
     t.statfs = Request::StatFs;
     t.fallocate = Request::Fallocate;
+    t.lseek = Request::Lseek;
     t.setxattr = Request::SetXattr;
     t.getxattr = Request::GetXattr;
     t.listxattr = Request::ListXattr;
     t.removexattr = Request::RemoveXattr;
     // Not here, on purpose: releasedir (nothing to keep per open
     // directory), flock/getlk/setlk (the kernel arbitrates locks itself,
-    // which is exact for a single mount), lseek (SEEK_DATA/SEEK_HOLE see the
-    // whole file as data).
+    // which is exact for a single mount).
     return t;
   }();
   return table;

@@ -171,6 +171,20 @@ TEST_F(FuseMountTest, FilesDirectoriesLinksAndNodes) {
   EXPECT_EQ(std::string(hole, sizeof(hole)), std::string(sizeof(hole), '\0'));
   ASSERT_EQ(fstat(fd, &st), 0);
   EXPECT_EQ(st.st_size, (5 << 20) + 1);
+  EXPECT_LT(st.st_blocks * 512, 1 << 20);  // the hole takes no room
+  // SEEK_DATA/SEEK_HOLE: the data is the last block, the rest a hole.
+  const off_t data = lseek(fd, 0, SEEK_DATA);
+  EXPECT_GT(data, 4 << 20);
+  EXPECT_LE(data, 5 << 20);
+  EXPECT_EQ(lseek(fd, 0, SEEK_HOLE), 0);
+  EXPECT_EQ(lseek(fd, data, SEEK_HOLE), (5 << 20) + 1);
+  EXPECT_EQ(lseek(fd, (5 << 20) + 1, SEEK_DATA), -1);
+  EXPECT_EQ(errno, ENXIO);
+  ASSERT_EQ(close(fd), 0);
+  fd = open(P("d/small").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(lseek(fd, 1, SEEK_DATA), 1);
+  EXPECT_EQ(lseek(fd, 1, SEEK_HOLE), 5);
   ASSERT_EQ(close(fd), 0);
   EXPECT_EQ(open(P("d/sparse").c_str(), O_RDWR | O_CREAT | O_EXCL, 0600), -1);
   EXPECT_EQ(errno, EEXIST);

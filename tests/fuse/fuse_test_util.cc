@@ -52,16 +52,16 @@ bool FindMount(const std::string& mountpoint, MountInfo* out) {
   return found;
 }
 
-// Execs argv in a child with stdout and stderr to `output_fd`, under an
-// address-space limit; the child dies with the test.
-pid_t Spawn(const std::vector<std::string>& argv, int output_fd, uint64_t address_space_limit) {
+// Execs argv in a child with stdout and stderr to `output_fd`, under a data
+// limit; the child dies with the test.
+pid_t Spawn(const std::vector<std::string>& argv, int output_fd, uint64_t data_limit) {
   pid_t pid = fork();
   if (pid != 0) return pid;
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   dup2(output_fd, 1);
   dup2(output_fd, 2);
-  struct rlimit limit = {address_space_limit, address_space_limit};
-  setrlimit(RLIMIT_AS, &limit);
+  struct rlimit limit = {data_limit, data_limit};
+  setrlimit(RLIMIT_DATA, &limit);
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -87,6 +87,8 @@ std::string ReadFile(const std::string& path) {
 
 std::string KvfsFuseBinary() { return KVFS_FUSE_BIN; }
 
+const uint64_t kDataLimit = 2ull << 30;
+
 bool IsMounted(const std::string& mountpoint, std::string* fstype) {
   MountInfo m;
   if (!FindMount(mountpoint, &m)) return false;
@@ -100,13 +102,12 @@ std::string MountOptionsOf(const std::string& mountpoint) {
   return m.options + "," + m.super_options;
 }
 
-int RunProgram(const std::vector<std::string>& argv, std::string* output,
-               uint64_t address_space_limit) {
+int RunProgram(const std::vector<std::string>& argv, std::string* output, uint64_t data_limit) {
   char path[] = "/tmp/kvfs-fuse-run.XXXXXX";
   int fd = mkstemp(path);
   if (fd < 0) return -1;
   unlink(path);
-  pid_t pid = Spawn(argv, fd, address_space_limit);
+  pid_t pid = Spawn(argv, fd, data_limit);
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
@@ -142,7 +143,7 @@ Status KvfsFuse::Start() {
   std::vector<std::string> argv = {KvfsFuseBinary(), "-f"};
   argv.insert(argv.end(), args_.begin(), args_.end());
   argv.push_back(mountpoint_);
-  pid_ = Spawn(argv, fd, 4ull << 30);
+  pid_ = Spawn(argv, fd, kDataLimit);
   close(fd);
   // Mounting is quick; the deadline only bounds a hang.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);

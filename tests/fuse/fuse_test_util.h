@@ -28,11 +28,15 @@ bool IsMounted(const std::string& mountpoint, std::string* fstype = nullptr);
 // per-mount and the super block options, comma-separated).
 std::string MountOptionsOf(const std::string& mountpoint);
 
-// Runs `argv` (argv[0] the program) to completion under an address-space
-// limit; returns its exit status (128 + N for signal N) and sets *output to
-// what it printed on stdout and stderr.
+// The data limit (RLIMIT_DATA) of the processes tests start, as the NFS
+// server's in its tests: 2 GiB.
+extern const uint64_t kDataLimit;
+
+// Runs `argv` (argv[0] the program) to completion under `data_limit`;
+// returns its exit status (128 + N for signal N) and sets *output to what it
+// printed on stdout and stderr.
 int RunProgram(const std::vector<std::string>& argv, std::string* output,
-               uint64_t address_space_limit = 4ull << 30);
+               uint64_t data_limit = 2ull << 30);
 
 // A kvfs-fuse process in the foreground serving one mount.
 class KvfsFuse {
@@ -45,8 +49,8 @@ class KvfsFuse {
   KvfsFuse(const KvfsFuse&) = delete;
   KvfsFuse& operator=(const KvfsFuse&) = delete;
 
-  // Starts the process (as a test, under an address-space limit, so a
-  // regression fails the test and not the machine) and waits until the
+  // Starts the process (under kDataLimit, so that a regression fails the
+  // test and not the machine) and waits until the
   // mount is in the mount table; fails with the process's output if it
   // exits first.
   Status Start();
