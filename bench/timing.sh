@@ -5,21 +5,23 @@
 
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 
-# timed TARGET CORPUS PHASE FILES BYTES CMD...: runs CMD, appends a result.
+# timed TARGET CORPUS PHASE FILES BYTES CMD...: runs CMD, appends a result
+# ("ok": false if CMD failed) and returns CMD's exit status.
 timed() {
   local target="$1" corpus="$2" phase="$3" files="$4" bytes="$5"; shift 5
-  local t0 t1
+  local t0 t1 rc=0
   t0=$(date +%s.%N)
-  "$@"
+  "$@" || rc=$?
   t1=$(date +%s.%N)
-  python3 - "$target" "$corpus" "$phase" "$files" "$bytes" "$t0" "$t1" >> "$RESULTS" <<'PY'
+  python3 - "$target" "$corpus" "$phase" "$files" "$bytes" "$t0" "$t1" "$rc" >> "$RESULTS" <<'PY'
 import json, sys
-t, c, p, f, b, t0, t1 = sys.argv[1:]
+t, c, p, f, b, t0, t1, rc = sys.argv[1:]
 s = float(t1) - float(t0)
 print(json.dumps({"target": t, "corpus": c, "phase": p, "files": int(f), "bytes": int(b),
-                  "seconds": round(s, 4), "files_per_s": round(int(f) / s, 1), "errors": 0,
-                  "ok": True}))
+                  "seconds": round(s, 4), "files_per_s": round(int(f) / s, 1),
+                  "errors": 0 if rc == "0" else 1, "ok": rc == "0"}))
 PY
+  return "$rc"
 }
 
 # describe_machine COMMAND: the lines every benchmark report starts with.

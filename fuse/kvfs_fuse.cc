@@ -176,17 +176,7 @@ class StartupReport {
 };
 
 server::ServerStackOptions StackOptions(const StoreSettings& s) {
-  server::ServerStackOptions o;
-  o.db_path = s.db_path;
-  o.kv_backend = s.kv_backend;
-  o.kv_options = s.kv_options;
-  o.persistent_store = s.persistent_store;
-  o.cache_quota_bytes = s.cache_quota_bytes;
-  o.cache_quota_inodes = s.cache_quota_inodes;
-  o.cache_refresh_seconds = s.cache_refresh_seconds;
-  o.cache_writeback_delay_seconds = s.cache_writeback_delay_seconds;
-  o.cache_retry_seconds = s.cache_retry_seconds;
-  o.cache_compression = s.cache_compression;
+  server::ServerStackOptions o = s;
   o.log = [](const std::string& line) { GetLogger().Log("cache: " + line); };
   return o;
 }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "server/server_stack.h"
 
 namespace kvfs::fusefs {
 
@@ -67,23 +68,15 @@ struct FuseSettings {
   bool clone_fd = false;
 };
 
-// Settings of the store, the long options (as the FSAL's EXPORT block).
-struct StoreSettings {
-  std::string db_path;           // --db (required)
-  std::string persistent_store;  // --store: "" for none
-  std::string subtree = "/";     // --subtree
-  std::string kv_backend;        // --kv-backend
-  std::string kv_options;        // --kv-options
+// Settings of the store, the long options (as the FSAL's EXPORT block):
+// what the server stack opens (--db, --store, --kv-backend, --kv-options,
+// --cache-*), and what the mount serves of it.
+struct StoreSettings : server::ServerStackOptions {
+  std::string subtree = "/";  // --subtree
   // Reported by statfs; 0: the core's (with a persistent store and a quota,
   // the quota).
   uint64_t capacity_bytes = 0;
   uint64_t capacity_inodes = 0;
-  uint64_t cache_quota_bytes = 0;
-  uint64_t cache_quota_inodes = 0;
-  int cache_refresh_seconds = 60;
-  int cache_writeback_delay_seconds = 30;
-  int cache_retry_seconds = 10;
-  std::string cache_compression;  // "": none
 };
 
 struct CommandLine {

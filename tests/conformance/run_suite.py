@@ -129,41 +129,60 @@ SPECIAL = {
 }
 
 
-class FuseNfsMount:
-    """A fuse-nfs mount of the export over NFSv3 (third_party/README.md)."""
+class FuseDaemon:
+    """A FUSE file system daemon in the foreground serving `mountpoint`:
+    mounted on entry (within 60 s, or RuntimeError), unmounted on exit."""
 
-    def __init__(self, suites, mountpoint, log):
-        self.binary = os.path.join(suites, "fuse-nfs", "fuse", "fuse-nfs")
-        self.mountpoint = mountpoint
-        self.log = log
+    def __init__(self, cmd, mountpoint, log, env=None, unmount="fusermount3", data_limit=None):
+        self.cmd, self.mountpoint, self.log = cmd, mountpoint, log
+        self.env, self.unmount, self.data_limit = env, unmount, data_limit
         self.proc = None
 
     def __enter__(self):
         os.makedirs(self.mountpoint, exist_ok=True)
-        url = f"nfs://{SERVER}{nfs3_path()}"
-        cmd = [self.binary, "-n", url, "-m", self.mountpoint,
-               "-a", "-t", "0", "-q", "-T", "0", "-E", "0", "-N", "0"]
-        env = dict(os.environ, FUSE_NFS_FOREGROUND="1")
         self.log_file = open(self.log, "w")
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log_file, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
+
+        def limit():
+            if self.data_limit:
+                import resource
+                resource.setrlimit(resource.RLIMIT_DATA, (self.data_limit, self.data_limit))
+
+        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=self.log_file,
+                                     stderr=subprocess.STDOUT, preexec_fn=limit)
+        deadline = time.monotonic() + 60
         while not os.path.ismount(self.mountpoint):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.__exit__(None, None, None)
-                raise RuntimeError(f"fuse-nfs did not mount {url}; see {self.log}")
+                raise RuntimeError(f"{' '.join(self.cmd)} did not mount; see {self.log}")
             time.sleep(0.05)
         return self
 
+    def alive(self):
+        return self.proc.poll() is None
+
     def __exit__(self, *exc):
         if os.path.ismount(self.mountpoint):
-            subprocess.run(["fusermount", "-u", self.mountpoint], check=False)
+            subprocess.run([self.unmount, "-u", self.mountpoint], check=False)
         if self.proc and self.proc.poll() is None:
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if os.path.ismount(self.mountpoint):
+            subprocess.run(["umount", "-l", self.mountpoint], check=False)
         self.log_file.close()
+
+
+def fuse_nfs_mount(suites, mountpoint, log):
+    """A fuse-nfs mount of the export over NFSv3 (third_party/README.md)."""
+    binary = os.path.join(suites, "fuse-nfs", "fuse", "fuse-nfs")
+    url = f"nfs://{SERVER}{nfs3_path()}"
+    cmd = [binary, "-n", url, "-m", mountpoint,
+           "-a", "-t", "0", "-q", "-T", "0", "-E", "0", "-N", "0"]
+    # fuse-nfs is built on libfuse 2: its fusermount unmounts it.
+    return FuseDaemon(cmd, mountpoint, log, env=dict(os.environ, FUSE_NFS_FOREGROUND="1"),
+                      unmount="fusermount")
 
 
 def run_cthon04(args):
@@ -171,7 +190,7 @@ def run_cthon04(args):
     log = os.path.join(args.out, "cthon04.log")
     mnt = os.path.join(args.out, "mnt")
     results, details = {}, {}
-    with FuseNfsMount(args.suites, mnt, os.path.join(args.out, "fuse-nfs.log")), \
+    with fuse_nfs_mount(args.suites, mnt, os.path.join(args.out, "fuse-nfs.log")), \
             open(log, "w") as out:
         # PATH with "." as tests.init sets it: test2 runs test1 to build its tree.
         env = dict(os.environ, PATH=os.environ["PATH"] + ":.", CC="cc", CFLAGS="-DLINUX -DHAVE_SOCKLEN_T -DGLIBC=22 -DMMAP "
@@ -216,54 +235,6 @@ TAP_RESULT = re.compile(r"^(not )?ok (\d+)")
 TAP_TODO = re.compile(r"^not ok \d+ # TODO")
 
 
-# A FUSE daemon under test (kvfs-fuse) gets the NFS server's data limit: a
-# request costing memory beyond what is stored fails instead of the machine.
-FUSE_DAEMON_DATA_LIMIT = 2 * 1024 ** 3
-
-
-class FuseDaemon:
-    """A FUSE file system daemon in the foreground serving `mountpoint`."""
-
-    def __init__(self, cmd, mountpoint, log, data_limit=None):
-        self.cmd, self.mountpoint, self.log, self.data_limit = cmd, mountpoint, log, data_limit
-        self.proc = None
-
-    def __enter__(self):
-        os.makedirs(self.mountpoint, exist_ok=True)
-        self.log_file = open(self.log, "w")
-
-        def limit():
-            if self.data_limit:
-                import resource
-                resource.setrlimit(resource.RLIMIT_DATA, (self.data_limit, self.data_limit))
-
-        self.proc = subprocess.Popen(self.cmd, stdout=self.log_file, stderr=subprocess.STDOUT,
-                                     preexec_fn=limit)
-        deadline = time.monotonic() + 60
-        while not os.path.ismount(self.mountpoint):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.__exit__(None, None, None)
-                raise RuntimeError(f"{self.cmd[0]} did not mount; see {self.log}")
-            time.sleep(0.05)
-        return self
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def __exit__(self, *exc):
-        if os.path.ismount(self.mountpoint):
-            subprocess.run(["fusermount3", "-u", self.mountpoint], check=False)
-        if self.proc and self.proc.poll() is None:
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if os.path.ismount(self.mountpoint):
-            subprocess.run(["umount", "-l", self.mountpoint], check=False)
-        self.log_file.close()
-
-
 class LocalDirectory:
     """A directory of the file system --out is on (no mount)."""
 
@@ -281,6 +252,11 @@ class LocalDirectory:
         pass
 
 
+# A FUSE daemon under test (kvfs-fuse) gets the NFS server's data limit: a
+# request costing memory beyond what is stored fails instead of the machine.
+FUSE_DAEMON_DATA_LIMIT = 2 * 1024 ** 3
+
+
 def pjdfstest_target(args):
     """(context manager of the file system under test, its directory, what
     is checked alive after every test file)."""
@@ -288,7 +264,8 @@ def pjdfstest_target(args):
     if args.target == "kvfs-fuse":
         fs = FuseDaemon([args.kvfs_fuse, "-f", "--db", os.path.join(args.out, "db"),
                          "-o", "allow_other", mnt],
-                        mnt, os.path.join(args.out, "kvfs-fuse.log"), FUSE_DAEMON_DATA_LIMIT)
+                        mnt, os.path.join(args.out, "kvfs-fuse.log"),
+                        data_limit=FUSE_DAEMON_DATA_LIMIT)
         return fs, mnt, "kvfs-fuse"
     if args.target == "passthrough_ll":
         source = os.path.join(args.out, "source")
@@ -300,7 +277,7 @@ def pjdfstest_target(args):
     if args.target == "local":
         local = os.path.join(args.out, "local")
         return LocalDirectory(local), local, "the local file system"
-    return FuseNfsMount(args.suites, mnt, os.path.join(args.out, "fuse-nfs.log")), mnt, \
+    return fuse_nfs_mount(args.suites, mnt, os.path.join(args.out, "fuse-nfs.log")), mnt, \
         "ganesha.nfsd"
 
 
