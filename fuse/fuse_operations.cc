@@ -74,7 +74,7 @@ struct FuseOperations::Request {
     st.st_gid = a.gid;
     st.st_rdev = a.rdev;
     st.st_size = static_cast<off_t>(a.size);
-    st.st_blksize = 65536;
+    st.st_blksize = ops->block_size_;
     st.st_blocks = static_cast<blkcnt_t>((a.space_used + 511) / 512);
     st.st_atim = {a.atime.sec, a.atime.nsec};
     st.st_mtim = {a.mtime.sec, a.mtime.nsec};
@@ -754,7 +754,10 @@ const fuse_lowlevel_ops& FuseOperations::Table() {
 }
 
 FuseOperations::FuseOperations(FileSystem* fs, FuseOperationsOptions options)
-    : fs_(fs), options_(std::move(options)) {}
+    : fs_(fs), options_(std::move(options)) {
+  StatFsInfo info;
+  if (fs_->StatFs(&info).ok() && info.block_size != 0) block_size_ = info.block_size;
+}
 
 Status FuseOperations::Durable(const std::function<Status()>& op) {
   const uint64_t ticket = syncs_.Begin();

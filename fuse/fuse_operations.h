@@ -19,6 +19,8 @@
 //     cached).
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -112,6 +114,8 @@ class FuseOperations {
   SyncTracker syncs_;
   // The kernel sends no opendir/releasedir after an ENOSYS (set at init).
   bool no_opendir_ = false;
+  // The store's content block size: st_blksize, the I/O size programs use.
+  blksize_t block_size_ = 65536;
 
   std::mutex mu_;
   std::condition_variable cv_;       // in_flight_ went down

@@ -382,9 +382,14 @@ TEST_F(FuseMountTest, AnUnlinkedOpenFileLivesUntilItsLastClose) {
   ASSERT_EQ(pread(fd2, back.data(), 3, 0), 3);
   EXPECT_EQ(back.substr(0, 3), "new");
   ASSERT_EQ(close(fd2), 0);
-  // Gone at the last close: usage back to where it was.
+  // Gone at the last close: usage back to where it was. The kernel sends
+  // the release after close() returned, so give it a few seconds.
   struct statvfs after;
-  ASSERT_EQ(statvfs(mnt().c_str(), &after), 0);
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_EQ(statvfs(mnt().c_str(), &after), 0);
+    if (after.f_ffree == before.f_ffree && after.f_bfree == before.f_bfree) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   EXPECT_EQ(after.f_ffree, before.f_ffree);
   EXPECT_EQ(after.f_bfree, before.f_bfree);
   ASSERT_NO_FATAL_FAILURE(Unmount());
