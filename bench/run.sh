@@ -121,23 +121,8 @@ else
 fi
 mkdir -p "$OUT/perf"
 
-drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches; }
-# timed TARGET CORPUS PHASE FILES BYTES CMD...: runs CMD, appends a result.
-timed() {
-  local target="$1" corpus="$2" phase="$3" files="$4" bytes="$5"; shift 5
-  local t0 t1
-  t0=$(date +%s.%N)
-  "$@"
-  t1=$(date +%s.%N)
-  python3 - "$target" "$corpus" "$phase" "$files" "$bytes" "$t0" "$t1" >> "$RESULTS" <<'EOF'
-import json, sys
-t, c, p, f, b, t0, t1 = sys.argv[1:]
-s = float(t1) - float(t0)
-print(json.dumps({"target": t, "corpus": c, "phase": p, "files": int(f), "bytes": int(b),
-                  "seconds": round(s, 4), "files_per_s": round(int(f) / s, 1), "errors": 0,
-                  "ok": True}))
-EOF
-}
+# shellcheck source=bench/timing.sh
+. "$ROOT/bench/timing.sh"
 
 # A run with --only adds its parts to an earlier run's results: its own
 # date, command, commit and load go below the earlier run's description.
@@ -147,17 +132,10 @@ else
   : > "$OUT/machine.txt"
 fi
 {
-  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "command: bench/run.sh ${ARGS[*]}"
-  echo "commit: $(git -C "$ROOT" rev-parse --short HEAD) ($(git -C "$ROOT" status --porcelain | wc -l) paths differ from it)"
-  echo "nproc: $(nproc)"
-  echo "memory: $(free -g | awk '/^Mem:/ {print $2 " GiB"}')"
+  describe_machine "bench/run.sh ${ARGS[*]}"
   echo "medium: $MEDIUM (scratch: $(df -hT "$SCRATCH" | awk 'NR==2 {print $1 " " $2 " " $3}'))"
-  echo "disk: $(df -hT "$BUILD" | awk 'NR==2 {print $1 " " $2 " " $3}') ($(lsblk -dno ROTA,MODEL "$(df "$BUILD" | awk 'NR==2 {print $1}')" 2>/dev/null | tr -s ' ' || echo '?'))"
-  echo "kernel: $(uname -r)"
   echo "ganesha: $(dpkg-query -W -f='${Version}' nfs-ganesha)"
   echo "libnfs: $(dpkg-query -W -f='${Version}' libnfs13)"
-  echo "rocksdb: $(dpkg-query -W -f='${Version}' librocksdb-dev)"
   echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >> "$OUT/machine.txt"
 cat "$OUT/machine.txt"

@@ -28,6 +28,9 @@ PACKAGES=(
   # conformance suites (built from ../shared/third_party)
   python3 python3-ply autoconf automake libtool libfuse-dev fuse3
   libtirpc-dev libnsl-dev groff-base time patch pkg-config
+  # kvfs-fuse (libfuse 3 low-level API); its tests and benchmarks: fusermount3,
+  # the file systems it is raced against on loop-mounted images
+  libfuse3-dev fuse3 xfsprogs btrfs-progs e2fsprogs
   # benchmarks (bench/run.sh, bench/kv_stores.sh): the linux tree corpus,
   # profiler, plots, syscall counts (bench/store_load.sh)
   linux-source-6.1 linux-perf python3-matplotlib strace

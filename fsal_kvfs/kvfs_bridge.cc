@@ -6,64 +6,26 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
-#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <utility>
 
-#include "cache/cache_commands.h"
-#include "cache/tree_cache.h"
 #include "common/fs/file_system.h"
-#include "common/kv/kv_backend.h"
-#include "common/kv/kv_store.h"
 #include "common/status.h"
-#include "ingest/control_client.h"
-#include "ingest/control_server.h"
-#include "ingest/persistent_store.h"
+#include "server/server_stack.h"
 #include "store/store.h"
-
-// Forwards the cache manager's invalidations to the control server's
-// listeners (the exports), while there is a control server.
-struct InvalidationRelay {
-  std::mutex mu;
-  kvfs::ingest::ControlServer* target = nullptr;  // guarded by mu
-
-  void Invalidate(kvfs::Ino ino) {
-    std::lock_guard<std::mutex> l(mu);
-    if (target != nullptr) target->Invalidate({ino});
-  }
-  void SetTarget(kvfs::ingest::ControlServer* t) {
-    std::lock_guard<std::mutex> l(mu);
-    target = t;
-  }
-};
 
 // One open file system, shared by every export of its database.
 struct kvfs_fs {
   std::string path;  // canonical database path (the registry key)
-  // The core, or the cache manager wrapping it (then `cache` is it too).
-  std::unique_ptr<kvfs::FileSystem> fs;
-  kvfs::cache::TreeCache* cache = nullptr;
-  int refs = 0;  // guarded by Registry::mu
-  InvalidationRelay relay;
-  // Serves kvfs-ingest/-export/-evict and the cache commands for this
-  // database (docs/ingest.md); null if it could not start, control_error
-  // says why.
-  std::unique_ptr<kvfs::ingest::ControlServer> control;
-  std::string control_error;
-
-  ~kvfs_fs() {
-    // The cache manager's thread may be invalidating: detach it first; then
-    // stop the control server (it may be running a request on fs), then fs.
-    relay.SetTarget(nullptr);
-    control.reset();
-    fs.reset();
-  }
+  // The store, the core, the cache manager if any, the control server.
+  std::unique_ptr<kvfs::server::ServerStack> stack;
+  kvfs::FileSystem* fs = nullptr;  // stack->fs()
+  int refs = 0;                    // guarded by Registry::mu
 };
 
 namespace {
@@ -185,57 +147,6 @@ uint32_t HandleCheck(const unsigned char* h) {
   return static_cast<uint32_t>(Mix(Fnv1a(h, kCheckedBytes)));
 }
 
-// options.log as a function (null if it is NULL).
-std::function<void(const std::string&)> LogOf(const kvfs_fs_options& options) {
-  if (options.log == nullptr) return nullptr;
-  void (*log)(const char*) = options.log;
-  return [log](const std::string& line) { log(line.c_str()); };
-}
-
-// Wraps entry->fs in the cache manager over the persistent store in
-// options.persistent_store.
-kvfs::Status StartCache(const kvfs_fs_options& options, const std::string& db_path,
-                        kvfs_fs* entry) {
-  kvfs::store::StoreSpec spec;
-  spec.url = options.persistent_store;
-  for (size_t i = 0; options.store_settings != nullptr && i < KVFS_STORE_SETTING_COUNT; ++i) {
-    if (options.store_settings[i] != nullptr) {
-      spec.options[kvfs::store::kStoreSettings[i]] = options.store_settings[i];
-    }
-  }
-  spec.log = LogOf(options);
-  std::unique_ptr<kvfs::ingest::PersistentStore> store;
-  KVFS_RETURN_IF_ERROR(kvfs::store::OpenStore(spec, &store));
-  kvfs::cache::TreeCacheOptions o;
-  o.quota_bytes = options.cache_quota_bytes;
-  o.quota_inodes = options.cache_quota_inodes;
-  o.refresh_seconds = options.cache_refresh_seconds;
-  o.writeback_delay_seconds = options.cache_writeback_delay_seconds;
-  o.retry_seconds = options.cache_retry_seconds;
-  if (options.cache_compression != nullptr &&
-      !kvfs::ingest::ParseCompression(options.cache_compression, &o.compression)) {
-    return kvfs::Status::InvalidArgument(std::string("unknown cache_compression '") +
-                                         options.cache_compression + "'");
-  }
-  o.staging_dir = kvfs::ingest::StagingDirFor(db_path);
-  o.owner = kvfs::ingest::DefaultClaimOwner();
-  o.log = spec.log;
-  InvalidationRelay* relay = &entry->relay;
-  o.invalidate = [relay](kvfs::Ino ino) { relay->Invalidate(ino); };
-  std::error_code ec;
-  std::filesystem::create_directories(o.staging_dir, ec);
-  if (ec) {
-    return kvfs::Status::FromErrno(ec.value(),
-                                   "cannot create " + o.staging_dir + ": " + ec.message());
-  }
-  std::unique_ptr<kvfs::cache::TreeCache> cache;
-  KVFS_RETURN_IF_ERROR(
-      kvfs::cache::TreeCache::Open(std::move(entry->fs), std::move(store), o, &cache));
-  entry->cache = cache.get();
-  entry->fs = std::move(cache);
-  return kvfs::Status::OK();
-}
-
 }  // namespace
 
 extern "C" {
@@ -247,60 +158,41 @@ int kvfs_fs_acquire(const kvfs_fs_options* options, kvfs_fs** out, char** canoni
     if (options == nullptr || options->db_path == nullptr || options->db_path[0] != '/') {
       return Fail(EINVAL, "db_path must be an absolute path");
     }
-    namespace stdfs = std::filesystem;
-    std::error_code ec;
-    stdfs::create_directories(options->db_path, ec);
-    if (ec) {
-      return Fail(ec.value(), std::string("cannot create database directory ") + options->db_path +
-                                  ": " + ec.message());
-    }
-    std::string path = stdfs::canonical(options->db_path, ec).string();
-    if (ec) {
-      return Fail(ec.value(), std::string("cannot resolve database path ") + options->db_path +
-                                  ": " + ec.message());
-    }
-    if (!stdfs::is_directory(path, ec)) {
-      return Fail(ENOTDIR, "database path " + path + " is not a directory");
-    }
+    std::string path;
+    if (int err = Check(kvfs::server::CanonicalDbPath(options->db_path, &path))) return err;
 
     Registry& reg = GetRegistry();
     std::lock_guard<std::mutex> lock(reg.mu);
     std::unique_ptr<kvfs_fs>& slot = reg.open[path];
     if (slot == nullptr) {
-      kvfs::KVStoreSpec spec;
-      std::unique_ptr<kvfs::KVStore> store;
+      kvfs::server::ServerStackOptions o;
+      o.db_path = path;
+      o.kv_backend = options->kv_backend != nullptr ? options->kv_backend : "";
+      o.kv_options = options->kv_options != nullptr ? options->kv_options : "";
+      if (options->persistent_store != nullptr) o.persistent_store = options->persistent_store;
+      for (size_t i = 0; options->store_settings != nullptr && i < KVFS_STORE_SETTING_COUNT; ++i) {
+        if (options->store_settings[i] != nullptr) {
+          o.store_options[kvfs::store::kStoreSettings[i]] = options->store_settings[i];
+        }
+      }
+      o.cache_quota_bytes = options->cache_quota_bytes;
+      o.cache_quota_inodes = options->cache_quota_inodes;
+      o.cache_refresh_seconds = options->cache_refresh_seconds;
+      o.cache_writeback_delay_seconds = options->cache_writeback_delay_seconds;
+      o.cache_retry_seconds = options->cache_retry_seconds;
+      if (options->cache_compression != nullptr) o.cache_compression = options->cache_compression;
+      if (options->log != nullptr) {
+        void (*log)(const char*) = options->log;
+        o.log = [log](const std::string& line) { log(line.c_str()); };
+      }
       auto entry = std::make_unique<kvfs_fs>();
       entry->path = path;
-      kvfs::Status s =
-          kvfs::ParseKVStoreSpec(path, options->kv_backend != nullptr ? options->kv_backend : "",
-                                 options->kv_options != nullptr ? options->kv_options : "", &spec);
-      if (s.ok()) s = kvfs::OpenKVStore(spec, &store);
-      if (s.ok()) {
-        s = kvfs::FileSystem::Open(kvfs::FileSystemOptions(), std::move(store), &entry->fs);
-      }
+      kvfs::Status s = kvfs::server::ServerStack::Open(o, &entry->stack);
       if (!s.ok()) {
         reg.open.erase(path);
         return Fail(s);
       }
-      if (options->persistent_store != nullptr && options->persistent_store[0] != '\0') {
-        s = StartCache(*options, path, entry.get());
-        if (!s.ok()) {
-          reg.open.erase(path);
-          return Fail(s);
-        }
-      }
-      s = kvfs::ingest::StartStoreControlServer(entry->fs.get(), path, &entry->control,
-                                                LogOf(*options));
-      if (!s.ok()) {
-        entry->control_error = s.ToString();
-      } else if (entry->cache != nullptr) {
-        kvfs::cache::TreeCache* cache = entry->cache;
-        entry->control->SetRequestHandler(
-            [cache](const kvfs::ingest::Message& request, kvfs::ingest::Message* response) {
-              return kvfs::cache::ExecuteCacheRequest(cache, request, response);
-            });
-        entry->relay.SetTarget(entry->control.get());
-      }
+      entry->fs = entry->stack->fs();
       slot = std::move(entry);
     }
     if (canonical_path != nullptr) {
@@ -333,14 +225,12 @@ void kvfs_fs_release(kvfs_fs* fs) {
 
 int kvfs_fs_add_invalidate_hook(kvfs_fs* fs, kvfs_invalidate_cb cb, void* arg) {
   return Guard([&]() -> int {
-    if (fs->control == nullptr) return Fail(ENOTCONN, "no control socket: " + fs->control_error);
-    fs->control->AddInvalidateListener(arg, [cb, arg](kvfs::Ino ino) { cb(arg, ino); });
-    return 0;
+    return Check(fs->stack->AddInvalidateListener(arg, [cb, arg](kvfs::Ino ino) { cb(arg, ino); }));
   });
 }
 
 void kvfs_fs_remove_invalidate_hook(kvfs_fs* fs, void* arg) {
-  if (fs != nullptr && fs->control != nullptr) fs->control->RemoveInvalidateListener(arg);
+  if (fs != nullptr) fs->stack->RemoveInvalidateListener(arg);
 }
 
 int kvfs_core_lookup(kvfs_fs* fs, uint64_t parent, const char* name, kvfs_attr* out) {
@@ -384,30 +274,9 @@ int kvfs_core_setattr(kvfs_fs* fs, uint64_t ino, const kvfs_setattr* req, kvfs_a
 int kvfs_core_resolve_path(kvfs_fs* fs, const char* path, bool create, kvfs_attr* out) {
   return Guard([&]() -> int {
     if (path == nullptr || path[0] != '/') return Fail(EINVAL, "path must be absolute");
-    kvfs::Attributes cur;
-    if (int err = Check(fs->fs->GetAttr(kvfs::kRootIno, &cur))) return err;
-    std::string_view rest(path);
-    while (!rest.empty()) {
-      size_t slash = rest.find('/');
-      std::string_view part = rest.substr(0, slash);
-      rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
-      if (part.empty() || part == ".") continue;
-      if (cur.type != kvfs::FileType::kDirectory) {
-        return Fail(ENOTDIR, std::string(path) + ": a component is not a directory");
-      }
-      std::string name(part);
-      kvfs::Attributes next;
-      kvfs::Status s = fs->fs->Lookup(cur.ino, name, &next);
-      if (s.IsNotFound() && create && part != "..") {
-        kvfs::NewObject obj;
-        obj.mode = 0755;
-        s = fs->fs->Mkdir(cur.ino, name, obj, &next);
-        if (s.posix_errno() == EEXIST) s = fs->fs->Lookup(cur.ino, name, &next);
-      }
-      if (int err = Check(s)) return err;
-      cur = next;
-    }
-    ToC(cur, out);
+    kvfs::Attributes a;
+    if (int err = Check(kvfs::server::ResolveSubtree(fs->fs, path, create, &a))) return err;
+    ToC(a, out);
     return 0;
   });
 }

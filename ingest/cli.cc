@@ -57,20 +57,6 @@ std::string Describe(const Message& req, const Message& resp) {
   return out;
 }
 
-// The command-line option of store setting `setting` ("s3-endpoint" for
-// "s3_endpoint").
-std::string OptionOf(std::string setting) {
-  for (char& c : setting) c = c == '_' ? '-' : c;
-  return setting;
-}
-
-bool IsStoreSettingOption(const std::string& option) {
-  for (const char* setting : store::kStoreSettings) {
-    if (OptionOf(setting) == option) return true;
-  }
-  return false;
-}
-
 // A store URL as the server must see it: a relative local path made
 // absolute (the server resolves paths itself).
 std::string AbsoluteStoreUrl(const std::string& url) {
@@ -92,7 +78,7 @@ void AddStoreFields(const CommandLine& cl, Message* req) {
   }
   if (!opens_store) return;
   for (const char* setting : store::kStoreSettings) {
-    auto it = cl.options.find(OptionOf(setting));
+    auto it = cl.options.find(store::StoreSettingOption(setting).substr(2));
     if (it != cl.options.end()) (*req)[setting] = it->second;
   }
 }
@@ -122,7 +108,7 @@ Status ParseCommandLine(int argc, char** argv, const std::set<std::string>& flag
     if (flags.count(name) && !has_value) {
       out->options[name] = "1";
     } else if (valued.count(name) || name == "db" || name == "backend" || name == "kv-options" ||
-               IsStoreSettingOption(name)) {
+               store::StoreSettingOfOption("--" + name) != nullptr) {
       if (!has_value) {
         if (i + 1 >= argc) return Status::InvalidArgument("--" + name + " needs a value");
         value = argv[++i];
@@ -169,7 +155,7 @@ int RunRequests(const CommandLine& cl, const std::vector<Message>& requests) {
 
 int UsageError(const char* usage, const std::string& error) {
   if (!error.empty()) std::cerr << "error: " << error << "\n\n";
-  std::cerr << usage << kStoreUsage;
+  std::cerr << usage << kStoreUsage << store::kStoreSettingsUsage;
   return 2;
 }
 

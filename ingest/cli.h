@@ -28,7 +28,9 @@ Status ParseCommandLine(int argc, char** argv, const std::set<std::string>& flag
                         const std::set<std::string>& valued, CommandLine* out);
 
 // The usage lines of the store options, printed by UsageError after the
-// command's own usage.
+// command's own usage (and store::kStoreSettingsUsage, for --store and
+// --claims; through a server, the server opens the persistent store with its
+// own credentials).
 inline constexpr const char* kStoreUsage = R"(
 store options (every command):
   --db PATH             the KVFS store (required)
@@ -37,25 +39,6 @@ store options (every command):
   --kv-options LIST     the backend's options, name=value,... (used when the
                         store is opened here, not through a server)
 
-persistent store (--store, --claims: a directory, file:///DIR or
-s3://BUCKET[/PREFIX]; docs/stores.md):
-  --s3-endpoint URL     the S3 server, http(s)://HOST[:PORT] or HOST[:PORT]
-                        (default: AWS, https://s3.REGION.amazonaws.com)
-  --s3-region NAME      the region requests are signed for (us-east-1)
-  --s3-addressing path|virtual   BUCKET in the path or in the host name
-                        (default: virtual for AWS, path for --s3-endpoint)
-  --s3-tls on|off       HTTPS for an endpoint given without a scheme (on)
-  --s3-ca-file FILE     CA certificates to verify the server with
-  --s3-profile NAME     take the credentials from this profile of
-                        ~/.aws/credentials
-  --s3-part-size N      multipart upload part size (16M; 5M to 5G)
-  --s3-retries N        retries of a failed request (10)
-  --s3-timeout-seconds N  a request without progress for N s fails (60)
-  --s3-stale-upload-seconds N  abort unfinished uploads older than N s
-                        when the store is opened (86400; 0: never)
-  Credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
-  else ~/.aws/credentials (AWS_SHARED_CREDENTIALS_FILE, AWS_PROFILE). Through
-  a server, the server opens the store with its own credentials.
 )";
 
 // Runs each request against the store given by the store options of `cl`

@@ -114,4 +114,17 @@ Status OpenStore(const StoreSpec& spec, std::unique_ptr<PersistentStore>* out) {
 
 std::vector<std::string> AvailableStorePlugins() { return AvailablePlugins(kStorePluginKind); }
 
+std::string StoreSettingOption(std::string_view setting) {
+  std::string option = "--";
+  for (char c : setting) option += c == '_' ? '-' : c;
+  return option;
+}
+
+const char* StoreSettingOfOption(std::string_view option) {
+  for (const char* setting : kStoreSettings) {
+    if (StoreSettingOption(setting) == option) return setting;
+  }
+  return nullptr;
+}
+
 }  // namespace kvfs::store

@@ -80,6 +80,36 @@ Status ParseStoreUrl(std::string_view url, StoreLocation* out);
 // refuses the credentials). *out is untouched on error.
 Status OpenStore(const StoreSpec& spec, std::unique_ptr<PersistentStore>* out);
 
+// The command-line option of store setting `setting`: "--s3-endpoint" for
+// "s3_endpoint" (every command and kvfs-fuse take the settings this way).
+std::string StoreSettingOption(std::string_view setting);
+
+// The setting (an entry of kStoreSettings) whose option is `option`
+// ("--s3-region" -> "s3_region"), or null if `option` is none.
+const char* StoreSettingOfOption(std::string_view option);
+
+// The usage lines of the store settings' options, for a command's --help.
+inline constexpr const char* kStoreSettingsUsage = R"(
+persistent store (a directory, file:///DIR or s3://BUCKET[/PREFIX];
+docs/stores.md):
+  --s3-endpoint URL     the S3 server, http(s)://HOST[:PORT] or HOST[:PORT]
+                        (default: AWS, https://s3.REGION.amazonaws.com)
+  --s3-region NAME      the region requests are signed for (us-east-1)
+  --s3-addressing path|virtual   BUCKET in the path or in the host name
+                        (default: virtual for AWS, path for --s3-endpoint)
+  --s3-tls on|off       HTTPS for an endpoint given without a scheme (on)
+  --s3-ca-file FILE     CA certificates to verify the server with
+  --s3-profile NAME     take the credentials from this profile of
+                        ~/.aws/credentials
+  --s3-part-size N      multipart upload part size (16M; 5M to 5G)
+  --s3-retries N        retries of a failed request (10)
+  --s3-timeout-seconds N  a request without progress for N s fails (60)
+  --s3-stale-upload-seconds N  abort unfinished uploads older than N s
+                        when the store is opened (86400; 0: never)
+  Credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
+  else ~/.aws/credentials (AWS_SHARED_CREDENTIALS_FILE, AWS_PROFILE).
+)";
+
 // Names of the store plugins found on the search path, sorted.
 std::vector<std::string> AvailableStorePlugins();
 

@@ -16,23 +16,18 @@ const std::string* PluginOptionReader::Find(const std::string& name) {
   return it == options_.end() ? nullptr : &it->second;
 }
 
-void PluginOptionReader::Size(const std::string& name, uint64_t* out) {
-  const std::string* v = Find(name);
-  if (v == nullptr) return;
+bool ParseByteSize(std::string_view text, uint64_t* out) {
   uint64_t n = 0;
   size_t i = 0;
-  for (; i < v->size() && (*v)[i] >= '0' && (*v)[i] <= '9'; ++i) {
-    if (n > (std::numeric_limits<uint64_t>::max() - 9) / 10) {
-      i = 0;  // overflow: reported below
-      break;
-    }
-    n = n * 10 + static_cast<uint64_t>((*v)[i] - '0');
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
+    if (n > (std::numeric_limits<uint64_t>::max() - 9) / 10) return false;
+    n = n * 10 + static_cast<uint64_t>(text[i] - '0');
   }
   int shift = -1;
-  if (i > 0 && i == v->size()) {
+  if (i > 0 && i == text.size()) {
     shift = 0;
-  } else if (i > 0 && i + 1 == v->size()) {
-    switch ((*v)[i]) {
+  } else if (i > 0 && i + 1 == text.size()) {
+    switch (text[i]) {
       case 'K':
       case 'k':
         shift = 10;
@@ -54,10 +49,18 @@ void PluginOptionReader::Size(const std::string& name, uint64_t* out) {
     }
   }
   if (shift < 0 || (shift > 0 && n > (std::numeric_limits<uint64_t>::max() >> shift))) {
-    errors_ += "; " + name + "='" + *v + "' is not a size (digits with an optional K, M, G or T)";
-    return;
+    return false;
   }
   *out = n << shift;
+  return true;
+}
+
+void PluginOptionReader::Size(const std::string& name, uint64_t* out) {
+  const std::string* v = Find(name);
+  if (v == nullptr) return;
+  if (!ParseByteSize(*v, out)) {
+    errors_ += "; " + name + "='" + *v + "' is not a size (digits with an optional K, M, G or T)";
+  }
 }
 
 void PluginOptionReader::Int(const std::string& name, int64_t min, int64_t max, int64_t* out) {

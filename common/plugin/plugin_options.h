@@ -16,10 +16,16 @@
 #include <map>
 #include <set>
 #include <string>
+#include <string_view>
 
 #include "common/status.h"
 
 namespace kvfs {
+
+// Parses a byte count: decimal digits with an optional K, M, G or T suffix
+// (powers of 1024), e.g. "64M". False (and *out untouched) for anything else
+// or a value over 2^64 - 1.
+bool ParseByteSize(std::string_view text, uint64_t* out);
 
 // A plugin's options, name -> value. Each plugin validates its own: an
 // unknown name or a bad value fails the open with InvalidArgument naming it.
@@ -30,8 +36,7 @@ class PluginOptionReader {
   // `subject` names the plugin in error messages ("backend lmdb").
   PluginOptionReader(std::string subject, const PluginOptions& options);
 
-  // A byte count: decimal digits with an optional K, M, G or T suffix
-  // (powers of 1024), e.g. "64M".
+  // A byte count (ParseByteSize).
   void Size(const std::string& name, uint64_t* out);
   // A decimal integer in [min, max].
   void Int(const std::string& name, int64_t min, int64_t max, int64_t* out);

@@ -2,25 +2,37 @@
 # Copies the third-party conformance suites (read-only, unmodified upstream
 # sources) into the build tree and builds them there:
 #
-#   tests/conformance/build_suites.sh THIRD_PARTY_DIR DEST_DIR
+#   tests/conformance/build_suites.sh THIRD_PARTY_DIR DEST_DIR [SUITE...]
 #
 #   DEST_DIR/pynfs      pynfs with its XDR code generated (setup.py build)
 #   DEST_DIR/cthon04    cthon04 basic, general, special built
 #   DEST_DIR/fuse-nfs   fuse-nfs with third_party/fuse-nfs.patch, built
 #   DEST_DIR/pjdfstest  pjdfstest's fstest program built
+#   DEST_DIR/passthrough_ll/passthrough_ll
+#                       libfuse's passthrough_ll example, from the upstream
+#                       source of Debian's fuse3 package (ci/debian-source.sh),
+#                       the FUSE floor kvfs-fuse is compared with
+#
+# Without SUITE names, all of them.
 #
 # A suite whose DEST_DIR/<suite>/.kvfs-built stamp exists is left alone (the
 # sources are pinned, see third_party/README.md); delete DEST_DIR to rebuild.
 set -euo pipefail
 
-if [ $# -ne 2 ]; then
-  echo "usage: $0 THIRD_PARTY_DIR DEST_DIR" >&2
+if [ $# -lt 2 ]; then
+  echo "usage: $0 THIRD_PARTY_DIR DEST_DIR [SUITE...]" >&2
   exit 2
 fi
 src=$(readlink -f "$1")
 dest=$2
 mkdir -p "$dest"
 dest=$(readlink -f "$dest")
+shift 2
+suites=("$@")
+if [ ${#suites[@]} -eq 0 ]; then
+  suites=(pynfs cthon04 fuse-nfs pjdfstest passthrough_ll)
+fi
+ci_dir=$(cd "$(dirname "$0")/../../ci" && pwd)
 
 # Copies $src/$1 to $dest/$1 with write bits (CI's copy has none) and runs
 # the remaining arguments there; stamps the result.
@@ -90,7 +102,37 @@ build_pjdfstest() {
   make pjdfstest
 }
 
-build pynfs build_pynfs
-build cthon04 build_cthon04
-build fuse-nfs build_fuse_nfs
-build pjdfstest build_pjdfstest
+# Not from third_party: libfuse's example, as Debian ships libfuse 3.14. The
+# defines are what libfuse's own build finds on Linux.
+build_passthrough_ll() {
+  local tree
+  tree=$("$ci_dir/debian-source.sh" fuse3 3.14.0 tar.xz "$dest/_debian-source" \
+    example/passthrough_ll.c)
+  mkdir -p "$dest/passthrough_ll"
+  cc -O2 -Wall -DHAVE_FALLOCATE -DHAVE_COPY_FILE_RANGE -I"$tree/example" \
+    "$tree/example/passthrough_ll.c" $(pkg-config --cflags --libs fuse3) \
+    -o "$dest/passthrough_ll/passthrough_ll" >"$dest/passthrough_ll.build.log" 2>&1 || {
+    echo "build_suites: building passthrough_ll failed:" >&2
+    cat "$dest/passthrough_ll.build.log" >&2
+    exit 1
+  }
+}
+
+for suite in "${suites[@]}"; do
+  case "$suite" in
+    pynfs) build pynfs build_pynfs ;;
+    cthon04) build cthon04 build_cthon04 ;;
+    fuse-nfs) build fuse-nfs build_fuse_nfs ;;
+    pjdfstest) build pjdfstest build_pjdfstest ;;
+    passthrough_ll)
+      if [ ! -x "$dest/passthrough_ll/passthrough_ll" ]; then
+        echo "build_suites: building passthrough_ll in $dest/passthrough_ll"
+        build_passthrough_ll
+      fi
+      ;;
+    *)
+      echo "build_suites: unknown suite $suite" >&2
+      exit 2
+      ;;
+  esac
+done

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""Runs one conformance suite against the KVFS export and checks its results.
+"""Runs one conformance suite against KVFS and checks its results.
 
     run_suite.py --suites DIR --expected DIR --out DIR [--phase PHASE] SUITE
+    run_suite.py --suites DIR --expected DIR --out DIR --target TARGET pjdfstest
 
 SUITE is pynfs40, pynfs41, cthon04 or pjdfstest; DIR of --suites holds the suites as
 tests/conformance/build_suites.sh built them. The server is already running
@@ -17,6 +18,15 @@ output in --out (printed, for the offending tests, on failure).
 
 --phase splits a pynfs run around a server restart: `maketree` only builds
 pynfs's test tree, `existing` runs the whole suite on the tree left there.
+
+pjdfstest runs as root in a directory of the file system under test: by
+default (--target nfs) a fuse-nfs mount of the export; with --target
+kvfs-fuse (--kvfs-fuse BIN: a fresh store in --out, under the same data limit
+as the NFS server), passthrough_ll (libfuse's example over a directory of
+--out: the FUSE floor) or local (a directory of --out itself, ext4 here), a
+file system this script mounts itself (run it in private namespaces). Their
+expected-results files are pjdfstest-TARGET.txt; failures of kvfs-fuse that
+say "passthrough_ll: ..." must be in pjdfstest-passthrough_ll.txt too.
 """
 
 import argparse
@@ -119,41 +129,60 @@ SPECIAL = {
 }
 
 
-class FuseNfsMount:
-    """A fuse-nfs mount of the export over NFSv3 (third_party/README.md)."""
+class FuseDaemon:
+    """A FUSE file system daemon in the foreground serving `mountpoint`:
+    mounted on entry (within 60 s, or RuntimeError), unmounted on exit."""
 
-    def __init__(self, suites, mountpoint, log):
-        self.binary = os.path.join(suites, "fuse-nfs", "fuse", "fuse-nfs")
-        self.mountpoint = mountpoint
-        self.log = log
+    def __init__(self, cmd, mountpoint, log, env=None, unmount="fusermount3", data_limit=None):
+        self.cmd, self.mountpoint, self.log = cmd, mountpoint, log
+        self.env, self.unmount, self.data_limit = env, unmount, data_limit
         self.proc = None
 
     def __enter__(self):
         os.makedirs(self.mountpoint, exist_ok=True)
-        url = f"nfs://{SERVER}{nfs3_path()}"
-        cmd = [self.binary, "-n", url, "-m", self.mountpoint,
-               "-a", "-t", "0", "-q", "-T", "0", "-E", "0", "-N", "0"]
-        env = dict(os.environ, FUSE_NFS_FOREGROUND="1")
         self.log_file = open(self.log, "w")
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log_file, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
+
+        def limit():
+            if self.data_limit:
+                import resource
+                resource.setrlimit(resource.RLIMIT_DATA, (self.data_limit, self.data_limit))
+
+        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=self.log_file,
+                                     stderr=subprocess.STDOUT, preexec_fn=limit)
+        deadline = time.monotonic() + 60
         while not os.path.ismount(self.mountpoint):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.__exit__(None, None, None)
-                raise RuntimeError(f"fuse-nfs did not mount {url}; see {self.log}")
+                raise RuntimeError(f"{' '.join(self.cmd)} did not mount; see {self.log}")
             time.sleep(0.05)
         return self
 
+    def alive(self):
+        return self.proc.poll() is None
+
     def __exit__(self, *exc):
         if os.path.ismount(self.mountpoint):
-            subprocess.run(["fusermount", "-u", self.mountpoint], check=False)
+            subprocess.run([self.unmount, "-u", self.mountpoint], check=False)
         if self.proc and self.proc.poll() is None:
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if os.path.ismount(self.mountpoint):
+            subprocess.run(["umount", "-l", self.mountpoint], check=False)
         self.log_file.close()
+
+
+def fuse_nfs_mount(suites, mountpoint, log):
+    """A fuse-nfs mount of the export over NFSv3 (third_party/README.md)."""
+    binary = os.path.join(suites, "fuse-nfs", "fuse", "fuse-nfs")
+    url = f"nfs://{SERVER}{nfs3_path()}"
+    cmd = [binary, "-n", url, "-m", mountpoint,
+           "-a", "-t", "0", "-q", "-T", "0", "-E", "0", "-N", "0"]
+    # fuse-nfs is built on libfuse 2: its fusermount unmounts it.
+    return FuseDaemon(cmd, mountpoint, log, env=dict(os.environ, FUSE_NFS_FOREGROUND="1"),
+                      unmount="fusermount")
 
 
 def run_cthon04(args):
@@ -161,7 +190,7 @@ def run_cthon04(args):
     log = os.path.join(args.out, "cthon04.log")
     mnt = os.path.join(args.out, "mnt")
     results, details = {}, {}
-    with FuseNfsMount(args.suites, mnt, os.path.join(args.out, "fuse-nfs.log")), \
+    with fuse_nfs_mount(args.suites, mnt, os.path.join(args.out, "fuse-nfs.log")), \
             open(log, "w") as out:
         # PATH with "." as tests.init sets it: test2 runs test1 to build its tree.
         env = dict(os.environ, PATH=os.environ["PATH"] + ":.", CC="cc", CFLAGS="-DLINUX -DHAVE_SOCKLEN_T -DGLIBC=22 -DMMAP "
@@ -206,6 +235,52 @@ TAP_RESULT = re.compile(r"^(not )?ok (\d+)")
 TAP_TODO = re.compile(r"^not ok \d+ # TODO")
 
 
+class LocalDirectory:
+    """A directory of the file system --out is on (no mount)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        os.makedirs(self.path, exist_ok=True)
+        return self
+
+    def alive(self):
+        return True
+
+    def __exit__(self, *exc):
+        pass
+
+
+# A FUSE daemon under test (kvfs-fuse) gets the NFS server's data limit: a
+# request costing memory beyond what is stored fails instead of the machine.
+FUSE_DAEMON_DATA_LIMIT = 2 * 1024 ** 3
+
+
+def pjdfstest_target(args):
+    """(context manager of the file system under test, its directory, what
+    is checked alive after every test file)."""
+    mnt = os.path.join(args.out, "mnt")
+    if args.target == "kvfs-fuse":
+        fs = FuseDaemon([args.kvfs_fuse, "-f", "--db", os.path.join(args.out, "db"),
+                         "-o", "allow_other", mnt],
+                        mnt, os.path.join(args.out, "kvfs-fuse.log"),
+                        data_limit=FUSE_DAEMON_DATA_LIMIT)
+        return fs, mnt, "kvfs-fuse"
+    if args.target == "passthrough_ll":
+        source = os.path.join(args.out, "source")
+        os.makedirs(source, exist_ok=True)
+        binary = os.path.join(args.suites, "passthrough_ll", "passthrough_ll")
+        fs = FuseDaemon([binary, "-f", "-o", f"source={source},allow_other,default_permissions",
+                         mnt], mnt, os.path.join(args.out, "passthrough_ll.log"))
+        return fs, mnt, "passthrough_ll"
+    if args.target == "local":
+        local = os.path.join(args.out, "local")
+        return LocalDirectory(local), local, "the local file system"
+    return fuse_nfs_mount(args.suites, mnt, os.path.join(args.out, "fuse-nfs.log")), mnt, \
+        "ganesha.nfsd"
+
+
 def server_alive():
     """Whether the ganesha.nfsd conformance_server started still runs."""
     pid = os.environ.get("KVFS_CONFORMANCE_SERVER_PID")
@@ -220,21 +295,21 @@ def server_alive():
 
 
 def run_pjdfstest(args):
-    """Runs every pjdfstest file on its own in a fuse-nfs mount; a subtest is
-    `dir/NN.t:N`. After each file the server must still run; a file that
-    hangs is stopped and counts as `dir/NN.t:hang`."""
+    """Runs every pjdfstest file on its own in the target's directory; a
+    subtest is `dir/NN.t:N`. After each file the server (ganesha.nfsd, or the
+    FUSE daemon) must still run; a file that hangs is stopped and counts as
+    `dir/NN.t:hang`."""
     pjd = os.path.join(args.suites, "pjdfstest")
     tests = os.path.join(pjd, "tests")
-    log = os.path.join(args.out, "pjdfstest.log")
-    mnt = os.path.join(args.out, "mnt")
+    log = os.path.join(args.out, f"{expected_name(args)}.log")
+    target, where, server = pjdfstest_target(args)
     files = sorted(os.path.relpath(os.path.join(d, f), tests)
                    for d, _, names in os.walk(tests) for f in names if f.endswith(".t"))
     if args.only:
         files = [f for f in files if fnmatch.fnmatchcase(f, args.only)]
     results, details = {}, {}
-    with FuseNfsMount(args.suites, mnt, os.path.join(args.out, "fuse-nfs.log")), \
-            open(log, "w") as out:
-        work = os.path.join(mnt, "pjdfstest")
+    with target, open(log, "w") as out:
+        work = os.path.join(where, "pjdfstest")
         os.mkdir(work)
         for name in files:
             try:
@@ -259,9 +334,9 @@ def run_pjdfstest(args):
             if hung:
                 results[f"{name}:hang"] = FAIL
                 details[f"{name}:hang"] = f"{name} did not finish in {PJDFSTEST_FILE_TIMEOUT} s"
-            if not server_alive():
+            if not server_alive() or not target.alive():
                 results[f"{name}:server-died"] = FAIL
-                details[f"{name}:server-died"] = f"ganesha.nfsd died during {name}"
+                details[f"{name}:server-died"] = f"{server} died during {name}"
                 break
     return results, details, log
 
@@ -289,8 +364,28 @@ def read_expected(path):
     return expected
 
 
+def expected_name(args):
+    """The suite's expected-results file name, without .txt."""
+    if args.suite == "pjdfstest" and args.target != "nfs":
+        return f"pjdfstest-{args.target}"
+    return args.suite
+
+
+def check_floor(args):
+    """kvfs-fuse's failures blamed on FUSE must be passthrough_ll's too."""
+    mine = read_expected(os.path.join(args.expected, "pjdfstest-kvfs-fuse.txt"))
+    floor_file = os.path.join(args.expected, "pjdfstest-passthrough_ll.txt")
+    floor = read_expected(floor_file)
+    ok = True
+    for code, reason in sorted(mine.items()):
+        if reason.startswith("passthrough_ll:") and code not in floor:
+            print(f"pjdfstest: {code} is blamed on FUSE but not listed in {floor_file}")
+            ok = False
+    return ok
+
+
 def check(args, results, details, log):
-    expected_file = os.path.join(args.expected, f"{args.suite}.txt")
+    expected_file = os.path.join(args.expected, f"{expected_name(args)}.txt")
     expected = read_expected(expected_file)
 
     def listed(code):
@@ -339,8 +434,13 @@ def main():
     p.add_argument("--phase", choices=["all", "maketree", "existing"], default="all")
     p.add_argument("--only", help="pjdfstest: only the test files matching this pattern "
                    "(e.g. 'chmod/*'); the expected-results check then covers those only")
+    p.add_argument("--target", choices=["nfs", "kvfs-fuse", "passthrough_ll", "local"],
+                   default="nfs", help="pjdfstest: the file system to run it on")
+    p.add_argument("--kvfs-fuse", help="pjdfstest --target kvfs-fuse: the kvfs-fuse binary")
     p.add_argument("suite", choices=["pynfs40", "pynfs41", "cthon04", "pjdfstest"])
     args = p.parse_args()
+    if args.target == "kvfs-fuse" and not args.kvfs_fuse:
+        p.error("--target kvfs-fuse needs --kvfs-fuse BIN")
     args.suites = os.path.abspath(args.suites)
     args.out = os.path.abspath(args.out)
     os.makedirs(args.out, exist_ok=True)
@@ -356,7 +456,10 @@ def main():
         print(f"{args.suite}: test tree made" if ok else
               f"{args.suite}: FAILURE: making the test tree failed; see {log}")
         return 0 if ok else 1
-    return 0 if check(args, results, details, log) else 1
+    ok = check(args, results, details, log)
+    if args.suite == "pjdfstest" and args.target == "kvfs-fuse":
+        ok = check_floor(args) and ok
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -2,8 +2,12 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include <algorithm>
@@ -368,6 +372,103 @@ Status ReadTreeManifest(FileSystem* fs, std::string_view top, Manifest* out) {
     return Status::OK();
   };
   KVFS_RETURN_IF_ERROR(walk(root, ""));
+  AssignLinkGroups(out, same_file);
+  return Status::OK();
+}
+
+Status CopyTarballPrefix(const std::string& from, const std::string& to, int n) {
+  struct archive* in = archive_read_new();
+  archive_read_support_format_all(in);
+  archive_read_support_filter_all(in);
+  struct archive* out = archive_write_new();
+  archive_write_set_format_pax_restricted(out);
+  Status s;
+  if (archive_read_open_filename(in, from.c_str(), 1 << 20) != ARCHIVE_OK) {
+    s = Status::IOError("cannot read " + from + ": " + archive_error_string(in));
+  } else if (archive_write_open_filename(out, to.c_str()) != ARCHIVE_OK) {
+    s = Status::IOError("cannot write " + to + ": " + archive_error_string(out));
+  }
+  struct archive_entry* e;
+  for (int i = 0; s.ok() && i < n && archive_read_next_header(in, &e) == ARCHIVE_OK; ++i) {
+    if (archive_write_header(out, e) != ARCHIVE_OK) {
+      s = Status::IOError(std::string("write header: ") + archive_error_string(out));
+      break;
+    }
+    const void* buf;
+    size_t size;
+    la_int64_t offset;
+    while (archive_read_data_block(in, &buf, &size, &offset) == ARCHIVE_OK) {
+      if (archive_write_data(out, buf, size) != static_cast<la_ssize_t>(size)) {
+        s = Status::IOError(std::string("write data: ") + archive_error_string(out));
+        break;
+      }
+    }
+  }
+  if (archive_write_close(out) != ARCHIVE_OK && s.ok()) {
+    s = Status::IOError(std::string("close ") + to + ": " + archive_error_string(out));
+  }
+  archive_write_free(out);
+  archive_read_free(in);
+  return s;
+}
+
+Status ReadDirectoryManifest(const std::string& dir, Manifest* out) {
+  out->clear();
+  std::map<std::pair<dev_t, ino_t>, std::string> first_name;
+  std::map<std::string, std::string> same_file;
+  std::function<Status(const std::string&)> walk = [&](const std::string& path) -> Status {
+    const std::string full = path.empty() ? dir : dir + "/" + path;
+    struct stat st;
+    if (lstat(full.c_str(), &st) != 0) return Status::FromErrno(errno, "lstat " + full);
+    ManifestEntry m;
+    m.type = TypeOf(st.st_mode & S_IFMT);
+    m.mode = st.st_mode & 07777;
+    m.uid = st.st_uid;
+    m.gid = st.st_gid;
+    m.mtime = Timespec{st.st_mtim.tv_sec, static_cast<uint32_t>(st.st_mtim.tv_nsec)};
+    if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) m.rdev = st.st_rdev;
+    if (S_ISLNK(st.st_mode)) {
+      std::string target(4096, '\0');
+      ssize_t n = readlink(full.c_str(), target.data(), target.size());
+      if (n < 0) return Status::FromErrno(errno, "readlink " + full);
+      m.link_target = target.substr(0, static_cast<size_t>(n));
+    }
+    if (S_ISREG(st.st_mode)) {
+      m.size = static_cast<uint64_t>(st.st_size);
+      int fd = open(full.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return Status::FromErrno(errno, "open " + full);
+      ContentHash hash;
+      std::string buf(1 << 20, '\0');
+      uint64_t off = 0;
+      ssize_t n;
+      while ((n = read(fd, buf.data(), buf.size())) > 0) {
+        hash.Add(off, std::string_view(buf.data(), static_cast<size_t>(n)));
+        off += static_cast<uint64_t>(n);
+      }
+      const int err = n < 0 ? errno : 0;
+      close(fd);
+      m.content_hash = hash.Digest(m.size);
+      if (err != 0) return Status::FromErrno(err, "read " + full);
+      auto [it, fresh] = first_name.emplace(std::make_pair(st.st_dev, st.st_ino), path);
+      if (!fresh) same_file[path] = it->second;
+    }
+    (*out)[path] = m;
+    if (!S_ISDIR(st.st_mode)) return Status::OK();
+    std::vector<std::string> names;
+    DIR* d = opendir(full.c_str());
+    if (d == nullptr) return Status::FromErrno(errno, "opendir " + full);
+    while (dirent* e = readdir(d)) {
+      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
+        names.push_back(e->d_name);
+      }
+    }
+    closedir(d);
+    for (const std::string& name : names) {
+      KVFS_RETURN_IF_ERROR(walk(path.empty() ? name : path + "/" + name));
+    }
+    return Status::OK();
+  };
+  KVFS_RETURN_IF_ERROR(walk(""));
   AssignLinkGroups(out, same_file);
   return Status::OK();
 }

@@ -48,6 +48,10 @@ void WriteTarball(const std::string& path, const std::vector<Spec>& members,
                   TarFormat format = TarFormat::kPax,
                   ingest::Compression compression = ingest::Compression::kNone);
 
+// Copies the first `n` members of tarball `from` (any format and
+// compression libarchive reads) into a new uncompressed pax tarball `to`.
+Status CopyTarballPrefix(const std::string& from, const std::string& to, int n);
+
 // A tree in comparable form, keyed by path relative to the tree's top (""
 // is the top itself).
 struct ManifestEntry {
@@ -76,6 +80,9 @@ struct ManifestOptions {
 Status ReadTarballManifest(const std::string& path, std::string_view top, Manifest* out);
 // Reads KVFS top-level directory `top` into *out.
 Status ReadTreeManifest(FileSystem* fs, std::string_view top, Manifest* out);
+// Reads local directory `dir` (any mounted file system, not following
+// symlinks) into *out; hard links are names with the same device and inode.
+Status ReadDirectoryManifest(const std::string& dir, Manifest* out);
 // The differences between an expected and an actual manifest, one line
 // each (at most ten, long paths shortened). Paths only in `actual` count only if `strict`: a
 // tarball may leave directories implied.

@@ -9,8 +9,6 @@
 //   Subset     its first 8,000 members, rewritten into a new tarball with
 //              libarchive (seconds: runs with the default tests)
 //   SubsetThroughABucket   the same with the store in a bucket on radosgw
-#include <archive.h>
-#include <archive_entry.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -41,30 +39,6 @@ constexpr char kName[] = "linux-source-6.1";
 
 double Since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// Copies the first `n` members of `from` into a new tarball `to` (same
-// format, no compression).
-void CopyPrefix(const std::string& from, const std::string& to, int n) {
-  struct archive* in = archive_read_new();
-  archive_read_support_format_all(in);
-  archive_read_support_filter_all(in);
-  ASSERT_EQ(archive_read_open_filename(in, from.c_str(), 1 << 20), ARCHIVE_OK);
-  struct archive* out = archive_write_new();
-  archive_write_set_format_pax_restricted(out);
-  ASSERT_EQ(archive_write_open_filename(out, to.c_str()), ARCHIVE_OK);
-  struct archive_entry* e;
-  for (int i = 0; i < n && archive_read_next_header(in, &e) == ARCHIVE_OK; ++i) {
-    ASSERT_EQ(archive_write_header(out, e), ARCHIVE_OK) << archive_error_string(out);
-    const void* buf;
-    size_t size;
-    la_int64_t offset;
-    while (archive_read_data_block(in, &buf, &size, &offset) == ARCHIVE_OK) {
-      ASSERT_EQ(archive_write_data(out, buf, size), static_cast<la_ssize_t>(size));
-    }
-  }
-  archive_write_free(out);
-  archive_read_free(in);
 }
 
 void RoundTrip(const std::string& tarball, store_test::StoreKind kind) {
@@ -151,7 +125,7 @@ void SubsetRoundTrip(store_test::StoreKind kind) {
   const std::string subset = dir.path() + "/" + kName + ".tar";
   ASSERT_TRUE(std::filesystem::exists(kTarball))
       << kTarball << " is missing: run ci/install-deps.sh (package linux-source-6.1)";
-  CopyPrefix(kTarball, subset, 8000);
+  ASSERT_OK(ingest_test::CopyTarballPrefix(kTarball, subset, 8000));
   RoundTrip(subset, kind);
 }
 
