@@ -13,6 +13,7 @@
 
 #include "cache/cache_record.h"
 #include "common/fs/schema.h"
+#include "common/fs/tree_lifecycle.h"
 #include "ingest/ingest.h"
 
 namespace kvfs::cache {
@@ -82,11 +83,15 @@ bool Newer(const ObjectInfo& a, const ObjectInfo& b) {
 // neither evicted nor removed).
 bool InUse(const Tree& t) { return t.users > 0 || t.opens > 0 || t.writing; }
 
-class TreeCacheImpl final : public TreeCache {
+// The cache manager's file system and its whole-tree operations (trees()).
+class TreeCacheImpl final : public TreeCache, public TreeLifecycle {
  public:
   TreeCacheImpl(std::unique_ptr<FileSystem> base, std::unique_ptr<ingest::PersistentStore> store,
                 TreeCacheOptions options)
-      : base_(std::move(base)), store_(std::move(store)), options_(std::move(options)) {}
+      : base_(std::move(base)),
+        base_trees_(base_->trees()),
+        store_(std::move(store)),
+        options_(std::move(options)) {}
 
   ~TreeCacheImpl() override {
     {
@@ -263,17 +268,21 @@ class TreeCacheImpl final : public TreeCache {
     return Status::OK();
   }
 
+  KVStore* store() override { return base_->store(); }
+  TreeLifecycle* trees() override { return this; }
+
+  // ---- TreeLifecycle -----------------------------------------------------------------
   // Whole-tree operations come from the ingest service (kvfs-ingest and
   // kvfs-evict through the control socket): trees they add are adopted as
   // dirty (they are not in the persistent store yet), trees they drop are
   // forgotten.
   Status ReserveRange(uint64_t at_least, uint64_t* range) override {
-    return base_->ReserveRange(at_least, range);
+    return base_trees_->ReserveRange(at_least, range);
   }
   Status PublishTree(const LoadedTree& tree, uint64_t* replaced_range) override {
     std::lock_guard<std::mutex> root(root_mu_);
     uint64_t replaced = 0;
-    KVFS_RETURN_IF_ERROR(base_->PublishTree(tree, &replaced));
+    KVFS_RETURN_IF_ERROR(base_trees_->PublishTree(tree, &replaced));
     if (replaced_range != nullptr) *replaced_range = replaced;
     if (replaced != 0) Forget(replaced);
     Tree t;
@@ -286,7 +295,7 @@ class TreeCacheImpl final : public TreeCache {
     Register(std::move(t));
     return WriteRecord(*by_range_[tree.range]);
   }
-  Status AbandonRange(uint64_t range) override { return base_->AbandonRange(range); }
+  Status AbandonRange(uint64_t range) override { return base_trees_->AbandonRange(range); }
   Status DropTree(std::string_view name, uint64_t* dropped_range) override {
     std::lock_guard<std::mutex> root(root_mu_);
     {
@@ -302,21 +311,22 @@ class TreeCacheImpl final : public TreeCache {
       }
     }
     uint64_t range = 0;
-    KVFS_RETURN_IF_ERROR(base_->DropTree(name, &range));
+    KVFS_RETURN_IF_ERROR(base_trees_->DropTree(name, &range));
     if (dropped_range != nullptr) *dropped_range = range;
     Forget(range);
     return Status::OK();
   }
   Status AddStubs(const std::vector<StubTree>& stubs, std::vector<Ino>* inos) override {
-    return base_->AddStubs(stubs, inos);
+    return base_trees_->AddStubs(stubs, inos);
   }
   Status BeginFill(Ino top, uint64_t* high_water) override {
-    return base_->BeginFill(top, high_water);
+    return base_trees_->BeginFill(top, high_water);
   }
-  Status FinishFill(const LoadedTree& tree) override { return base_->FinishFill(tree); }
-  Status ResetToStub(Ino top) override { return base_->ResetToStub(top); }
-  Status ReadTreeState(Ino top, TreeState* out) override { return base_->ReadTreeState(top, out); }
-  KVStore* store() override { return base_->store(); }
+  Status FinishFill(const LoadedTree& tree) override { return base_trees_->FinishFill(tree); }
+  Status ResetToStub(Ino top) override { return base_trees_->ResetToStub(top); }
+  Status ReadTreeState(Ino top, TreeState* out) override {
+    return base_trees_->ReadTreeState(top, out);
+  }
 
   // ---- Operator commands -------------------------------------------------------------
 
@@ -342,7 +352,7 @@ class TreeCacheImpl final : public TreeCache {
     // Usage from the store, outside the lock.
     for (CachedTree& c : *out) {
       TreeState ts;
-      if (base_->ReadTreeState(c.ino, &ts).ok()) {
+      if (base_trees_->ReadTreeState(c.ino, &ts).ok()) {
         c.bytes = ts.bytes;
         c.inodes = ts.inodes;
       }
@@ -527,6 +537,7 @@ class TreeCacheImpl final : public TreeCache {
   }
 
   const std::unique_ptr<FileSystem> base_;
+  TreeLifecycle* const base_trees_;  // base_->trees()
   const std::unique_ptr<ingest::PersistentStore> store_;
   const TreeCacheOptions options_;
 
@@ -672,7 +683,7 @@ Status TreeCacheImpl::LoadTree(const std::shared_ptr<Tree>& t) {
   s = ingest::IngestFromStore(base_.get(), store_.get(), info.name, io, &stats);
   if (!s.ok()) return fail("cannot ingest the tarball", s);
   TreeState ts;
-  s = base_->ReadTreeState(t->top, &ts);
+  s = base_trees_->ReadTreeState(t->top, &ts);
   if (!s.ok()) return fail("cannot read the loaded tree's usage", s);
   std::lock_guard<std::mutex> l(mu_);
   t->rec.object = info.name;
@@ -753,7 +764,7 @@ Status TreeCacheImpl::Evict(const std::shared_ptr<Tree>& t) {
     }
     t->status = TreeStatus::kEvicting;
   }
-  Status s = base_->ResetToStub(t->top);
+  Status s = base_trees_->ResetToStub(t->top);
   {
     std::lock_guard<std::mutex> l(mu_);
     t->status = s.ok() ? TreeStatus::kUnloaded : TreeStatus::kLoaded;
@@ -899,7 +910,7 @@ Status TreeCacheImpl::Adopt() {
   std::lock_guard<std::mutex> l(mu_);
   for (const auto& [name, ino] : tops) {
     TreeState ts;
-    KVFS_RETURN_IF_ERROR(base_->ReadTreeState(ino, &ts));
+    KVFS_RETURN_IF_ERROR(base_trees_->ReadTreeState(ino, &ts));
     Tree t;
     t.name = name;
     t.top = ino;
@@ -982,7 +993,7 @@ Status TreeCacheImpl::Refresh() {
       t->status = TreeStatus::kEvicting;
     }
     uint64_t range;
-    Status s = base_->DropTree(t->name, &range);
+    Status s = base_trees_->DropTree(t->name, &range);
     {
       std::lock_guard<std::mutex> l(mu_);
       t->status = s.ok() ? TreeStatus::kUnloaded : TreeStatus::kLoaded;
@@ -1021,7 +1032,7 @@ void TreeCacheImpl::AddStubsFor(const std::vector<std::pair<std::string, ObjectI
       stubs.push_back(std::move(st));
     }
     std::vector<Ino> inos;
-    KVFS_RETURN_IF_ERROR(base_->AddStubs(stubs, &inos));
+    KVFS_RETURN_IF_ERROR(base_trees_->AddStubs(stubs, &inos));
     std::lock_guard<std::mutex> l(mu_);
     for (size_t i = 0; i < inos.size(); ++i) {
       Tree t;

@@ -5,7 +5,7 @@
 //
 // It wraps the core FileSystem and forwards every operation; what it adds:
 //   - Each tarball NAME.tar[.gz|.zst|.xz] of the store is a top-level
-//     directory NAME. One that is not loaded is a stub (FileSystem::AddStubs):
+//     directory NAME. One that is not loaded is a stub (TreeLifecycle::AddStubs):
 //     listed, with attributes, without fetching anything.
 //   - The first operation that needs a tree's contents (a lookup or readdir
 //     inside it, getattr or read of anything below its top) waits while the
@@ -16,7 +16,7 @@
 //   - Under a quota (bytes and/or inodes of the key/value store), loading
 //     first evicts the least recently used trees that are not in use: a
 //     changed tree is written back first, then reset to a stub
-//     (FileSystem::ResetToStub). A tree with open files or operations in
+//     (TreeLifecycle::ResetToStub). A tree with open files or operations in
 //     progress is never evicted. A clean tree loaded again from the same
 //     tarball gets the same inode numbers, so clients' handles stay valid.
 //   - A tree is dirty from the first change after its last write-back (made

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/fs/schema.h"
+#include "common/fs/tree_lifecycle.h"
 #include "ingest/archive.h"
 #include "ingest/decompress.h"
 #include "ingest/tar_writer.h"
@@ -70,11 +71,11 @@ Status ReserveRange(FileSystem* fs, const IngestOptions& options, const std::str
   const std::string owner =
       options.claim_owner + (options.claim_owner.empty() ? "" : " ") + "tree=" + name;
   for (int attempt = 0; attempt < 1000; ++attempt) {
-    KVFS_RETURN_IF_ERROR(fs->ReserveRange(hint, range));
+    KVFS_RETURN_IF_ERROR(fs->trees()->ReserveRange(hint, range));
     if (options.claims == nullptr) return Status::OK();
     Status s = options.claims->ClaimRange(*range, owner);
     if (s.ok()) return Status::OK();
-    KVFS_RETURN_IF_ERROR(fs->AbandonRange(*range));
+    KVFS_RETURN_IF_ERROR(fs->trees()->AbandonRange(*range));
     if (s.posix_errno() != EEXIST) return s;
     uint64_t highest;
     KVFS_RETURN_IF_ERROR(options.claims->HighestClaimedRange(&highest));
@@ -136,10 +137,10 @@ Status LoadRange(FileSystem* fs, ArchiveReader* archive, const StoreLayout& layo
 
   t0 = Clock::now();
   if (options.fill_top != 0) {
-    KVFS_RETURN_IF_ERROR(fs->FinishFill(tree));
+    KVFS_RETURN_IF_ERROR(fs->trees()->FinishFill(tree));
   } else {
     tree.replace = options.replace;
-    KVFS_RETURN_IF_ERROR(fs->PublishTree(tree, &stats->replaced_range));
+    KVFS_RETURN_IF_ERROR(fs->trees()->PublishTree(tree, &stats->replaced_range));
   }
   stats->publish_seconds = SecondsSince(t0);
   return Status::OK();
@@ -188,7 +189,7 @@ Status IngestTarball(FileSystem* fs, std::unique_ptr<ObjectReader> in, std::stri
   if (options.fill_top != 0) {
     range = schema::RangeOf(options.fill_top);
     uint64_t high_water;
-    KVFS_RETURN_IF_ERROR(fs->BeginFill(options.fill_top, &high_water));
+    KVFS_RETURN_IF_ERROR(fs->trees()->BeginFill(options.fill_top, &high_water));
     first_local = options.fill_first_local != 0 ? options.fill_first_local : high_water;
   } else {
     KVFS_RETURN_IF_ERROR(ReserveRange(fs, options, name, &range));
@@ -200,7 +201,8 @@ Status IngestTarball(FileSystem* fs, std::unique_ptr<ObjectReader> in, std::stri
   if (!s.ok()) {
     // Nothing of the range is visible (or the stub is as it was): delete what
     // was loaded. If even that fails, the next FileSystem::Open does it.
-    Status a = options.fill_top != 0 ? fs->ResetToStub(options.fill_top) : fs->AbandonRange(range);
+    Status a = options.fill_top != 0 ? fs->trees()->ResetToStub(options.fill_top)
+                                     : fs->trees()->AbandonRange(range);
     if (!a.ok()) {
       return Status::FromErrno(
           s.posix_errno(),
@@ -446,7 +448,7 @@ Status EvictTree(FileSystem* fs, std::string_view name, EvictStats* stats) {
   *stats = EvictStats();
   StatFsInfo before, after;
   KVFS_RETURN_IF_ERROR(fs->StatFs(&before));
-  KVFS_RETURN_IF_ERROR(fs->DropTree(name, &stats->range));
+  KVFS_RETURN_IF_ERROR(fs->trees()->DropTree(name, &stats->range));
   KVFS_RETURN_IF_ERROR(fs->StatFs(&after));
   stats->bytes = static_cast<int64_t>(before.used_bytes) - static_cast<int64_t>(after.used_bytes);
   stats->inodes =

@@ -4,14 +4,14 @@
 // IngestTarball builds every key of the tree straight from the archive
 // (TreeBuilder) into a fresh inode range reserved as "loading", hands them
 // to the store in one atomic bulk load (KVStore::NewBulkLoader), then links
-// the tree into the root with one small batch (FileSystem::PublishTree).
+// the tree into the root with one small batch (TreeLifecycle::PublishTree).
 // Until that batch nothing of the tree is visible; a failure abandons the
 // range and a crash leaves it to FileSystem::Open, which deletes it.
 //
 // ExportTree walks a top-level directory and writes it to the persistent
 // store as one pax tarball, atomically (temporary object, then rename),
 // streaming. EvictTree drops a top-level directory with a constant number of
-// range deletes (FileSystem::DropTree).
+// range deletes (TreeLifecycle::DropTree).
 //
 // All three run against a live FileSystem while others use it.
 #pragma once
@@ -129,7 +129,7 @@ struct EvictStats {
   int64_t inodes = 0;
 };
 
-// Drops top-level directory `name` from the file system (FileSystem::DropTree).
+// Drops top-level directory `name` from the file system (TreeLifecycle::DropTree).
 Status EvictTree(FileSystem* fs, std::string_view name, EvictStats* stats);
 
 // Removes what interrupted ingests left in `staging_dir` (their SST files

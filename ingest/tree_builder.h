@@ -28,6 +28,7 @@
 
 #include "common/fs/file_system.h"
 #include "common/fs/schema.h"
+#include "common/fs/tree_lifecycle.h"
 #include "common/kv/kv_store.h"
 #include "common/status.h"
 #include "ingest/archive.h"

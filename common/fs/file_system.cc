@@ -9,6 +9,7 @@
 //      one write batch, unlock;
 //   4. if durable, wait for the group commit (KVStore::Sync) outside locks.
 #include "common/fs/file_system.h"
+#include "common/fs/tree_lifecycle.h"
 
 #include <sys/stat.h>
 #include <xxhash.h>
@@ -138,7 +139,8 @@ Entry TopDirectoryEntry(const std::string& name, Ino ino, uint8_t slot, const At
 
 }  // namespace
 
-class FileSystemImpl : public FileSystem {
+// The core: its POSIX operations and its whole-tree operations on one store.
+class FileSystemImpl final : public FileSystem, public TreeLifecycle {
  public:
   FileSystemImpl(const FileSystemOptions& options, std::unique_ptr<KVStore> store)
       : options_(options), store_(std::move(store)), allocator_(store_.get(), /*chunk=*/4096) {}
@@ -179,6 +181,9 @@ class FileSystemImpl : public FileSystem {
   Status CookieOf(Ino dir, std::string_view name, uint64_t* cookie) override;
   Status StatFs(StatFsInfo* out) override;
   KVStore* store() override { return store_.get(); }
+  TreeLifecycle* trees() override { return this; }
+
+  // TreeLifecycle.
   Status ReserveRange(uint64_t at_least, uint64_t* range) override;
   Status PublishTree(const LoadedTree& tree, uint64_t* replaced_range) override;
   Status AbandonRange(uint64_t range) override;

@@ -28,6 +28,8 @@
 
 namespace kvfs {
 
+class TreeLifecycle;  // tree_lifecycle.h
+
 using Ino = uint64_t;
 
 // The root directory's inode number.
@@ -129,50 +131,6 @@ struct StatFsInfo {
   uint64_t used_inodes = 0;
   uint32_t block_size = 0;
   uint32_t max_name_length = kMaxNameLength;
-};
-
-// A top-level directory whose subtree a bulk loader wrote into an inode
-// range reserved with FileSystem::ReserveRange, ready to be linked into the
-// root by FileSystem::PublishTree (see docs/ingest.md). The loader writes
-// every key below the top directory (its entries, the index and records of
-// everything inside, blocks); PublishTree writes the top directory's own
-// record and index, the root entry, the range record and the usage.
-struct LoadedTree {
-  uint64_t range = 0;
-  // Its name in the root directory.
-  std::string name;
-  // The top directory's record: mode, uid, gid, nlink, size (its number of
-  // entries), atime, mtime, ctime and change. Type must be kDirectory; ino,
-  // rdev, space_used and parent are ignored.
-  Attributes attrs;
-  // One more than the highest local inode number used in the range.
-  uint64_t high_water = 2;
-  // Usage of the whole range, the top directory included, as the usage
-  // counters count it (schema::UsageBytes per inode; inodes).
-  uint64_t bytes = 0;
-  uint64_t inodes = 1;
-  // If `name` exists in the root: fail with EEXIST, or (replace) replace it
-  // if it is a top-level directory, dropping its whole range in the same
-  // batch.
-  bool replace = false;
-};
-
-// A top-level directory to create as a stub (FileSystem::AddStubs).
-struct StubTree {
-  std::string name;
-  NewObject obj;
-  Timespec mtime;  // also its atime and ctime
-};
-
-// What FileSystem::ReadTreeState reports of a top-level directory.
-struct TreeState {
-  uint64_t range = 0;
-  bool stub = false;     // empty, its contents elsewhere
-  bool filling = false;  // contents being loaded (stub is still set)
-  uint64_t high_water = 0;
-  // Usage of the range, the top directory included.
-  uint64_t bytes = 0;
-  uint64_t inodes = 0;
 };
 
 // How durable a Write must be when it returns.
@@ -283,66 +241,10 @@ class FileSystem {
 
   virtual Status StatFs(StatFsInfo* out) = 0;
 
-  // ---- Whole top-level directories (bulk ingest, eviction) -------------------
-  // A top-level directory owns an inode range (docs/schema.md), so a whole
-  // subtree can be added or dropped with a constant number of key-range
-  // operations. These operations wait for every mutation in flight and hold
-  // off new ones while their (single) batch is written; reads go on.
-
-  // Reserves a fresh inode range, numbered at least `at_least` and above
-  // every range this store has used, for a tree a bulk loader will write:
-  // records it durably as loading and sets *range. Nothing in a loading range
-  // is reachable. A crash before PublishTree or AbandonRange leaves the range
-  // to Open, which deletes it.
-  virtual Status ReserveRange(uint64_t at_least, uint64_t* range) = 0;
-  // Links a loaded tree into the root in one durable batch (see LoadedTree).
-  // EINVAL if tree.range is not a loading range or the record is not a
-  // directory; EEXIST if the name exists (and is not a top-level directory
-  // to replace). On success *replaced_range (if not null) is the range that
-  // was dropped by a replacement, 0 if none.
-  virtual Status PublishTree(const LoadedTree& tree, uint64_t* replaced_range) = 0;
-  // Gives up a loading range: deletes every key in it and its record.
-  // EINVAL if the range is not loading.
-  virtual Status AbandonRange(uint64_t range) = 0;
-  // Evicts top-level directory `name` with everything below it: removes its
-  // root entry, range-deletes every key of its range, and subtracts the
-  // range's usage from the totals, in one durable batch. The range number is
-  // never used again. EINVAL if `name` is not a top-level directory (a
-  // directory in the root). *dropped_range (if not null) is set to its range.
-  virtual Status DropTree(std::string_view name, uint64_t* dropped_range) = 0;
-
-  // ---- Stubs: top-level directories whose contents live elsewhere ---------------
-  // The cache manager (cache/, docs/cache.md) shows every tarball of the
-  // persistent store as a top-level directory. One that is not loaded is a
-  // *stub*: an empty directory in a range of its own, marked so in its range
-  // record. Filling loads the contents into the stub's range in place and
-  // resetting drops them again, so the directory keeps its inode number (and
-  // clients their handles) through loads and evictions.
-
-  // Creates the stubs, each in a fresh range, in one durable batch. EEXIST,
-  // with nothing created, if any of the names exists in the root (or appears
-  // twice). *inos (if not null) receives their inode numbers, in order.
-  virtual Status AddStubs(const std::vector<StubTree>& stubs, std::vector<Ino>* inos) = 0;
-  // Marks stub `top` as filling, durably, before a bulk loader writes its
-  // contents into its range; *high_water receives the range's high-water mark
-  // (local numbers at or above it were never handed out). EINVAL if `top` is
-  // not a stub (or is filling already).
-  virtual Status BeginFill(Ino top, uint64_t* high_water) = 0;
-  // Ends a fill whose keys the bulk loader committed: one durable batch writes
-  // the top directory's record from tree.attrs (its name and inode number
-  // stay), raises the high-water mark to tree.high_water, adds tree.bytes and
-  // tree.inodes - 1 (the top is counted already) to the usage and clears the
-  // stub and filling marks. EINVAL if tree.range is not filling.
-  virtual Status FinishFill(const LoadedTree& tree) = 0;
-  // Turns top-level directory `top` (loaded, or filling) back into an empty
-  // stub in one durable batch: range deletes of everything below it, its
-  // usage taken out of the totals, its record kept (size 0, nlink 2, change
-  // bumped) and the high-water mark kept, so numbers are only handed out
-  // again by a fill that chooses to (the same tarball loaded again).
-  // EINVAL if `top` is not a top-level directory.
-  virtual Status ResetToStub(Ino top) = 0;
-  // The state of top-level directory `top` (EINVAL if it is not one).
-  virtual Status ReadTreeState(Ino top, TreeState* out) = 0;
+  // The whole-tree operations on this file system (tree_lifecycle.h): what
+  // bulk loaders, eviction and the cache manager use. Owned by the file
+  // system and valid as long as it is.
+  virtual TreeLifecycle* trees() = 0;
 
   // The underlying store (for tools such as fsck and dump).
   virtual KVStore* store() = 0;

@@ -1,4 +1,4 @@
-// The core's whole-tree operations (FileSystem::ReserveRange, PublishTree,
+// The core's whole-tree operations (TreeLifecycle::ReserveRange, PublishTree,
 // AbandonRange, DropTree), the loading state of range records, their
 // clean-up by FileSystem::Open, and what Fsck says about them.
 #include <gtest/gtest.h>
@@ -8,6 +8,7 @@
 
 #include "common/fs/fsck.h"
 #include "common/fs/schema.h"
+#include "common/fs/tree_lifecycle.h"
 #include "common/kv/fault_injection_store.h"
 #include "common/kv/memory_store.h"
 #include "tests/ingest/ingest_test_util.h"
@@ -103,7 +104,7 @@ TEST(RangeRecord, LoadingIsVersion2AndOthersKeepVersion1) {
 TEST(WholeTrees, NothingIsVisibleBeforePublish) {
   auto fs = NewMemoryFileSystem();
   uint64_t range;
-  ASSERT_OK(fs->ReserveRange(0, &range));
+  ASSERT_OK(fs->trees()->ReserveRange(0, &range));
   EXPECT_EQ(range, 1u);
   LoadedTree t = LoadFiles(fs.get(), range, "t", 3, "hello");
   Attributes a;
@@ -116,7 +117,7 @@ TEST(WholeTrees, NothingIsVisibleBeforePublish) {
   EXPECT_EQ(report.files, 0u);
 
   uint64_t replaced = 99;
-  ASSERT_OK(fs->PublishTree(t, &replaced));
+  ASSERT_OK(fs->trees()->PublishTree(t, &replaced));
   EXPECT_EQ(replaced, 0u);
   ASSERT_OK(fs->Lookup(kRootIno, "t", &a));
   EXPECT_EQ(a.ino, schema::RangeOwnerIno(range));
@@ -146,8 +147,8 @@ TEST(WholeTrees, NothingIsVisibleBeforePublish) {
   EXPECT_GE(g.ino & schema::kLocalMask, 5u);
   EXPECT_EQ(FsckProblems(fs.get(), kHasher), std::vector<std::string>{});
   // A published range cannot be published or abandoned again.
-  EXPECT_EQ(fs->PublishTree(t, nullptr).posix_errno(), EINVAL);
-  EXPECT_EQ(fs->AbandonRange(range).posix_errno(), EINVAL);
+  EXPECT_EQ(fs->trees()->PublishTree(t, nullptr).posix_errno(), EINVAL);
+  EXPECT_EQ(fs->trees()->AbandonRange(range).posix_errno(), EINVAL);
 }
 
 TEST(WholeTrees, PublishRefusesAnExistingNameUnlessReplacing) {
@@ -161,19 +162,19 @@ TEST(WholeTrees, PublishRefusesAnExistingNameUnlessReplacing) {
   ASSERT_OK(fs->StatFs(&before));
 
   uint64_t range;
-  ASSERT_OK(fs->ReserveRange(0, &range));
+  ASSERT_OK(fs->trees()->ReserveRange(0, &range));
   LoadedTree t = LoadFiles(fs.get(), range, "t", 2, "new");
-  EXPECT_EQ(fs->PublishTree(t, nullptr).posix_errno(), EEXIST);
+  EXPECT_EQ(fs->trees()->PublishTree(t, nullptr).posix_errno(), EEXIST);
   LoadedTree p = t;
   p.name = "plain";
   p.replace = true;
-  EXPECT_EQ(fs->PublishTree(p, nullptr).posix_errno(), EEXIST);
+  EXPECT_EQ(fs->trees()->PublishTree(p, nullptr).posix_errno(), EEXIST);
 
   uint64_t cookie_before;
   ASSERT_OK(fs->CookieOf(kRootIno, "t", &cookie_before));
   t.replace = true;
   uint64_t replaced = 0;
-  ASSERT_OK(fs->PublishTree(t, &replaced));
+  ASSERT_OK(fs->trees()->PublishTree(t, &replaced));
   EXPECT_EQ(replaced, schema::RangeOf(old_top.ino));
   Attributes a;
   ASSERT_OK(fs->Lookup(kRootIno, "t", &a));
@@ -198,21 +199,21 @@ TEST(WholeTrees, PublishRefusesAnExistingNameUnlessReplacing) {
 TEST(WholeTrees, PublishChecksItsArguments) {
   auto fs = NewMemoryFileSystem();
   uint64_t range;
-  ASSERT_OK(fs->ReserveRange(0, &range));
+  ASSERT_OK(fs->trees()->ReserveRange(0, &range));
   LoadedTree t = LoadFiles(fs.get(), range, "t", 1, "x");
   LoadedTree bad = t;
   bad.attrs.type = FileType::kRegular;
-  EXPECT_EQ(fs->PublishTree(bad, nullptr).posix_errno(), EINVAL);
+  EXPECT_EQ(fs->trees()->PublishTree(bad, nullptr).posix_errno(), EINVAL);
   bad = t;
   bad.name = "a/b";
-  EXPECT_EQ(fs->PublishTree(bad, nullptr).posix_errno(), EINVAL);
+  EXPECT_EQ(fs->trees()->PublishTree(bad, nullptr).posix_errno(), EINVAL);
   bad = t;
   bad.range = range + 5;  // never reserved
-  EXPECT_EQ(fs->PublishTree(bad, nullptr).posix_errno(), EINVAL);
+  EXPECT_EQ(fs->trees()->PublishTree(bad, nullptr).posix_errno(), EINVAL);
   bad = t;
   bad.high_water = 1;
-  EXPECT_EQ(fs->PublishTree(bad, nullptr).posix_errno(), EINVAL);
-  ASSERT_OK(fs->PublishTree(t, nullptr));
+  EXPECT_EQ(fs->trees()->PublishTree(bad, nullptr).posix_errno(), EINVAL);
+  ASSERT_OK(fs->trees()->PublishTree(t, nullptr));
 }
 
 TEST(WholeTrees, ReserveSkipsUsedRangesAndHonoursAtLeast) {
@@ -220,13 +221,13 @@ TEST(WholeTrees, ReserveSkipsUsedRangesAndHonoursAtLeast) {
   Attributes d;
   ASSERT_OK(fs->Mkdir(kRootIno, "a", NewObject{}, &d));  // range 1
   uint64_t r1, r2;
-  ASSERT_OK(fs->ReserveRange(0, &r1));
+  ASSERT_OK(fs->trees()->ReserveRange(0, &r1));
   EXPECT_EQ(r1, 2u);
-  ASSERT_OK(fs->ReserveRange(10, &r2));
+  ASSERT_OK(fs->trees()->ReserveRange(10, &r2));
   EXPECT_EQ(r2, 10u);
   ASSERT_OK(fs->Mkdir(kRootIno, "b", NewObject{}, &d));
   EXPECT_EQ(schema::RangeOf(d.ino), 11u);
-  ASSERT_OK(fs->ReserveRange(5, &r2));
+  ASSERT_OK(fs->trees()->ReserveRange(5, &r2));
   EXPECT_EQ(r2, 12u);
 }
 
@@ -236,12 +237,12 @@ TEST(WholeTrees, AbandonLeavesTheStoreAsItWas) {
   ASSERT_OK(fs->Mkdir(kRootIno, "keep", NewObject{}, &d));
   const auto before = DumpStore(fs->store());
   uint64_t range;
-  ASSERT_OK(fs->ReserveRange(0, &range));
+  ASSERT_OK(fs->trees()->ReserveRange(0, &range));
   LoadFiles(fs.get(), range, "t", 50, std::string(5000, 'z'));
   EXPECT_GT(KeysInRange(fs->store(), range), 0u);
-  ASSERT_OK(fs->AbandonRange(range));
+  ASSERT_OK(fs->trees()->AbandonRange(range));
   EXPECT_TRUE(DumpStore(fs->store()) == before) << "the store changed";
-  EXPECT_EQ(fs->AbandonRange(range).posix_errno(), EINVAL);
+  EXPECT_EQ(fs->trees()->AbandonRange(range).posix_errno(), EINVAL);
 }
 
 // A crash between the bulk load and PublishTree: the next Open deletes the
@@ -255,7 +256,7 @@ TEST(WholeTrees, OpenDeletesLoadingRanges) {
     ASSERT_OK(OpenRocksFileSystem(db, &fs));
     Attributes d;
     ASSERT_OK(fs->Mkdir(kRootIno, "keep", NewObject{}, &d));
-    ASSERT_OK(fs->ReserveRange(0, &range));
+    ASSERT_OK(fs->trees()->ReserveRange(0, &range));
     LoadFiles(fs.get(), range, "t", 20, "data", dir.path() + "/staging");
     EXPECT_GT(KeysInRange(fs->store(), range), 0u);
   }
@@ -296,7 +297,7 @@ TEST(WholeTrees, DropTreeFreesItsUsageWithOneBatch) {
     ASSERT_OK(fs->Unlink(last_dir, "f" + std::to_string(files - 1)));  // now an orphan
     const uint64_t writes = faults->CallCount(FaultInjectionStore::kWrite);
     uint64_t range = 0;
-    ASSERT_OK(fs->DropTree("t", &range));
+    ASSERT_OK(fs->trees()->DropTree("t", &range));
     // One batch whatever the tree's size.
     EXPECT_EQ(faults->CallCount(FaultInjectionStore::kWrite) - writes, 1u);
     EXPECT_EQ(range, schema::RangeOf(top.ino));
@@ -326,15 +327,15 @@ TEST(WholeTrees, DropTreeRefusesWhatIsNotATree) {
   auto fs = NewMemoryFileSystem();
   Attributes a;
   ASSERT_OK(fs->Create(kRootIno, "file", NewObject{}, true, &a));
-  EXPECT_EQ(fs->DropTree("file", nullptr).posix_errno(), EINVAL);
-  EXPECT_EQ(fs->DropTree("missing", nullptr).posix_errno(), ENOENT);
-  EXPECT_EQ(fs->DropTree("..", nullptr).posix_errno(), EINVAL);
+  EXPECT_EQ(fs->trees()->DropTree("file", nullptr).posix_errno(), EINVAL);
+  EXPECT_EQ(fs->trees()->DropTree("missing", nullptr).posix_errno(), ENOENT);
+  EXPECT_EQ(fs->trees()->DropTree("..", nullptr).posix_errno(), EINVAL);
 }
 
 TEST(Fsck, FlagsReferencesIntoLoadingAndDroppedRanges) {
   auto fs = NewMemoryFileSystem();
   uint64_t range;
-  ASSERT_OK(fs->ReserveRange(0, &range));
+  ASSERT_OK(fs->trees()->ReserveRange(0, &range));
   // A root entry naming the owner of a range that is still loading.
   Attributes d;
   ASSERT_OK(fs->Mkdir(kRootIno, "x", NewObject{}, &d));
@@ -355,7 +356,7 @@ TEST(Fsck, FlagsReferencesIntoLoadingAndDroppedRanges) {
   ASSERT_OK(fs2->Mkdir(kRootIno, "t", NewObject{}, &t));
   ASSERT_OK(fs2->Create(t.ino, "f", NewObject{}, true, &f));
   ASSERT_OK(fs2->store()->Get(Column::kInodes, schema::InodeKey(f.ino), &v));
-  ASSERT_OK(fs2->DropTree("t", nullptr));
+  ASSERT_OK(fs2->trees()->DropTree("t", nullptr));
   ASSERT_OK(fs2->store()->Put(Column::kInodes, schema::InodeKey(f.ino), v));
   problems = FsckProblems(fs2.get(), kHasher);
   bool found = false;
@@ -392,12 +393,12 @@ TEST(WholeTrees, ConcurrentWithOtherMutations) {
   }
   for (int round = 0; round < 30; ++round) {
     uint64_t range;
-    ASSERT_OK(fs->ReserveRange(0, &range));
+    ASSERT_OK(fs->trees()->ReserveRange(0, &range));
     LoadedTree t = LoadFiles(fs.get(), range, "tree", 5 + round, "r" + std::to_string(round),
                              dir.path() + "/staging");
     t.replace = true;
-    ASSERT_OK(fs->PublishTree(t, nullptr));
-    if (round % 5 == 4) ASSERT_OK(fs->DropTree("tree", nullptr));
+    ASSERT_OK(fs->trees()->PublishTree(t, nullptr));
+    if (round % 5 == 4) ASSERT_OK(fs->trees()->DropTree("tree", nullptr));
   }
   stop = true;
   for (auto& t : workers) t.join();
@@ -421,7 +422,7 @@ TEST(Stubs, FillAndResetKeepTheTopsInodeAndUsage) {
   StubTree a{"a", NewObject{0755, 0, 0}, Timespec{1600000000, 0}};
   StubTree b{"b", NewObject{0700, 5, 6}, Timespec{1600000001, 0}};
   std::vector<Ino> inos;
-  ASSERT_OK(fs->AddStubs({a, b}, &inos));
+  ASSERT_OK(fs->trees()->AddStubs({a, b}, &inos));
   ASSERT_EQ(inos.size(), 2u);
   EXPECT_EQ(Usage(fs.get(), true), inodes0 + 2);
   const uint64_t stub_keys = KeysInRange(fs->store(), schema::RangeOf(inos[0]));
@@ -433,17 +434,17 @@ TEST(Stubs, FillAndResetKeepTheTopsInodeAndUsage) {
   EXPECT_EQ(top.size, 0u);
   EXPECT_EQ(top.mtime, b.mtime);
   TreeState ts;
-  ASSERT_OK(fs->ReadTreeState(inos[0], &ts));
+  ASSERT_OK(fs->trees()->ReadTreeState(inos[0], &ts));
   EXPECT_TRUE(ts.stub);
   EXPECT_FALSE(ts.filling);
   EXPECT_EQ(ts.inodes, 1u);
 
   uint64_t high_water;
-  ASSERT_OK(fs->BeginFill(inos[0], &high_water));
+  ASSERT_OK(fs->trees()->BeginFill(inos[0], &high_water));
   EXPECT_EQ(high_water, 2u);
-  EXPECT_EQ(fs->BeginFill(inos[0], &high_water).posix_errno(), EINVAL);  // filling already
+  EXPECT_EQ(fs->trees()->BeginFill(inos[0], &high_water).posix_errno(), EINVAL);  // filling already
   LoadedTree t = LoadFiles(fs.get(), ts.range, "a", 3, "hello", dir.path() + "/staging");
-  ASSERT_OK(fs->FinishFill(t));
+  ASSERT_OK(fs->trees()->FinishFill(t));
   ASSERT_OK(fs->Lookup(kRootIno, "a", &top));
   EXPECT_EQ(top.ino, inos[0]);
   EXPECT_EQ(top.size, 3u);
@@ -453,7 +454,7 @@ TEST(Stubs, FillAndResetKeepTheTopsInodeAndUsage) {
   std::string data;
   ASSERT_OK(ReadAll(fs.get(), f.ino, &data));
   EXPECT_EQ(data, "hello");
-  ASSERT_OK(fs->ReadTreeState(inos[0], &ts));
+  ASSERT_OK(fs->trees()->ReadTreeState(inos[0], &ts));
   EXPECT_FALSE(ts.stub);
   EXPECT_EQ(ts.bytes, 15u);
   EXPECT_EQ(ts.inodes, 4u);
@@ -465,7 +466,7 @@ TEST(Stubs, FillAndResetKeepTheTopsInodeAndUsage) {
   EXPECT_GE(n.ino & schema::kLocalMask, 5u);
 
   const uint64_t change = top.change;
-  ASSERT_OK(fs->ResetToStub(inos[0]));
+  ASSERT_OK(fs->trees()->ResetToStub(inos[0]));
   ASSERT_OK(fs->Lookup(kRootIno, "a", &top));
   EXPECT_EQ(top.ino, inos[0]);
   EXPECT_EQ(top.size, 0u);
@@ -475,7 +476,7 @@ TEST(Stubs, FillAndResetKeepTheTopsInodeAndUsage) {
   EXPECT_EQ(fs->GetAttr(n.ino, &f).posix_errno(), ESTALE);
   // The top's index entry and usage counters (bytes now at 0) are all left.
   EXPECT_EQ(KeysInRange(fs->store(), ts.range), stub_keys + 1);
-  ASSERT_OK(fs->ReadTreeState(inos[0], &ts));
+  ASSERT_OK(fs->trees()->ReadTreeState(inos[0], &ts));
   EXPECT_TRUE(ts.stub);
   EXPECT_EQ(ts.bytes, 0u);
   EXPECT_EQ(ts.inodes, 1u);
@@ -484,7 +485,7 @@ TEST(Stubs, FillAndResetKeepTheTopsInodeAndUsage) {
   EXPECT_EQ(FsckProblems(fs.get(), kHasher), std::vector<std::string>{});
   // The mark stays: a later fill may reuse the same numbers on purpose, or
   // start above every number handed out.
-  ASSERT_OK(fs->BeginFill(inos[0], &high_water));
+  ASSERT_OK(fs->trees()->BeginFill(inos[0], &high_water));
   EXPECT_GT(high_water, n.ino & schema::kLocalMask);
 }
 
@@ -494,9 +495,9 @@ TEST(Stubs, AddStubsIsAllOrNothing) {
   ASSERT_OK(fs->Mkdir(kRootIno, "taken", NewObject{}, &d));
   const auto before = DumpStore(fs->store());
   std::vector<Ino> inos;
-  EXPECT_EQ(fs->AddStubs({{"x", {}, {}}, {"taken", {}, {}}}, &inos).posix_errno(), EEXIST);
-  EXPECT_EQ(fs->AddStubs({{"y", {}, {}}, {"y", {}, {}}}, &inos).posix_errno(), EEXIST);
-  EXPECT_EQ(fs->AddStubs({{"a/b", {}, {}}}, &inos).posix_errno(), EINVAL);
+  EXPECT_EQ(fs->trees()->AddStubs({{"x", {}, {}}, {"taken", {}, {}}}, &inos).posix_errno(), EEXIST);
+  EXPECT_EQ(fs->trees()->AddStubs({{"y", {}, {}}, {"y", {}, {}}}, &inos).posix_errno(), EEXIST);
+  EXPECT_EQ(fs->trees()->AddStubs({{"a/b", {}, {}}}, &inos).posix_errno(), EINVAL);
   EXPECT_EQ(DumpStore(fs->store()), before);
 }
 
@@ -506,19 +507,19 @@ TEST(Stubs, FillAndResetCheckTheirArguments) {
   ASSERT_OK(fs->Mkdir(kRootIno, "plain", NewObject{}, &d));
   ASSERT_OK(fs->Create(d.ino, "file", NewObject{}, true, &f));
   uint64_t hw;
-  EXPECT_EQ(fs->BeginFill(d.ino, &hw).posix_errno(), EINVAL);  // not a stub
-  EXPECT_EQ(fs->BeginFill(f.ino, &hw).posix_errno(), EINVAL);  // not a top
-  EXPECT_EQ(fs->BeginFill(kRootIno, &hw).posix_errno(), EINVAL);
-  EXPECT_EQ(fs->ResetToStub(f.ino).posix_errno(), EINVAL);
+  EXPECT_EQ(fs->trees()->BeginFill(d.ino, &hw).posix_errno(), EINVAL);  // not a stub
+  EXPECT_EQ(fs->trees()->BeginFill(f.ino, &hw).posix_errno(), EINVAL);  // not a top
+  EXPECT_EQ(fs->trees()->BeginFill(kRootIno, &hw).posix_errno(), EINVAL);
+  EXPECT_EQ(fs->trees()->ResetToStub(f.ino).posix_errno(), EINVAL);
   LoadedTree t;
   t.range = schema::RangeOf(d.ino);
   t.attrs.type = FileType::kDirectory;
-  EXPECT_EQ(fs->FinishFill(t).posix_errno(), EINVAL);  // not filling
+  EXPECT_EQ(fs->trees()->FinishFill(t).posix_errno(), EINVAL);  // not filling
   // A plain top-level directory can be reset: that is how a tree is evicted.
-  ASSERT_OK(fs->ResetToStub(d.ino));
+  ASSERT_OK(fs->trees()->ResetToStub(d.ino));
   EXPECT_TRUE(fs->Lookup(d.ino, "file", &f).IsNotFound());
   TreeState ts;
-  ASSERT_OK(fs->ReadTreeState(d.ino, &ts));
+  ASSERT_OK(fs->trees()->ReadTreeState(d.ino, &ts));
   EXPECT_TRUE(ts.stub);
 }
 
@@ -531,12 +532,12 @@ TEST(Stubs, OpenEmptiesAnInterruptedFill) {
     std::unique_ptr<FileSystem> fs;
     ASSERT_OK(OpenRocksFileSystem(db, &fs));
     std::vector<Ino> inos;
-    ASSERT_OK(fs->AddStubs({{"t", {}, {}}}, &inos));
+    ASSERT_OK(fs->trees()->AddStubs({{"t", {}, {}}}, &inos));
     top = inos[0];
     range = schema::RangeOf(top);
     stub_keys = KeysInRange(fs->store(), range);
     uint64_t hw;
-    ASSERT_OK(fs->BeginFill(top, &hw));
+    ASSERT_OK(fs->trees()->BeginFill(top, &hw));
     LoadFiles(fs.get(), range, "t", 20, "data", dir.path() + "/staging");
     Attributes f;
     ASSERT_OK(fs->Lookup(top, "f3", &f));  // the loaded keys are there
@@ -545,7 +546,7 @@ TEST(Stubs, OpenEmptiesAnInterruptedFill) {
   ASSERT_OK(OpenRocksFileSystem(db, &fs));
   EXPECT_EQ(KeysInRange(fs->store(), range), stub_keys);
   TreeState ts;
-  ASSERT_OK(fs->ReadTreeState(top, &ts));
+  ASSERT_OK(fs->trees()->ReadTreeState(top, &ts));
   EXPECT_TRUE(ts.stub);
   EXPECT_FALSE(ts.filling);
   EXPECT_EQ(ts.inodes, 1u);
