@@ -7,6 +7,8 @@ set -euo pipefail
 PACKAGES=(
   # build
   build-essential cmake pkg-config clang-format git
+  # the build matrix's second compiler (ci/build.sh: clang Release, compile only)
+  clang
   # core
   librocksdb-dev liblmdb-dev libleveldb-dev libgtest-dev libgmock-dev libbenchmark-dev libxxhash-dev
   libzstd-dev liblz4-dev libsnappy-dev libbz2-dev zlib1g-dev
