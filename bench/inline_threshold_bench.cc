@@ -128,7 +128,9 @@ Result RunOne(uint32_t threshold, uint32_t block_size, const std::vector<size_t>
       bytes += out.size();
     }
     r.read_s = Seconds(t2);
-    if (files.size() != sizes.size()) std::exit(1);
+    uint64_t want = 0;
+    for (const auto& f : files) want += f.size;
+    if (files.size() != sizes.size() || bytes != want) std::exit(1);
   }
   r.disk_bytes = DiskUsage(path.string());
   std::filesystem::remove_all(path);

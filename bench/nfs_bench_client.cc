@@ -550,7 +550,10 @@ class NfsPhases {
     std::vector<std::pair<std::string, bool>> paths = LookupPaths(corpus_, opt_.lookups, opt_.seed);
     Clock::time_point start = Clock::now();
     AsyncPool pool(nfs_, opt_.inflight);
-    for (const auto& [path, exists] : paths) {
+    // Not a structured binding: clang 14 cannot capture those in lambdas.
+    for (const auto& entry : paths) {
+      const std::string& path = entry.first;
+      const bool exists = entry.second;
       pool.Add([this, &pool, &path, exists, &r](std::function<void()> done) {
         pool.Call(
             [&](nfs_cb cb, void* p) { return nfs_lstat64_async(nfs_, Abs(path).c_str(), cb, p); },

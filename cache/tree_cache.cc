@@ -25,6 +25,26 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using ingest::ObjectInfo;
 
+// Reports one load, eviction or write-back to TreeCacheOptions::observe
+// when it goes out of scope: failed unless ok was set.
+struct ObservedStep {
+  ObservedStep(const TreeCacheOptions& options, CacheEvent::Kind kind)
+      : observe(options.observe), start(Clock::now()) {
+    event.kind = kind;
+  }
+  ~ObservedStep() {
+    if (!observe) return;
+    event.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    observe(event);
+  }
+  ObservedStep(const ObservedStep&) = delete;
+  ObservedStep& operator=(const ObservedStep&) = delete;
+
+  const std::function<void(const CacheEvent&)>& observe;
+  const Clock::time_point start;
+  CacheEvent event;
+};
+
 // Stubs created per batch by a refresh.
 constexpr size_t kStubBatch = 1000;
 
@@ -648,6 +668,7 @@ Status TreeCacheImpl::LoadAndSettle(const std::shared_ptr<Tree>& t) {
 }
 
 Status TreeCacheImpl::LoadTree(const std::shared_ptr<Tree>& t) {
+  ObservedStep step(options_, CacheEvent::Kind::kLoad);
   std::string object;
   CacheRecord rec;
   {
@@ -670,6 +691,7 @@ Status TreeCacheImpl::LoadTree(const std::shared_ptr<Tree>& t) {
   ObjectInfo info;
   Status s = store_->Stat(object, &info);
   if (!s.ok()) return fail("cannot find the tarball", s);
+  step.event.bytes = info.size;
   MakeRoom(rec.bytes != 0 ? rec.bytes : info.size, rec.inodes, t.get());
   ingest::IngestOptions io;
   io.name = t->name;
@@ -697,6 +719,7 @@ Status TreeCacheImpl::LoadTree(const std::shared_ptr<Tree>& t) {
   // The tree is loaded either way; without the record the next load after
   // an eviction numbers it afresh (handles go stale, nothing is lost).
   if (!s.ok()) Log("cannot record the load of '" + t->name + "': " + s.ToString());
+  step.event.ok = true;
   return Status::OK();
 }
 
@@ -747,6 +770,7 @@ void TreeCacheImpl::MakeRoom(uint64_t bytes, uint64_t inodes, const Tree* keep) 
 
 Status TreeCacheImpl::Evict(const std::shared_ptr<Tree>& t) {
   bool dirty;
+  uint64_t bytes = 0;
   {
     std::lock_guard<std::mutex> l(mu_);
     dirty = t->rec.dirty;
@@ -763,8 +787,12 @@ Status TreeCacheImpl::Evict(const std::shared_ptr<Tree>& t) {
                                           (t->users + t->opens > 0 ? " and in use" : ""));
     }
     t->status = TreeStatus::kEvicting;
+    bytes = t->rec.bytes;
   }
+  ObservedStep step(options_, CacheEvent::Kind::kEviction);
+  step.event.bytes = bytes;
   Status s = base_trees_->ResetToStub(t->top);
+  step.event.ok = s.ok();
   {
     std::lock_guard<std::mutex> l(mu_);
     t->status = s.ok() ? TreeStatus::kUnloaded : TreeStatus::kLoaded;
@@ -786,12 +814,15 @@ Status TreeCacheImpl::WriteBack(const std::shared_ptr<Tree>& t, bool* written) {
     started = t->started;
     quiet = t->started == t->finished;
   }
+  ObservedStep step(options_, CacheEvent::Kind::kWriteBack);
   ingest::ExportOptions eo;
   eo.compression = options_.compression;
   ingest::ExportStats es;
   Status s = ingest::ExportTree(base_.get(), t->name, store_.get(), eo, &es);
   ObjectInfo info;
   if (s.ok()) s = store_->Stat(es.object, &info);
+  step.event.ok = s.ok();
+  step.event.bytes = s.ok() ? info.size : es.object_bytes;
   std::lock_guard<std::mutex> l(mu_);
   t->writing = false;
   cv_.notify_all();

@@ -43,6 +43,18 @@
 
 namespace kvfs::cache {
 
+// One load, eviction or write-back of a tree, for monitoring
+// (TreeCacheOptions::observe).
+struct CacheEvent {
+  enum class Kind { kLoad, kEviction, kWriteBack };
+  Kind kind = Kind::kLoad;
+  bool ok = false;
+  // Loads and write-backs: the tarball's size (0 if a load failed before
+  // finding it); evictions: the tree's bytes in the key/value store.
+  uint64_t bytes = 0;
+  double seconds = 0;
+};
+
 struct TreeCacheOptions {
   // Quota of the key/value store; 0: none. Usage is what the core's usage
   // counters report (StatFs), stubs included (one inode each).
@@ -72,6 +84,10 @@ struct TreeCacheOptions {
   // top of a tree that was loaded or evicted, the root when trees appeared
   // or went away.
   std::function<void(Ino)> invalidate;
+  // Called after every load (successful or not), eviction and write-back
+  // (of a dirty tree), from the thread that did it, with no lock held.
+  // Null: none.
+  std::function<void(const CacheEvent&)> observe;
 };
 
 // A tree as the operator sees it (TreeCache::List).

@@ -7,6 +7,8 @@ set -euo pipefail
 PACKAGES=(
   # build
   build-essential cmake pkg-config clang-format git
+  # the build matrix's second compiler (ci/build.sh: clang Release, compile only)
+  clang
   # core
   librocksdb-dev liblmdb-dev libleveldb-dev libgtest-dev libgmock-dev libbenchmark-dev libxxhash-dev
   libzstd-dev liblz4-dev libsnappy-dev libbz2-dev zlib1g-dev
@@ -31,6 +33,8 @@ PACKAGES=(
   # kvfs-fuse (libfuse 3 low-level API); its tests and benchmarks: fusermount3,
   # the file systems it is raced against on loop-mounted images
   libfuse3-dev fuse3 xfsprogs btrfs-progs e2fsprogs
+  # metrics (metrics/: Prometheus exposition over HTTP) and their test (promtool, curl)
+  prometheus-cpp-dev prometheus curl
   # benchmarks (bench/run.sh, bench/kv_stores.sh): the linux tree corpus,
   # profiler, plots, syscall counts (bench/store_load.sh)
   linux-source-6.1 linux-perf python3-matplotlib strace

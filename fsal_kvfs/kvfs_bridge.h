@@ -141,6 +141,9 @@ struct kvfs_fs_options {
   // Compression of tarballs written back: "none" (NULL), "gzip", "zstd",
   // "xz".
   const char* cache_compression;
+  // Where to serve the store's Prometheus metrics: "PORT" (on 127.0.0.1)
+  // or "ADDRESS:PORT"; NULL: nowhere. Only the first opener's counts.
+  const char* metrics_port;
   // Receives the cache manager's and the persistent store's log lines (load
   // and write-back failures, conflicts, the store's fallbacks); NULL:
   // stderr. Called from any thread.

@@ -38,6 +38,7 @@ static struct config_item kvfs_export_params[] = {
                   cache_writeback_delay_seconds),
     CONF_ITEM_I32("cache_retry_seconds", 0, 86400, 10, kvfs_export, cache_retry_seconds),
     CONF_ITEM_STR("cache_compression", 1, 16, NULL, kvfs_export, cache_compression),
+    CONF_ITEM_STR("metrics_port", 1, 64, NULL, kvfs_export, metrics_port),
     CONFIG_EOL};
 
 /* What the parameters must look like, for the log line of a rejected block
@@ -49,7 +50,7 @@ static const char kvfs_params_help[] =
     "persistent_store = absolute path, file:///path or s3://bucket[/prefix], s3_* = strings "
     "(docs/stores.md), cache_quota_bytes and cache_quota_inodes in [0, 2^62], "
     "cache_refresh_seconds, cache_writeback_delay_seconds and cache_retry_seconds in "
-    "[0, 86400], cache_compression = none|gzip|zstd|xz";
+    "[0, 86400], cache_compression = none|gzip|zstd|xz, metrics_port = PORT or ADDRESS:PORT";
 
 static struct config_block kvfs_export_param_block = {
     .dbus_interface_name = "org.ganesha.nfsd.config.fsal.kvfs-export%d",
@@ -81,6 +82,8 @@ static void kvfs_free_export_fields(struct kvfs_export* exp) {
   }
   gsh_free(exp->cache_compression);
   exp->cache_compression = NULL;
+  gsh_free(exp->metrics_port);
+  exp->metrics_port = NULL;
 }
 
 /* True if both strings are NULL or equal. */
@@ -210,6 +213,7 @@ static fsal_status_t kvfs_open_export(struct kvfs_export* exp, const char* expor
       .cache_writeback_delay_seconds = exp->cache_writeback_delay_seconds,
       .cache_retry_seconds = exp->cache_retry_seconds,
       .cache_compression = exp->cache_compression,
+      .metrics_port = exp->metrics_port,
       .log = kvfs_cache_log,
   };
   struct kvfs_attr root;
@@ -344,13 +348,16 @@ fsal_status_t kvfs_update_export(struct fsal_module* fsal_hdl, void* parse_node,
   if (!kvfs_same_string(parsed.persistent_store, orig->persistent_store) ||
       !kvfs_same_store_settings(&parsed, orig) ||
       !kvfs_same_string(parsed.cache_compression, orig->cache_compression) ||
+      !kvfs_same_string(parsed.metrics_port, orig->metrics_port) ||
       parsed.cache_quota_bytes != orig->cache_quota_bytes ||
       parsed.cache_quota_inodes != orig->cache_quota_inodes ||
       parsed.cache_refresh_seconds != orig->cache_refresh_seconds ||
       parsed.cache_writeback_delay_seconds != orig->cache_writeback_delay_seconds ||
       parsed.cache_retry_seconds != orig->cache_retry_seconds)
-    LogWarn(COMPONENT_FSAL,
-            "KVFS: persistent_store, s3_* and cache_* changes take effect at the next restart");
+    LogWarn(
+        COMPONENT_FSAL,
+        "KVFS: persistent_store, s3_*, cache_* and metrics_port changes take effect at the next "
+        "restart");
   kvfs_free_export_fields(&parsed);
   LogEvent(COMPONENT_FSAL,
            "KVFS export of %s:%s updated: capacity %" PRIu64 " bytes / %" PRIu64 " inodes",

@@ -48,6 +48,9 @@ struct kvfs_export {
   int32_t cache_writeback_delay_seconds;
   int32_t cache_retry_seconds;
   char* cache_compression;
+  /* Where the store's Prometheus metrics are served: "PORT" (127.0.0.1) or
+   * "ADDRESS:PORT"; NULL: nowhere (docs/operations.md#monitor). */
+  char* metrics_port;
   /* The shared file system (one reference held by this export). */
   kvfs_fs* fs;
   /* Canonical database path (malloc'ed by the bridge). */

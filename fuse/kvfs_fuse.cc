@@ -209,6 +209,9 @@ int Run(const CommandLine& cmd) {
     report.Failed("cannot open the store " + cmd.store.db_path + ": " + s.ToString());
     return 1;
   }
+  if (stack->metrics_port() != 0) {
+    logger.Log("metrics on port " + std::to_string(stack->metrics_port()) + " (/metrics)");
+  }
   Attributes root;
   s = server::ResolveSubtree(stack->fs(), cmd.store.subtree, /*create=*/true, &root);
   if (s.ok() && root.type != FileType::kDirectory) {

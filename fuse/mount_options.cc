@@ -228,6 +228,10 @@ Status ApplyStoreOption(const std::string& name, const std::string& value, Comma
     s.cache_compression = value;
     return Status::OK();
   }
+  if (name == "--metrics-port") {
+    s.metrics_listen = value;  // checked when the metrics endpoint starts
+    return Status::OK();
+  }
   if (const char* setting = store::StoreSettingOfOption(name)) {
     s.store_options[setting] = value;
     return Status::OK();
@@ -251,6 +255,7 @@ bool TakesValue(const std::string& name) {
       "--cache-writeback-delay-seconds",
       "--cache-retry-seconds",
       "--cache-compression",
+      "--metrics-port",
       "--log",
   };
   for (const char* n : kNames) {
@@ -363,6 +368,9 @@ The store (the NFS export's settings, docs/fsal.md and docs/cache.md):
   --cache-writeback-delay-seconds N  write-back delay after a change (default 30)
   --cache-retry-seconds N         before a failed load is tried again (default 10)
   --cache-compression C           none, gzip, zstd, xz (default none)
+  --metrics-port [ADDRESS:]PORT   serve Prometheus metrics on http://ADDRESS:PORT/metrics
+                                  (default address 127.0.0.1; default: no metrics;
+                                  docs/operations.md)
   --s3-*                          the persistent store's settings (below)
 
 The process:

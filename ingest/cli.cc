@@ -90,6 +90,10 @@ Status ParseCommandLine(int argc, char** argv, const std::set<std::string>& flag
   bool options_done = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
+    if (!options_done && (a == "-h" || a == "--help")) {
+      out->help = true;
+      continue;
+    }
     if (options_done || a.size() < 3 || a.rfind("--", 0) != 0) {
       out->args.push_back(a);
       continue;
@@ -157,6 +161,11 @@ int UsageError(const char* usage, const std::string& error) {
   if (!error.empty()) std::cerr << "error: " << error << "\n\n";
   std::cerr << usage << kStoreUsage << store::kStoreSettingsUsage;
   return 2;
+}
+
+int PrintUsage(const char* usage) {
+  std::cout << usage << kStoreUsage << store::kStoreSettingsUsage;
+  return 0;
 }
 
 }  // namespace kvfs::ingest

@@ -16,14 +16,15 @@ namespace kvfs::ingest {
 struct CommandLine {
   std::map<std::string, std::string> options;  // "--x" -> value ("1" for flags)
   std::vector<std::string> args;
+  bool help = false;  // -h or --help was given
 };
 
 // Parses argv[1..]: "--name value" or "--name=value" for names in `valued`
 // and for the options every command takes (--db, --backend, --kv-options,
 // and the persistent store settings --s3-endpoint etc.: kStoreUsage),
 // "--name" for names in `flags` (stored as "1"), anything else is an
-// argument ("--" ends the options). EINVAL for an unknown option or a
-// missing value.
+// argument ("--" ends the options); "-h" and "--help" set `help`. EINVAL for
+// an unknown option or a missing value.
 Status ParseCommandLine(int argc, char** argv, const std::set<std::string>& flags,
                         const std::set<std::string>& valued, CommandLine* out);
 
@@ -50,5 +51,8 @@ int RunRequests(const CommandLine& cl, const std::vector<Message>& requests);
 // Prints `usage`, kStoreUsage and `error` (if any) to stderr; returns exit
 // status 2.
 int UsageError(const char* usage, const std::string& error);
+
+// Prints `usage` and kStoreUsage to stdout (for --help); returns exit status 0.
+int PrintUsage(const char* usage);
 
 }  // namespace kvfs::ingest

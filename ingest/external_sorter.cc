@@ -159,7 +159,7 @@ Status ExternalSorter::Finish(
   };
   std::priority_queue<size_t, std::vector<size_t>, decltype(greater)> heap(greater);
   for (size_t i = 0; i < readers.size(); ++i) {
-    bool end;
+    bool end = true;  // set by Next; initialized for GCC 12's -O3 -Wmaybe-uninitialized
     KVFS_RETURN_IF_ERROR(readers[i]->Next(&end));
     if (!end) heap.push(i);
   }
@@ -173,7 +173,7 @@ Status ExternalSorter::Finish(
       if (++buffer_pos < items_.size()) heap.push(buffer_source);
     } else {
       KVFS_RETURN_IF_ERROR(fn(readers[source]->key(), readers[source]->value()));
-      bool end;
+      bool end = true;
       KVFS_RETURN_IF_ERROR(readers[source]->Next(&end));
       if (!end) heap.push(source);
     }

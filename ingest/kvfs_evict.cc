@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   CommandLine cl;
   kvfs::Status s = ParseCommandLine(argc, argv, {}, {}, &cl);
   if (!s.ok()) return UsageError(kUsage, s.message());
+  if (cl.help) return PrintUsage(kUsage);
   if (!cl.options.count("db") || cl.args.empty()) return UsageError(kUsage, "");
   std::vector<Message> requests;
   for (const std::string& name : cl.args) {

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   CommandLine cl;
   kvfs::Status s = ParseCommandLine(argc, argv, {"evict"}, {"store", "compression"}, &cl);
   if (!s.ok()) return UsageError(kUsage, s.message());
+  if (cl.help) return PrintUsage(kUsage);
   if (!cl.options.count("db") || !cl.options.count("store") || cl.args.empty()) {
     return UsageError(kUsage, "");
   }

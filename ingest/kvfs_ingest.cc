@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
       ParseCommandLine(argc, argv, {"replace", "skip-special"},
                        {"store", "name", "max-archive-bytes", "max-tree-bytes", "claims"}, &cl);
   if (!s.ok()) return UsageError(kUsage, s.message());
+  if (cl.help) return PrintUsage(kUsage);
   if (!cl.options.count("db") || cl.args.empty()) return UsageError(kUsage, "");
   if (cl.options.count("name") && cl.args.size() != 1) {
     return UsageError(kUsage, "--name takes one tarball");

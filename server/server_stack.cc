@@ -12,6 +12,9 @@
 #include "ingest/control_client.h"
 #include "ingest/control_server.h"
 #include "ingest/persistent_store.h"
+#include "metrics/metered_file_system.h"
+#include "metrics/metered_store.h"
+#include "metrics/metrics.h"
 #include "store/store.h"
 
 namespace kvfs::server {
@@ -110,8 +113,13 @@ ServerStack::~ServerStack() {
   // stop the control server (it may be running a request on fs_), then fs_.
   relay_->SetTarget(nullptr);
   control_.reset();
+  // No scrape may read the key/value store's statistics while it closes.
+  if (metrics_ != nullptr) metrics_->SetKVStore(nullptr);
   fs_.reset();
+  metrics_.reset();
 }
+
+int ServerStack::metrics_port() const { return metrics_ != nullptr ? metrics_->port() : 0; }
 
 Status ServerStack::Open(const ServerStackOptions& options, std::unique_ptr<ServerStack>* out) {
   std::unique_ptr<ServerStack> stack(new ServerStack());
@@ -136,6 +144,11 @@ Status ServerStack::Open(const ServerStackOptions& options, std::unique_ptr<Serv
     return opened;
   }
   KVFS_RETURN_IF_ERROR(FileSystem::Open(FileSystemOptions(), std::move(store), &stack->fs_));
+  metrics::Metrics* metrics = nullptr;
+  if (!options.metrics_listen.empty()) {
+    KVFS_RETURN_IF_ERROR(metrics::Metrics::Start(options.metrics_listen, &stack->metrics_));
+    metrics = stack->metrics_.get();
+  }
 
   if (!options.persistent_store.empty()) {
     cache::TreeCacheOptions o = CacheOptions(options, path);
@@ -146,6 +159,9 @@ Status ServerStack::Open(const ServerStackOptions& options, std::unique_ptr<Serv
     }
     Relay* relay = stack->relay_.get();
     o.invalidate = [relay](Ino ino) { relay->Invalidate(ino); };
+    if (metrics != nullptr) {
+      o.observe = [metrics](const cache::CacheEvent& e) { metrics->RecordCacheEvent(e); };
+    }
     std::error_code ec;
     std::filesystem::create_directories(o.staging_dir, ec);
     if (ec) {
@@ -157,12 +173,15 @@ Status ServerStack::Open(const ServerStackOptions& options, std::unique_ptr<Serv
     spec.log = options.log;
     std::unique_ptr<ingest::PersistentStore> persistent;
     KVFS_RETURN_IF_ERROR(store::OpenStore(spec, &persistent));
+    if (metrics != nullptr) persistent = metrics::NewMeteredStore(std::move(persistent), metrics);
     std::unique_ptr<cache::TreeCache> cache;
     KVFS_RETURN_IF_ERROR(
         cache::TreeCache::Open(std::move(stack->fs_), std::move(persistent), o, &cache));
     stack->cache_ = cache.get();
     stack->fs_ = std::move(cache);
   }
+  if (metrics != nullptr)
+    stack->fs_ = metrics::NewMeteredFileSystem(std::move(stack->fs_), metrics);
 
   Status s = ingest::StartStoreControlServer(stack->fs_.get(), path, &stack->control_, options.log);
   if (!s.ok()) {
@@ -175,6 +194,8 @@ Status ServerStack::Open(const ServerStackOptions& options, std::unique_ptr<Serv
         });
     stack->relay_->SetTarget(stack->control_.get());
   }
+  // Last: from here on the key/value store lives as long as the stack.
+  if (metrics != nullptr) metrics->SetKVStore(stack->fs_->store());
   *out = std::move(stack);
   return Status::OK();
 }

@@ -6,7 +6,9 @@
 //   2. the FileSystem over it (common/fs/file_system.h);
 //   3. with a persistent store: the cache manager (cache/tree_cache.h)
 //      wrapping that FileSystem, so the top level shows the store's tarballs;
-//   4. the control server on ControlSocketPath(db_path) (ingest/
+//   4. with a metrics address: the metrics endpoint (metrics/metrics.h), and
+//      the FileSystem and persistent store wrapped to count into it;
+//   5. the control server on ControlSocketPath(db_path) (ingest/
 //      control_server.h), through which kvfs-ingest/-export/-evict and
 //      `kvfs cache` reach the store while this process holds it. It is not
 //      essential: if it cannot start, the stack still serves and
@@ -31,6 +33,9 @@ class TreeCache;
 }
 namespace kvfs::ingest {
 class ControlServer;
+}
+namespace kvfs::metrics {
+class Metrics;
 }
 
 namespace kvfs::server {
@@ -58,6 +63,10 @@ struct ServerStackOptions {
   int cache_retry_seconds = 10;
   // Compression of tarballs written back: "" or "none", "gzip", "zstd", "xz".
   std::string cache_compression;
+
+  // Where to serve Prometheus metrics (docs/operations.md#monitor): "" for
+  // nowhere (the default), "PORT" for 127.0.0.1:PORT, or "ADDRESS:PORT".
+  std::string metrics_listen;
 
   // Receives the cache manager's, the persistent store's and the control
   // server's log lines (load and write-back failures, conflicts, retries),
@@ -106,6 +115,8 @@ class ServerStack {
   Status AddInvalidateListener(const void* key, std::function<void(Ino)> listener);
   // Unregisters `key`'s listener; once this returns it is not called again.
   void RemoveInvalidateListener(const void* key);
+  // The port the metrics endpoint listens on, 0 without one.
+  int metrics_port() const;
   // Why the control server is not running ("" if it is).
   const std::string& control_error() const { return control_error_; }
 
@@ -115,6 +126,7 @@ class ServerStack {
 
   std::string db_path_;
   std::unique_ptr<Relay> relay_;
+  std::unique_ptr<metrics::Metrics> metrics_;  // outlives fs_, which counts into it
   std::unique_ptr<FileSystem> fs_;
   cache::TreeCache* cache_ = nullptr;  // fs_ itself, if there is a cache manager
   std::unique_ptr<ingest::ControlServer> control_;

@@ -378,7 +378,7 @@ Status FileSystemImpl::CleanOrphans() {
     KVFS_RETURN_IF_ERROR(it->status());
   }
   for (Ino ino : orphans) {
-    Transaction txn(store_.get(), options_.block_size);
+    Transaction txn(store_.get());
     InodeRecord* rec;
     Status s = txn.GetRecordForUpdate(ino, &rec);
     if (s.ok()) {
@@ -740,7 +740,7 @@ Status FileSystemImpl::MakeNode(Ino parent, std::string_view name, FileType type
   const uint64_t bucket = BucketOfName(name);
   auto plan = [&](std::vector<uint64_t>* ids) { return AddEntryLocks(parent, bucket, ids); };
   auto body = [&]() -> Status {
-    Transaction txn(store_.get(), options_.block_size);
+    Transaction txn(store_.get());
     InodeRecord* dir;
     Bucket* b;
     KVFS_RETURN_IF_ERROR(LoadDirBucket(&txn, parent, bucket, &dir, &b));
@@ -828,7 +828,7 @@ Status FileSystemImpl::Link(Ino ino, Ino new_parent, std::string_view new_name, 
     return AddEntryLocks(new_parent, bucket, ids);
   };
   auto body = [&]() -> Status {
-    Transaction txn(store_.get(), options_.block_size);
+    Transaction txn(store_.get());
     InodeRecord* dir;
     Bucket* b;
     KVFS_RETURN_IF_ERROR(LoadDirBucket(&txn, new_parent, bucket, &dir, &b));
@@ -933,7 +933,7 @@ Status FileSystemImpl::Remove(Ino parent, std::string_view name, bool directory)
     return AddNamedLock(parent, name, ids);
   };
   auto body = [&]() -> Status {
-    Transaction txn(store_.get(), options_.block_size);
+    Transaction txn(store_.get());
     InodeRecord* dir;
     Bucket* b;
     KVFS_RETURN_IF_ERROR(LoadDirBucket(&txn, parent, bucket, &dir, &b));
@@ -996,7 +996,7 @@ Status FileSystemImpl::Rename(Ino parent, std::string_view name, Ino new_parent,
     return AddNamedLock(new_parent, new_name, ids);
   };
   auto body = [&]() -> Status {
-    Transaction txn(store_.get(), options_.block_size);
+    Transaction txn(store_.get());
     InodeRecord* src_dir;
     InodeRecord* dst_dir;
     Bucket* sb;
@@ -1161,7 +1161,7 @@ Status FileSystemImpl::Write(Ino ino, uint64_t offset, std::string_view data, St
                              Attributes* out) {
   auto plan = [&](std::vector<uint64_t>* ids) { return AddRecordLock(ino, ids); };
   auto body = [&]() -> Status {
-    Transaction txn(store_.get(), options_.block_size);
+    Transaction txn(store_.get());
     InodeRecord* rec;
     KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(ino, &rec));
     if (rec->type == FileType::kDirectory) return Status::FromErrno(EISDIR, "is a directory");
@@ -1181,7 +1181,7 @@ Status FileSystemImpl::Write(Ino ino, uint64_t offset, std::string_view data, St
 Status FileSystemImpl::SetAttr(Ino ino, const SetAttrRequest& req, Attributes* out) {
   auto plan = [&](std::vector<uint64_t>* ids) { return AddRecordLock(ino, ids); };
   auto body = [&]() -> Status {
-    Transaction txn(store_.get(), options_.block_size);
+    Transaction txn(store_.get());
     InodeRecord* rec;
     KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(ino, &rec));
     const Timespec now = Now();
@@ -1247,7 +1247,7 @@ Status FileSystemImpl::CloseFile(Ino ino) {
   bool deleted = false;
   auto body = [&]() -> Status {
     if (IsOpen(ino)) return Status::OK();  // reopened meanwhile
-    Transaction txn(store_.get(), options_.block_size);
+    Transaction txn(store_.get());
     InodeLocation* loc;
     Status s = txn.GetLocation(ino, &loc);
     if (s.posix_errno() == ESTALE) return Status::OK();
@@ -1355,13 +1355,13 @@ Status FileSystemImpl::CleanLoadingRanges() {
   }
   for (uint64_t range : loading) {
     // Nothing of a loading range was ever visible: its number may be reused.
-    Transaction txn(store_.get(), options_.block_size);
+    Transaction txn(store_.get());
     KVFS_RETURN_IF_ERROR(DropRangeKeys(&txn, range, /*keep_record=*/false));
     KVFS_RETURN_IF_ERROR(txn.Commit());
   }
   for (uint64_t range : filling) {
     // The fill never finished: back to the empty stub it started from.
-    Transaction txn(store_.get(), options_.block_size);
+    Transaction txn(store_.get());
     schema::RangeRecord r;
     KVFS_RETURN_IF_ERROR(ResetRangeToStub(&txn, schema::RangeOwnerIno(range), &r));
     KVFS_RETURN_IF_ERROR(txn.Commit());
@@ -1388,7 +1388,7 @@ Status FileSystemImpl::AbandonRange(uint64_t range) {
     if (!r.loading) {
       return Status::InvalidArgument("inode range " + std::to_string(range) + " is not loading");
     }
-    Transaction txn(store_.get(), options_.block_size);
+    Transaction txn(store_.get());
     KVFS_RETURN_IF_ERROR(DropRangeKeys(&txn, range, /*keep_record=*/false));
     return txn.Commit();
   });
@@ -1412,7 +1412,7 @@ Status FileSystemImpl::PublishTree(const LoadedTree& tree, uint64_t* replaced_ra
       return Status::InvalidArgument("inode range " + std::to_string(tree.range) +
                                      " is not loading");
     }
-    Transaction txn(store_.get(), options_.block_size);
+    Transaction txn(store_.get());
     InodeRecord* root;
     KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(kRootIno, &root));
     Bucket* b;
@@ -1454,7 +1454,7 @@ Status FileSystemImpl::DropTree(std::string_view name, uint64_t* dropped_range) 
   KVFS_RETURN_IF_ERROR(CheckName(name));
   const uint64_t bucket = BucketOfName(name);
   return RunExclusive([&]() -> Status {
-    Transaction txn(store_.get(), options_.block_size);
+    Transaction txn(store_.get());
     InodeRecord* root;
     KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(kRootIno, &root));
     Bucket* b;
@@ -1496,7 +1496,7 @@ Status FileSystemImpl::AddStubs(const std::vector<StubTree>& stubs, std::vector<
   for (const StubTree& t : stubs) KVFS_RETURN_IF_ERROR(CheckName(t.name));
   std::vector<Ino> created;
   Status s = RunExclusive([&]() -> Status {
-    Transaction txn(store_.get(), options_.block_size);
+    Transaction txn(store_.get());
     InodeRecord* root;
     KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(kRootIno, &root));
     for (const StubTree& t : stubs) {
@@ -1568,7 +1568,7 @@ Status FileSystemImpl::FinishFill(const LoadedTree& tree) {
         return Status::InvalidArgument("inode range " + std::to_string(tree.range) +
                                        " is not being filled");
       }
-      Transaction txn(store_.get(), options_.block_size);
+      Transaction txn(store_.get());
       InodeRecord* r;
       KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(top, &r));
       r->mode = tree.attrs.mode & 07777;
@@ -1617,7 +1617,7 @@ Status FileSystemImpl::ResetRangeToStub(Transaction* txn, Ino top, schema::Range
 Status FileSystemImpl::ResetToStub(Ino top) {
   return RunExclusive([&]() -> Status {
     return allocator_.WithRangeHeld(schema::RangeOf(top), [&]() -> Status {
-      Transaction txn(store_.get(), options_.block_size);
+      Transaction txn(store_.get());
       schema::RangeRecord r;
       KVFS_RETURN_IF_ERROR(ResetRangeToStub(&txn, top, &r));
       return txn.Commit();

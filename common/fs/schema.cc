@@ -256,10 +256,17 @@ Status DecodeSuperblock(std::string_view value, Superblock* s) {
   uint8_t version;
   std::string_view hash;
   if (!GetFixed8(&value, &version)) return Status::Corruption("empty superblock");
+  if (version > kFormatVersion) {
+    return Status::Corruption(
+        "the store is in format version " + std::to_string(version) +
+        ", written by a newer KVFS; this KVFS reads format version " +
+        std::to_string(kFormatVersion) +
+        " only: run the newer version (stores are never downgraded; see docs/operations.md)");
+  }
   if (version != kFormatVersion) {
-    return Status::Corruption("superblock version " + std::to_string(version) +
-                              " is not supported (expected " + std::to_string(kFormatVersion) +
-                              ")");
+    return Status::Corruption("the store's superblock has unknown format version " +
+                              std::to_string(version) + " (this KVFS reads format version " +
+                              std::to_string(kFormatVersion) + "): not a KVFS store, or damaged");
   }
   if (!GetLengthPrefixed16(&value, &hash) || !GetFixed32(&value, &s->inline_threshold) ||
       !GetFixed32(&value, &s->block_size) || !value.empty()) {

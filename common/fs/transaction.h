@@ -21,7 +21,7 @@ namespace kvfs {
 
 class Transaction {
  public:
-  Transaction(KVStore* store, uint32_t block_size) : store_(store), block_size_(block_size) {}
+  explicit Transaction(KVStore* store) : store_(store) {}
   Transaction(const Transaction&) = delete;
   Transaction& operator=(const Transaction&) = delete;
 
@@ -79,7 +79,6 @@ class Transaction {
   };
 
   KVStore* const store_;
-  const uint32_t block_size_;
   std::map<std::pair<Ino, uint64_t>, BucketState> buckets_;
   std::map<Ino, LocationState> locations_;
   // Blocks [first, end) of an inode, deleted by one range delete.

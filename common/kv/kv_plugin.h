@@ -31,7 +31,8 @@ namespace kvfs {
 struct KVPlugin {
   // Bumped whenever kv_store.h, kv_backend.h or this struct change in a way
   // that breaks plugins built before.
-  static constexpr int kAbiVersion = 1;
+  // 2: KVStore::Statistics.
+  static constexpr int kAbiVersion = 2;
 
   // kAbiVersion of the headers the plugin was built with, and the backend's
   // name ("rocksdb" for libkvfs-kv-rocksdb.so). First, as the loader

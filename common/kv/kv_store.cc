@@ -137,6 +137,8 @@ class ErrorIterator final : public Iterator {
 
 }  // namespace
 
+std::vector<std::pair<std::string, uint64_t>> KVStore::Statistics() { return {}; }
+
 Status KVStore::NewBulkLoader(const std::string& /*staging_dir*/,
                               std::unique_ptr<BulkLoader>* out) {
   *out = std::make_unique<WriteBatchLoader>(this);

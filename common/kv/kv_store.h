@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -184,6 +185,11 @@ class KVStore {
   // synced by Commit(): correct for any store, but memory grows with the
   // load (the memory store uses it). RocksDB writes SST files instead.
   virtual Status NewBulkLoader(const std::string& staging_dir, std::unique_ptr<BulkLoader>* out);
+  // The implementation's own statistics, for monitoring: (name, value)
+  // pairs whose names are lower-case letters, digits and '_' (RocksDB:
+  // "estimate_num_keys", "live_sst_files_size_bytes"...; docs/operations.md).
+  // Cheap enough for every metrics scrape. This default has none.
+  virtual std::vector<std::pair<std::string, uint64_t>> Statistics();
 
   // Convenience wrappers.
   Status Get(Column c, std::string_view key, std::string* value) {

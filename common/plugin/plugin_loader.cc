@@ -46,13 +46,23 @@ std::vector<std::string> PluginSearchPath(const PluginKind& kind) {
       if (!dir.empty()) dirs.push_back(dir);
     }
   }
+  // The build tree's plugin directory is <build tree>/<kind>_plugins: only
+  // code that itself runs from that build tree looks there, so an installed
+  // binary never loads a plugin from the tree it was built in.
+  std::error_code tree_ec;
+  const fs::path build_tree = fs::weakly_canonical(fs::path(kind.build_dir).parent_path(), tree_ec);
+  bool in_build_tree = false;
   Dl_info info;
   if (dladdr(reinterpret_cast<void*>(&PluginSearchPath), &info) != 0 && info.dli_fname != nullptr) {
     std::error_code ec;
     fs::path self = fs::canonical(info.dli_fname, ec);
-    if (!ec) dirs.push_back(self.parent_path().string());
+    if (!ec) {
+      dirs.push_back(self.parent_path().string());
+      const fs::path relative = self.lexically_relative(build_tree);
+      in_build_tree = !relative.empty() && *relative.begin() != "..";
+    }
   }
-  dirs.push_back(kind.build_dir);
+  if (in_build_tree) dirs.push_back(kind.build_dir);
   dirs.push_back(kind.install_dir);
   return dirs;
 }

@@ -9,7 +9,8 @@
 // for, in order, in
 //   1. the directories of the kind's environment variable (colon-separated),
 //   2. the directory of the executable or library holding this code,
-//   3. the build tree's plugin directory of the kind (uninstalled builds),
+//   3. the build tree's plugin directory of the kind, only for code that runs
+//      from that build tree (an installed binary never looks there),
 //   4. the installed plugin directory of the kind (<libdir>/kvfs).
 // A loaded plugin stays loaded for the life of the process.
 #pragma once
@@ -37,7 +38,7 @@ struct PluginKind {
   const char* path_env;      // "KVFS_KV_PLUGIN_PATH"
   const char* entry_symbol;  // "kvfs_kv_plugin_v1"
   int abi_version;           // the version plugins must report
-  const char* build_dir;     // the build tree's plugin directory
+  const char* build_dir;     // the build tree's plugin directory (a child of its root)
   const char* install_dir;   // the installed plugin directory
 };
 

@@ -29,7 +29,6 @@ namespace kvfs::store {
 namespace {
 
 constexpr std::string_view kMetaDir = ".kvfs";
-constexpr size_t kMaxObjectName = 255;
 
 Status Errno(std::string_view what, const std::string& path) {
   return Status::FromErrno(errno, std::string(what) + " " + path);

@@ -200,7 +200,9 @@ void ChildThread(FileSystem* fs, Reporter* reporter, uint64_t seed, int round, i
       });
     } else {
       const size_t i = u(files.size());
-      const auto [path, file_ino] = files[i];
+      // Not a structured binding: clang 14 cannot capture those in the lambda.
+      const std::string path = files[i].first;
+      const Ino file_ino = files[i].second;
       files.erase(files.begin() + i);
       // Half of the removed files stay open: orphans at the kill.
       if (u(2) == 0) {

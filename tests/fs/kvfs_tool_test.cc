@@ -222,5 +222,42 @@ TEST_F(KvfsToolTest, FsckReportsDamage) {
   EXPECT_TRUE(Has(r.out, "bucket=12345 UNDECODABLE")) << r.out;
 }
 
+// A store whose superblock says it is of a newer or an unknown format
+// version is refused with a message saying so, and left as it is: once the
+// version is back, it opens with its contents.
+TEST_F(KvfsToolTest, StoresOfAnotherFormatVersionAreRefusedUntouched) {
+  ASSERT_EQ(RunDb("put", {"-", "/a"}, "aaa").exit_code, 0);
+  std::string superblock;
+  auto set_version = [&](uint8_t version) {
+    std::unique_ptr<KVStore> store;
+    ASSERT_OK(OpenKVStore(KVStoreAt(db_), &store));
+    if (superblock.empty()) ASSERT_OK(store->Get(Column::kMeta, schema::kSuperKey, &superblock));
+    ASSERT_EQ(static_cast<uint8_t>(superblock[0]), schema::kFormatVersion);
+    std::string changed = superblock;
+    changed[0] = static_cast<char>(version);
+    ASSERT_OK(store->Put(Column::kMeta, schema::kSuperKey, changed));
+  };
+  const std::string current = std::to_string(schema::kFormatVersion);
+  const std::string future = std::to_string(schema::kFormatVersion + 1);
+
+  set_version(schema::kFormatVersion + 1);
+  ToolResult r = RunDb("cat", {"/a"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(Has(r.err, "format version " + future + ", written by a newer KVFS")) << r.err;
+  EXPECT_TRUE(Has(r.err, "reads format version " + current + " only")) << r.err;
+
+  set_version(0);
+  r = RunDb("cat", {"/a"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(Has(r.err, "unknown format version 0 (this KVFS reads format version " + current))
+      << r.err;
+
+  set_version(schema::kFormatVersion);
+  r = RunDb("cat", {"/a"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "aaa");
+  EXPECT_EQ(RunDb("fsck").exit_code, 0);
+}
+
 }  // namespace
 }  // namespace kvfs

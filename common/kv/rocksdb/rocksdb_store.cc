@@ -297,6 +297,30 @@ class RocksDBStore final : public KVStore {
 
   std::string Name() const override { return "rocksdb"; }
 
+  std::vector<std::pair<std::string, uint64_t>> Statistics() override {
+    // RocksDB's integer properties, summed over the columns, under names
+    // without the "rocksdb." prefix and with '_' for '-'.
+    static constexpr const char* kProperties[][2] = {
+        {"rocksdb.estimate-num-keys", "estimate_num_keys"},
+        {"rocksdb.live-sst-files-size", "live_sst_files_size_bytes"},
+        {"rocksdb.cur-size-all-mem-tables", "memtables_size_bytes"},
+        {"rocksdb.estimate-pending-compaction-bytes", "pending_compaction_bytes"},
+        {"rocksdb.num-running-compactions", "running_compactions"},
+        {"rocksdb.num-running-flushes", "running_flushes"},
+        {"rocksdb.num-live-versions", "live_versions"},
+    };
+    std::vector<std::pair<std::string, uint64_t>> out;
+    for (const auto& [property, name] : kProperties) {
+      uint64_t total = 0;
+      for (size_t i = 1; i < handles_.size(); ++i) {
+        uint64_t value = 0;
+        if (db_->GetIntProperty(handles_[i], property, &value)) total += value;
+      }
+      out.emplace_back(name, total);
+    }
+    return out;
+  }
+
   Status NewBulkLoader(const std::string& staging_dir, std::unique_ptr<BulkLoader>* out) override {
     if (staging_dir.empty()) return Status::InvalidArgument("bulk load: empty staging directory");
     std::error_code ec;

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The Debian packages, as a user gets them (docs/operations.md):
+#   package_test.sh BUILD_DIR SOURCE_DIR
+# builds kvfs-plugins, nfs-ganesha-kvfs and kvfs-tools with CPack from
+# BUILD_DIR, installs them on this machine with `apt-get install ./*.deb`,
+# makes a store with the installed `kvfs` (no KVFS_*_PLUGIN_PATH: the
+# installed plugins must be found), serves it with Debian's ganesha.nfsd in
+# private namespaces with a configuration that has no Plugins_Dir, reads a
+# file back through NFS (nfs-cat, NFSv3 and NFSv4), then removes the packages
+# with `apt-get remove --purge` and checks that every file they installed is
+# gone. It refuses to run (and fails) if one of the packages is installed
+# already: that installation is someone else's.
+set -euo pipefail
+BUILD_DIR=$(readlink -f "$1")
+SOURCE_DIR=$(readlink -f "$2")
+PACKAGES=(kvfs-plugins nfs-ganesha-kvfs kvfs-tools)
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
+fail() { echo "package_test: FAIL: $*" >&2; exit 1; }
+
+for p in "${PACKAGES[@]}"; do
+  if installed "$p"; then
+    fail "$p is installed already (by someone else?); remove it first: apt-get remove --purge ${PACKAGES[*]}"
+  fi
+done
+
+WORK=$(mktemp -d /tmp/kvfs-package-test-XXXXXX)
+apt_quiet=(-o DPkg::Lock::Timeout=900 -y -qq)
+cleanup() {
+  local status=$?
+  local ours=()
+  for p in "${PACKAGES[@]}"; do installed "$p" && ours+=("$p"); done
+  if [ ${#ours[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get "${apt_quiet[@]}" remove --purge "${ours[@]}" >/dev/null || true
+  fi
+  rm -rf "$WORK"
+  exit $status
+}
+trap cleanup EXIT
+
+echo "== building the packages"
+cpack --config "$BUILD_DIR/CPackConfig.cmake" -B "$WORK/debs" >"$WORK/cpack.log" 2>&1 ||
+  { cat "$WORK/cpack.log"; fail "cpack"; }
+debs=("$WORK"/debs/*.deb)
+[ ${#debs[@]} -eq 3 ] || fail "expected 3 packages, got: ${debs[*]}"
+for deb in "${debs[@]}"; do
+  echo "-- $(basename "$deb")"
+  dpkg-deb -f "$deb" Package Version Depends Recommends
+done
+# The module's package names the exact nfs-ganesha it was built against, and
+# the shared libraries' packages come from dpkg-shlibdeps.
+ganesha_version=$(dpkg-query -W -f='${Version}' nfs-ganesha)
+fsal_depends=$(dpkg-deb -f "$WORK"/debs/nfs-ganesha-kvfs_*.deb Depends)
+[[ $fsal_depends == *"nfs-ganesha (= $ganesha_version)"* ]] || fail "nfs-ganesha-kvfs Depends: $fsal_depends"
+[[ $fsal_depends == *"kvfs-plugins (= "* ]] || fail "nfs-ganesha-kvfs Depends: $fsal_depends"
+plugin_depends=$(dpkg-deb -f "$WORK"/debs/kvfs-plugins_*.deb Depends)
+[[ $plugin_depends == *librocksdb* && $plugin_depends == *libcurl* ]] ||
+  fail "kvfs-plugins Depends lacks shared libraries: $plugin_depends"
+tools_depends=$(dpkg-deb -f "$WORK"/debs/kvfs-tools_*.deb Depends)
+[[ $tools_depends == *libfuse3* && $tools_depends == *libarchive* ]] ||
+  fail "kvfs-tools Depends lacks shared libraries: $tools_depends"
+
+echo "== apt-get install ./*.deb"
+(cd "$WORK/debs" && DEBIAN_FRONTEND=noninteractive apt-get "${apt_quiet[@]}" install ./*.deb) >"$WORK/apt.log" 2>&1 ||
+  { cat "$WORK/apt.log"; fail "apt-get install"; }
+for p in "${PACKAGES[@]}"; do installed "$p" || fail "$p not installed"; done
+dpkg -L "${PACKAGES[@]}" | sort -u >"$WORK/files"
+fsal_dir=/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/ganesha
+for f in "$fsal_dir/libfsalkvfs.so" /usr/bin/kvfs /usr/bin/kvfs-ingest /usr/bin/kvfs-export \
+  /usr/bin/kvfs-evict /usr/bin/kvfs-fuse /usr/share/doc/nfs-ganesha-kvfs/examples/ganesha.conf \
+  "/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/kvfs/libkvfs-kv-rocksdb.so" \
+  "/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/kvfs/libkvfs-store-s3.so"; do
+  grep -qx "$f" "$WORK/files" || fail "no $f in the packages"
+  [ -e "$f" ] || fail "$f not installed"
+done
+
+echo "== the installed commands"
+unset KVFS_KV_PLUGIN_PATH KVFS_STORE_PLUGIN_PATH
+for cmd in kvfs kvfs-ingest kvfs-export kvfs-evict kvfs-fuse; do
+  "/usr/bin/$cmd" --help >"$WORK/help" 2>&1 || fail "$cmd --help exits $?"
+  grep -qi "usage" "$WORK/help" || fail "$cmd --help prints no usage"
+done
+head -c 100000 /dev/urandom >"$WORK/payload"
+mkdir "$WORK/trees"
+/usr/bin/kvfs mkdir --db "$WORK/db" -p /pkg
+/usr/bin/kvfs put --db "$WORK/db" "$WORK/payload" /pkg/
+chmod 0755 "$WORK"
+
+echo "== Debian's ganesha.nfsd, no Plugins_Dir"
+cat >"$WORK/ganesha.conf" <<CONF
+NFS_CORE_PARAM { Protocols = 3, 4; Enable_NLM = false; Enable_RQUOTA = false; }
+NFSV4 { Graceless = true; Only_Numeric_Owners = true; }
+EXPORT {
+  Export_Id = 1; Path = "/kvfs"; Pseudo = "/kvfs"; Access_Type = RW; Squash = No_Root_Squash;
+  FSAL { Name = KVFS; db_path = "$WORK/db"; persistent_store = "$WORK/trees"; }
+}
+CONF
+! grep -qi plugins_dir "$WORK/ganesha.conf" || fail "the configuration names a Plugins_Dir"
+"$SOURCE_DIR/ci/run-in-namespace.sh" "$SOURCE_DIR/tests/package/serve_and_read.sh" "$WORK" ||
+  fail "serving the store through the installed module"
+
+echo "== apt-get remove --purge"
+DEBIAN_FRONTEND=noninteractive apt-get "${apt_quiet[@]}" remove --purge "${PACKAGES[@]}" >"$WORK/apt.log" 2>&1 ||
+  { cat "$WORK/apt.log"; fail "apt-get remove"; }
+for p in "${PACKAGES[@]}"; do ! installed "$p" || fail "$p still installed"; done
+left=0
+while read -r f; do
+  if [ -f "$f" ] || [ -L "$f" ]; then
+    echo "left behind: $f" >&2
+    left=1
+  fi
+done <"$WORK/files"
+[ $left -eq 0 ] || fail "files left after removal"
+[ -d "$fsal_dir" ] || fail "$fsal_dir (nfs-ganesha's) removed with the packages"
+echo "package_test: OK ($(grep -c . "$WORK/files") paths installed and removed)"
