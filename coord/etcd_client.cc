@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -71,7 +72,12 @@ int64_t Int(const json& j, const char* field) {
   auto it = j.find(field);
   if (it == j.end() || it->is_null()) return 0;
   if (it->is_number_integer()) return it->get<int64_t>();
-  if (it->is_string()) return std::stoll(it->get<std::string>());
+  if (it->is_string()) {
+    const std::string& s = it->get_ref<const std::string&>();
+    int64_t v = 0;
+    std::from_chars(s.data(), s.data() + s.size(), v);  // malformed: 0
+    return v;
+  }
   return 0;
 }
 
@@ -346,9 +352,6 @@ Status EtcdClient::LeaseGrant(int64_t ttl_seconds, int64_t* id, int64_t* granted
   json reply;
   KVFS_RETURN_IF_ERROR(
       impl_->Call("/v3/lease/grant", {{"TTL", std::to_string(ttl_seconds)}}, &reply));
-  if (reply.contains("error") && !reply["error"].get<std::string>().empty()) {
-    return Status::IOError("etcd: lease grant: " + reply["error"].get<std::string>());
-  }
   *id = Int(reply, "ID");
   if (*id == 0) return Status::IOError("etcd: lease grant answered without an ID");
   if (granted_ttl != nullptr) *granted_ttl = Int(reply, "TTL");

@@ -141,6 +141,10 @@ struct kvfs_fs_options {
   // Compression of tarballs written back: "none" (NULL), "gzip", "zstd",
   // "xz".
   const char* cache_compression;
+  // The coordination of servers sharing the persistent store:
+  // "etcd://HOST:PORT[,...]/PREFIX" (docs/coordination.md); NULL or "":
+  // none. An etcd that does not answer fails the open (no export).
+  const char* coordination;
   // Receives the cache manager's and the persistent store's log lines (load
   // and write-back failures, conflicts, the store's fallbacks); NULL:
   // stderr. Called from any thread.

@@ -48,6 +48,9 @@ struct kvfs_export {
   int32_t cache_writeback_delay_seconds;
   int32_t cache_retry_seconds;
   char* cache_compression;
+  /* The coordination of servers sharing the persistent store
+   * (docs/coordination.md): etcd://HOST:PORT[,...]/PREFIX, NULL: none. */
+  char* coordination;
   /* The shared file system (one reference held by this export). */
   kvfs_fs* fs;
   /* Canonical database path (malloc'ed by the bridge). */

@@ -188,6 +188,7 @@ Status ApplyStoreOption(const std::string& name, const std::string& value, Comma
   };
   if (name == "--db") return path(&s.db_path);
   if (name == "--store") return path(&s.persistent_store);
+  if (name == "--coordination") return path(&s.coordination);
   if (name == "--log") return path(&cmd->log_file);
   if (name == "--subtree") {
     if (value.empty() || value[0] != '/') {
@@ -251,6 +252,7 @@ bool TakesValue(const std::string& name) {
       "--cache-writeback-delay-seconds",
       "--cache-retry-seconds",
       "--cache-compression",
+      "--coordination",
       "--log",
   };
   for (const char* n : kNames) {
@@ -313,7 +315,8 @@ Status ParseCommandLine(const std::vector<std::string>& argv, CommandLine* out) 
         return Bad(name + " needs a value");
       }
       KVFS_RETURN_IF_ERROR(ApplyStoreOption(name, value, &cmd));
-      if (name.rfind("--cache-", 0) == 0 || store::StoreSettingOfOption(name) != nullptr) {
+      if (name.rfind("--cache-", 0) == 0 || name == "--coordination" ||
+          store::StoreSettingOfOption(name) != nullptr) {
         store_settings_without_store = true;
       }
     } else if (arg.size() > 1 && arg[0] == '-') {
@@ -333,8 +336,8 @@ Status ParseCommandLine(const std::vector<std::string>& argv, CommandLine* out) 
   }
   if (store_settings_without_store && cmd.store.persistent_store.empty()) {
     return Bad(
-        "--cache-* and --s3-* settings need --store (the cache manager runs only over a "
-        "persistent store)");
+        "--cache-*, --coordination and --s3-* settings need --store (the cache manager runs "
+        "only over a persistent store)");
   }
   cmd.mountpoint = positional[0];
   *out = std::move(cmd);
@@ -363,6 +366,9 @@ The store (the NFS export's settings, docs/fsal.md and docs/cache.md):
   --cache-writeback-delay-seconds N  write-back delay after a change (default 30)
   --cache-retry-seconds N         before a failed load is tried again (default 10)
   --cache-compression C           none, gzip, zstd, xz (default none)
+  --coordination URL              etcd://HOST:PORT[,HOST:PORT...]/PREFIX: claims
+                                  shared with the other servers of the store
+                                  (docs/coordination.md; default: in the store)
   --s3-*                          the persistent store's settings (below)
 
 The process:

@@ -14,6 +14,7 @@
 #                                                  answers (a member answers once
 #                                                  a quorum runs: restart a lost
 #                                                  quorum's members together)
+#   tests/etcd/etcd-server.sh stop DIR             stops every member (SIGKILL)
 #   tests/etcd/etcd-server.sh endpoints DIR        prints the client URLs,
 #                                                  comma-separated
 #
@@ -85,6 +86,14 @@ start() {
   local dir=$1 n=${2:-1} i
   case $n in 1 | 3) ;; *) die "a cluster has 1 or 3 members, not '$n'" ;; esac
   command -v etcd >/dev/null || die "etcd is not installed (ci/install-deps.sh: etcd-server)"
+  # A member left running on these ports would answer for the new ones.
+  for ((i = 0; i < n; i++)); do
+    for port in $(client_port "$i") $(peer_port "$i"); do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        die "port $port is in use (an etcd not stopped? tests/etcd/etcd-server.sh stop DIR)"
+      fi
+    done
+  done
   rm -rf "$dir"
   mkdir -p "$dir"
   echo "$n" >"$dir/members"
@@ -105,7 +114,7 @@ stop_member() {
   kill -9 "$pid" 2>/dev/null || true
 }
 
-usage="usage: $0 start DIR [1|3] | stop-member DIR I [SIG] | start-member DIR I... | endpoints DIR"
+usage="usage: $0 start DIR [1|3] | stop-member DIR I [SIG] | start-member DIR I... | stop DIR | endpoints DIR"
 case ${1:-} in
   start) [ $# -ge 2 ] || die "$usage"; start "$(realpath -m "$2")" "${3:-1}" ;;
   stop-member) [ $# -ge 3 ] || die "$usage"; stop_member "$(realpath -m "$2")" "$3" "${4:-TERM}" ;;
@@ -114,6 +123,12 @@ case ${1:-} in
     dir=$(realpath -m "$2")
     for i in "${@:3}"; do start_member "$dir" "$i"; done
     for i in "${@:3}"; do wait_member "$dir" "$i"; done
+    ;;
+  stop)
+    [ $# -eq 2 ] || die "$usage"
+    dir=$(realpath -m "$2")
+    n=$(members "$dir")
+    for ((i = 0; i < n; i++)); do stop_member "$dir" "$i" KILL; done
     ;;
   endpoints) [ $# -eq 2 ] || die "$usage"; endpoints "$(realpath -m "$2")" ;;
   *) die "$usage" ;;

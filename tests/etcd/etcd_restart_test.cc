@@ -9,6 +9,7 @@
 
 #include <mutex>
 
+#include "coord/coordination.h"
 #include "coord/etcd_client.h"
 #include "tests/etcd/etcd_test_server.h"
 #include "tests/status_assertions.h"
@@ -28,6 +29,7 @@ class EtcdRestartTest : public ::testing::Test {
     ASSERT_OK(etcd_test::EtcdCluster::Start(dir_, 3, &cluster_));
   }
   void TearDown() override {
+    EXPECT_OK(cluster_.Stop());
     if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
   }
 
@@ -114,6 +116,37 @@ TEST_F(EtcdRestartTest, ALeaseSurvivesAMemberButNotItsTtl) {
   ASSERT_OK(cluster_.StartMembers({0}));
   ASSERT_OK(c->LeaseRevoke(lease));
   EXPECT_EQ(c->Get("/owner", &kv).posix_errno(), ENOENT);
+}
+
+TEST_F(EtcdRestartTest, ClaimsFailCleanlyWhileEtcdIsDownAndWorkWhenItIsBack) {
+  std::string hosts;
+  for (const std::string& e : cluster_.endpoints()) {
+    hosts += (hosts.empty() ? "" : ",") + e.substr(std::string("http://").size());
+  }
+  CoordinationOptions o;
+  o.rounds = 2;
+  o.request_timeout_ms = 2000;
+  std::unique_ptr<Coordination> c;
+  ASSERT_OK(OpenCoordination("etcd://" + hosts + "/t", nullptr, o, &c));
+  ASSERT_OK(c->ClaimName("before", "me"));
+  for (int i = 0; i < 3; ++i) ASSERT_OK(cluster_.StopMember(i, "KILL"));
+  // EIO (NFS3ERR_IO / NFS4ERR_IO to a client), naming the coordination.
+  Status s = c->ClaimName("during", "me");
+  EXPECT_EQ(s.posix_errno(), EIO) << s.ToString();
+  EXPECT_NE(s.message().find("coordination etcd://" + hosts + "/t: etcd unreachable at"),
+            std::string::npos)
+      << s.message();
+  bool claimed = false;
+  EXPECT_EQ(c->IsNameClaimed("before", &claimed).posix_errno(), EIO);
+  // A server does not start without its coordination.
+  std::unique_ptr<Coordination> late;
+  EXPECT_EQ(OpenCoordination("etcd://" + hosts + "/t", nullptr, o, &late).posix_errno(), EIO);
+
+  ASSERT_OK(cluster_.StartMembers({0, 1, 2}));
+  ASSERT_OK(c->ClaimName("during", "me"));
+  EXPECT_EQ(c->ClaimName("before", "other").posix_errno(), EEXIST);
+  ASSERT_OK(c->IsNameClaimed("before", &claimed));
+  EXPECT_TRUE(claimed);
 }
 
 }  // namespace

@@ -79,6 +79,15 @@ Status EtcdCluster::Start(const std::string& dir, int members, EtcdCluster* out)
   return Status::OK();
 }
 
+EtcdCluster::~EtcdCluster() { (void)Stop(); }
+
+Status EtcdCluster::Stop() {
+  if (dir_.empty()) return Status::OK();
+  Status s = Run("stop " + dir_);
+  dir_.clear();
+  return s;
+}
+
 Status EtcdCluster::StopMember(int i, const std::string& signal) {
   return Run("stop-member " + dir_ + " " + std::to_string(i) + " " + signal);
 }

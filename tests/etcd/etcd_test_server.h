@@ -25,6 +25,14 @@ Status JoinSharedEtcd(std::vector<std::string>* endpoints);
 // tests/etcd/etcd-server.sh (whose members die with the namespace).
 class EtcdCluster {
  public:
+  EtcdCluster() = default;
+  EtcdCluster(const EtcdCluster&) = delete;
+  EtcdCluster& operator=(const EtcdCluster&) = delete;
+  // Stop()s.
+  ~EtcdCluster();
+  // Stops every member (SIGKILL), so their ports are free for the next
+  // cluster.
+  Status Stop();
   // Starts `members` (1 or 3) members with their data under `dir`.
   static Status Start(const std::string& dir, int members, EtcdCluster* out);
   // Stops member i with signal `signal` ("TERM", "KILL").
