@@ -18,35 +18,14 @@
 # kills only the namespace this script started (the pid in DIR/holder.pid).
 set -euo pipefail
 here=$(dirname "$(readlink -f "$0")")
-root=$(readlink -f "$here/../..")
-
-die() {
-  echo "etcd-fixture: $*" >&2
-  exit 1
-}
-
-# The holder's pid if it is still the namespace this script started in $1.
-holder_pid() {
-  local dir=$1 pid
-  pid=$(cat "$dir/holder.pid" 2>/dev/null) || return 1
-  grep -qa -- "--kvfs-etcd-serve" "/proc/$pid/cmdline" 2>/dev/null || return 1
-  grep -qa -- "$dir" "/proc/$pid/cmdline" 2>/dev/null || return 1
-  echo "$pid"
-}
+fixture_name=etcd-fixture
+# shellcheck source=../namespace-fixture.sh
+source "$here/../namespace-fixture.sh"
+marker=--kvfs-etcd-serve
 
 stop() {
-  local dir=$1 pid
-  if mountpoint -q "$dir/netns" 2>/dev/null; then umount "$dir/netns"; fi
-  if pid=$(holder_pid "$dir"); then
-    # --kill-child: the unshare's death kills the namespace's PID 1 and so
-    # every member.
-    kill -KILL "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-  fi
-  rm -f "$dir/holder.pid" "$dir/ready" "$dir/failed" "$dir/server.env"
+  fixture_stop "$1" "$marker"
+  rm -f "$1/server.env"
 }
 
 # Inside the namespace: start the cluster, describe it, keep the namespace.
@@ -66,33 +45,15 @@ ENV
 }
 
 start() {
-  local dir=$1 n=$2 pid
-  stop "$dir"
-  mkdir -p "$dir"
-  setsid "$root/ci/run-in-namespace.sh" "$here/etcd-fixture.sh" --kvfs-etcd-serve "$dir" "$n" \
-    </dev/null >"$dir/holder.log" 2>&1 &
-  pid=$!
-  echo "$pid" >"$dir/holder.pid"
-  for _ in $(seq 900); do
-    [ -e "$dir/ready" ] && break
-    if [ -e "$dir/failed" ] || ! kill -0 "$pid" 2>/dev/null; then
-      cat "$dir/holder.log" >&2
-      stop "$dir"
-      die "etcd did not start"
-    fi
-    sleep 0.1
-  done
-  [ -e "$dir/ready" ] || { cat "$dir/holder.log" >&2; stop "$dir"; die "etcd: no answer in 90 s"; }
-  # The unshare process itself lives in the new network namespace.
-  touch "$dir/netns"
-  mount --bind "/proc/$pid/ns/net" "$dir/netns"
-  echo "etcd-fixture: etcd serving in namespace $(readlink "/proc/$pid/ns/net") ($dir/server.env)"
+  local dir=$1 n=$2
+  rm -f "$dir/server.env"
+  fixture_start "$dir" "$marker" etcd 900 "$here/etcd-fixture.sh" "$marker" "$dir" "$n"
 }
 
 usage="usage: $0 start DIR [1|3] | stop DIR"
 case ${1:-} in
-  start) [ $# -ge 2 ] || die "$usage"; start "$(realpath -m "$2")" "${3:-1}" ;;
-  stop) [ $# -eq 2 ] || die "$usage"; stop "$(realpath -m "$2")" ;;
+  start) [ $# -ge 2 ] || fixture_die "$usage"; start "$(realpath -m "$2")" "${3:-1}" ;;
+  stop) [ $# -eq 2 ] || fixture_die "$usage"; stop "$(realpath -m "$2")" ;;
   --kvfs-etcd-serve) serve "$2" "$3" ;;
-  *) die "$usage" ;;
+  *) fixture_die "$usage" ;;
 esac
