@@ -14,40 +14,20 @@
 // store must use the same one. All methods are thread-safe.
 #pragma once
 
-#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
-#include <string_view>
 
 #include "common/status.h"
 #include "store/persistent_store.h"
 
 namespace kvfs::coord {
 
-class Coordination {
+class Coordination : public store::Claims {
  public:
-  virtual ~Coordination() = default;
-
-  // Claims inode range number `range` for the caller, exclusively and
-  // durably: EEXIST if any server sharing the coordination claimed it before
-  // (claims are never given back). `owner` is recorded for people (who
-  // claimed it, for which tree).
-  virtual Status ClaimRange(uint64_t range, std::string_view owner) = 0;
-  // The highest range number claimed so far, 0 if none.
-  virtual Status HighestClaimedRange(uint64_t* range) = 0;
-
-  // Claims top-level name `name` for the caller, exclusively and durably:
-  // EEXIST if it is claimed and not released. `owner` is recorded for people.
-  virtual Status ClaimName(const std::string& name, std::string_view owner) = 0;
-  // Gives a name claim back; ENOENT if there is none.
-  virtual Status ReleaseName(const std::string& name) = 0;
-  // Whether `name` is claimed (by anyone).
-  virtual Status IsNameClaimed(const std::string& name, bool* claimed) = 0;
-
-  // Where the claims are, for messages ("etcd://h1:2379,h2:2379/kvfs", or
-  // the persistent store's description).
-  virtual std::string Describe() const = 0;
+  // The claims (store/claims.h) of every server sharing the coordination;
+  // Describe() is its URL ("etcd://h1:2379,h2:2379/kvfs"), or the persistent
+  // store's description for StoreClaims.
 };
 
 // The claims persistent store `store` keeps itself (not owned: it must
