@@ -111,7 +111,9 @@ class TreeCacheImpl final : public TreeCache, public TreeLifecycle {
       : base_(std::move(base)),
         base_trees_(base_->trees()),
         store_(std::move(store)),
-        options_(std::move(options)) {}
+        options_(std::move(options)),
+        own_claims_(options_.coordination ? nullptr : coord::StoreClaims(store_.get())),
+        claims_(options_.coordination ? options_.coordination.get() : own_claims_.get()) {}
 
   ~TreeCacheImpl() override {
     {
@@ -560,6 +562,9 @@ class TreeCacheImpl final : public TreeCache, public TreeLifecycle {
   TreeLifecycle* const base_trees_;  // base_->trees()
   const std::unique_ptr<ingest::PersistentStore> store_;
   const TreeCacheOptions options_;
+  // Name claims: options_.coordination, or the store's own claims.
+  const std::unique_ptr<coord::Coordination> own_claims_;
+  coord::Coordination* const claims_;
 
   // Serializes changes of the root's set of trees (mkdir/rmdir at the top,
   // refresh, published and dropped trees).
@@ -857,19 +862,19 @@ Status TreeCacheImpl::MkdirTop(std::string_view name_view, const NewObject& obj,
   if (ObjectInfo info; FindTarball(name, &info)) {
     return Status::Exists("'" + name + "' exists in the persistent store as " + info.name);
   }
-  Status s = store_->ClaimName(name, options_.owner + " tree=" + name);
+  Status s = claims_->ClaimName(name, options_.owner + " tree=" + name);
   if (s.posix_errno() == EEXIST) {
     // Another server's new tree: shown here as a stub (it loads once that
     // server writes it back), so that the name exists for clients too (NFS
     // servers look a name up after EEXIST).
     AddStubsFor({{name, ObjectInfo{name, 0, WallNow(), 0, 0}}});
     return Status::Exists("'" + name + "' was created by another server sharing " +
-                          store_->Describe());
+                          store_->Describe() + " (" + s.message() + ")");
   }
   KVFS_RETURN_IF_ERROR(s);
   s = base_->Mkdir(kRootIno, name, obj, out);
   if (!s.ok()) {
-    Status r = store_->ReleaseName(name);
+    Status r = claims_->ReleaseName(name);
     if (!r.ok()) Log("cannot release the claim of '" + name + "': " + r.ToString());
     return s;
   }
@@ -917,7 +922,7 @@ Status TreeCacheImpl::RmdirTop(std::string_view name_view) {
   }
   if (!s.ok()) return s;
   Forget(schema::RangeOf(t->top));
-  Status r = store_->ReleaseName(name);
+  Status r = claims_->ReleaseName(name);
   if (!r.ok() && !r.IsNotFound())
     Log("cannot release the claim of '" + name + "': " + r.ToString());
   return Status::OK();
@@ -1015,7 +1020,7 @@ Status TreeCacheImpl::Refresh() {
     ObjectInfo now;
     if (FindTarball(t->name, &now)) continue;  // written back since the listing
     bool claimed = false;
-    if (t->rec.object.empty() && store_->IsNameClaimed(t->name, &claimed).ok() && claimed) {
+    if (t->rec.object.empty() && claims_->IsNameClaimed(t->name, &claimed).ok() && claimed) {
       continue;  // another server's new tree, not written back yet
     }
     {

@@ -23,8 +23,9 @@
 //     durable before that change runs) until a write-back that no change
 //     overlapped; dirty trees are written back on demand, on eviction and
 //     writeback_delay_seconds after their last change.
-//   - mkdir in the root claims the name in the persistent store first
-//     (PersistentStore::ClaimName): of two servers sharing a store, the
+//   - mkdir in the root claims the name first (in the persistent store,
+//     PersistentStore::ClaimName, or in etcd with a coordination:
+//     coord/coordination.h): of two servers sharing a store, the
 //     loser's client gets EEXIST. Non-directories cannot be created in the
 //     root (EPERM), top-level trees cannot be renamed (EXDEV) and those
 //     backed by a tarball cannot be removed (EPERM).
@@ -39,6 +40,7 @@
 
 #include "common/fs/file_system.h"
 #include "common/status.h"
+#include "coord/coordination.h"
 #include "ingest/persistent_store.h"
 
 namespace kvfs::cache {
@@ -75,6 +77,9 @@ struct TreeCacheOptions {
   std::string staging_dir;
   // Recorded with name claims ("host=... pid=...").
   std::string owner;
+  // Where top-level names are claimed (shared with whoever else uses it);
+  // null: in the persistent store itself (coord::StoreClaims).
+  std::shared_ptr<coord::Coordination> coordination;
   NameHasher hasher = DefaultNameHasher();
   // Called with a line for the operator's log: load failures, write-back
   // failures, conflicts. May be called from any thread. Null: stderr.

@@ -16,6 +16,9 @@ PACKAGES=(
   libarchive-dev libarchive-tools xz-utils zstd
   # the S3 persistent store plugin (store/s3: libcurl's SigV4 signing, pugixml)
   libcurl4-openssl-dev libpugixml-dev libssl-dev
+  # coordination between servers (coord/: etcd's JSON gateway over libcurl,
+  # nlohmann-json); etcd itself for the tests (tests/etcd/etcd-server.sh) and etcdctl
+  nlohmann-json3-dev etcd-server etcd-client
   # S3 servers of the tests (tests/s3/s3-server.sh): Ceph's radosgw on a one-node
   # cluster, and OpenStack Swift with s3api
   ceph-mon ceph-osd radosgw

@@ -144,6 +144,10 @@ struct kvfs_fs_options {
   // Where to serve the store's Prometheus metrics: "PORT" (on 127.0.0.1)
   // or "ADDRESS:PORT"; NULL: nowhere. Only the first opener's counts.
   const char* metrics_port;
+  // The coordination of servers sharing the persistent store:
+  // "etcd://HOST:PORT[,...]/PREFIX" (docs/coordination.md); NULL or "":
+  // none. An etcd that does not answer fails the open (no export).
+  const char* coordination;
   // Receives the cache manager's and the persistent store's log lines (load
   // and write-back failures, conflicts, the store's fallbacks); NULL:
   // stderr. Called from any thread.

@@ -39,6 +39,7 @@ static struct config_item kvfs_export_params[] = {
     CONF_ITEM_I32("cache_retry_seconds", 0, 86400, 10, kvfs_export, cache_retry_seconds),
     CONF_ITEM_STR("cache_compression", 1, 16, NULL, kvfs_export, cache_compression),
     CONF_ITEM_STR("metrics_port", 1, 64, NULL, kvfs_export, metrics_port),
+    CONF_ITEM_STR("coordination", 1, 4096, NULL, kvfs_export, coordination),
     CONFIG_EOL};
 
 /* What the parameters must look like, for the log line of a rejected block
@@ -50,7 +51,8 @@ static const char kvfs_params_help[] =
     "persistent_store = absolute path, file:///path or s3://bucket[/prefix], s3_* = strings "
     "(docs/stores.md), cache_quota_bytes and cache_quota_inodes in [0, 2^62], "
     "cache_refresh_seconds, cache_writeback_delay_seconds and cache_retry_seconds in "
-    "[0, 86400], cache_compression = none|gzip|zstd|xz, metrics_port = PORT or ADDRESS:PORT";
+    "[0, 86400], cache_compression = none|gzip|zstd|xz, metrics_port = PORT or ADDRESS:PORT, "
+    "coordination = etcd://host:port[,host:port...]/prefix (docs/coordination.md)";
 
 static struct config_block kvfs_export_param_block = {
     .dbus_interface_name = "org.ganesha.nfsd.config.fsal.kvfs-export%d",
@@ -76,6 +78,8 @@ static void kvfs_free_export_fields(struct kvfs_export* exp) {
   exp->kv_options = NULL;
   gsh_free(exp->persistent_store);
   exp->persistent_store = NULL;
+  gsh_free(exp->coordination);
+  exp->coordination = NULL;
   for (int i = 0; i < KVFS_STORE_SETTING_COUNT; i++) {
     gsh_free(exp->store_settings[i]);
     exp->store_settings[i] = NULL;
@@ -214,6 +218,7 @@ static fsal_status_t kvfs_open_export(struct kvfs_export* exp, const char* expor
       .cache_retry_seconds = exp->cache_retry_seconds,
       .cache_compression = exp->cache_compression,
       .metrics_port = exp->metrics_port,
+      .coordination = exp->coordination,
       .log = kvfs_cache_log,
   };
   struct kvfs_attr root;
@@ -349,15 +354,15 @@ fsal_status_t kvfs_update_export(struct fsal_module* fsal_hdl, void* parse_node,
       !kvfs_same_store_settings(&parsed, orig) ||
       !kvfs_same_string(parsed.cache_compression, orig->cache_compression) ||
       !kvfs_same_string(parsed.metrics_port, orig->metrics_port) ||
+      !kvfs_same_string(parsed.coordination, orig->coordination) ||
       parsed.cache_quota_bytes != orig->cache_quota_bytes ||
       parsed.cache_quota_inodes != orig->cache_quota_inodes ||
       parsed.cache_refresh_seconds != orig->cache_refresh_seconds ||
       parsed.cache_writeback_delay_seconds != orig->cache_writeback_delay_seconds ||
       parsed.cache_retry_seconds != orig->cache_retry_seconds)
-    LogWarn(
-        COMPONENT_FSAL,
-        "KVFS: persistent_store, s3_*, cache_* and metrics_port changes take effect at the next "
-        "restart");
+    LogWarn(COMPONENT_FSAL,
+            "KVFS: persistent_store, s3_*, cache_*, metrics_port and coordination changes take "
+            "effect at the next restart");
   kvfs_free_export_fields(&parsed);
   LogEvent(COMPONENT_FSAL,
            "KVFS export of %s:%s updated: capacity %" PRIu64 " bytes / %" PRIu64 " inodes",

@@ -51,6 +51,9 @@ struct kvfs_export {
   /* Where the store's Prometheus metrics are served: "PORT" (127.0.0.1) or
    * "ADDRESS:PORT"; NULL: nowhere (docs/operations.md#monitor). */
   char* metrics_port;
+  /* The coordination of servers sharing the persistent store
+   * (docs/coordination.md): etcd://HOST:PORT[,...]/PREFIX, NULL: none. */
+  char* coordination;
   /* The shared file system (one reference held by this export). */
   kvfs_fs* fs;
   /* Canonical database path (malloc'ed by the bridge). */

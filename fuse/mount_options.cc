@@ -188,6 +188,7 @@ Status ApplyStoreOption(const std::string& name, const std::string& value, Comma
   };
   if (name == "--db") return path(&s.db_path);
   if (name == "--store") return path(&s.persistent_store);
+  if (name == "--coordination") return path(&s.coordination);
   if (name == "--log") return path(&cmd->log_file);
   if (name == "--subtree") {
     if (value.empty() || value[0] != '/') {
@@ -256,6 +257,7 @@ bool TakesValue(const std::string& name) {
       "--cache-retry-seconds",
       "--cache-compression",
       "--metrics-port",
+      "--coordination",
       "--log",
   };
   for (const char* n : kNames) {
@@ -318,7 +320,8 @@ Status ParseCommandLine(const std::vector<std::string>& argv, CommandLine* out) 
         return Bad(name + " needs a value");
       }
       KVFS_RETURN_IF_ERROR(ApplyStoreOption(name, value, &cmd));
-      if (name.rfind("--cache-", 0) == 0 || store::StoreSettingOfOption(name) != nullptr) {
+      if (name.rfind("--cache-", 0) == 0 || name == "--coordination" ||
+          store::StoreSettingOfOption(name) != nullptr) {
         store_settings_without_store = true;
       }
     } else if (arg.size() > 1 && arg[0] == '-') {
@@ -338,8 +341,8 @@ Status ParseCommandLine(const std::vector<std::string>& argv, CommandLine* out) 
   }
   if (store_settings_without_store && cmd.store.persistent_store.empty()) {
     return Bad(
-        "--cache-* and --s3-* settings need --store (the cache manager runs only over a "
-        "persistent store)");
+        "--cache-*, --coordination and --s3-* settings need --store (the cache manager runs "
+        "only over a persistent store)");
   }
   cmd.mountpoint = positional[0];
   *out = std::move(cmd);
@@ -371,6 +374,9 @@ The store (the NFS export's settings, docs/fsal.md and docs/cache.md):
   --metrics-port [ADDRESS:]PORT   serve Prometheus metrics on http://ADDRESS:PORT/metrics
                                   (default address 127.0.0.1; default: no metrics;
                                   docs/operations.md)
+  --coordination URL              etcd://HOST:PORT[,HOST:PORT...]/PREFIX: claims
+                                  shared with the other servers of the store
+                                  (docs/coordination.md; default: in the store)
   --s3-*                          the persistent store's settings (below)
 
 The process:

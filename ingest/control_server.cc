@@ -162,12 +162,14 @@ void ControlServer::Serve(int fd) {
 
 Status StartStoreControlServer(FileSystem* fs, const std::string& db_path,
                                std::unique_ptr<ControlServer>* out,
-                               std::function<void(const std::string&)> log) {
+                               std::function<void(const std::string&)> log,
+                               const std::string& coordination) {
   ControlServerOptions o;
   o.socket_path = ControlSocketPath(db_path);
   o.service.staging_dir = StagingDirFor(db_path);
   o.service.claim_owner = DefaultClaimOwner();
   o.service.log = std::move(log);
+  o.service.coordination = coordination;
   return ControlServer::Start(fs, o, out);
 }
 

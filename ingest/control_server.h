@@ -96,10 +96,12 @@ class ControlServer {
 // process that has it open (the NFS server) does: socket
 // ControlSocketPath(db_path), staging directory StagingDirFor(db_path), no
 // quotas beyond the requests' own, this process as the owner of range
-// claims; `log` (if not null) receives the log lines of the persistent
-// stores requests open.
+// claims, `coordination` (a URL, "" for none) as the holder of the claims
+// of requests that name none; `log` (if not null) receives the log lines of
+// the persistent stores requests open.
 Status StartStoreControlServer(FileSystem* fs, const std::string& db_path,
                                std::unique_ptr<ControlServer>* out,
-                               std::function<void(const std::string&)> log = nullptr);
+                               std::function<void(const std::string&)> log = nullptr,
+                               const std::string& coordination = "");
 
 }  // namespace kvfs::ingest

@@ -23,6 +23,7 @@
 
 #include "common/fs/file_system.h"
 #include "common/status.h"
+#include "coord/coordination.h"
 #include "ingest/persistent_store.h"
 #include "ingest/tree_builder.h"
 
@@ -51,9 +52,10 @@ struct IngestOptions {
   // Directory for SST files and sort runs, on the store's file system
   // (required).
   std::string staging_dir;
-  // If set, the inode range is claimed in this store first, so that writers
-  // sharing it never use the same range (docs/ingest.md).
-  PersistentStore* claims = nullptr;
+  // If set, the inode range is claimed there first (in the persistent store
+  // itself, coord::StoreClaims, or in etcd), so that writers sharing it never
+  // use the same range (docs/ingest.md, docs/coordination.md).
+  coord::Coordination* claims = nullptr;
   // Recorded with the claim (who is ingesting; the tree name is added).
   std::string claim_owner;
   // The name hash the store was created with.

@@ -29,6 +29,9 @@ options:
   --max-archive-bytes N refuse tarballs larger than N bytes (quota)
   --max-tree-bytes N    refuse trees holding more than N bytes of files
   --claims URL          claim the inode range in persistent store URL
+  --coordination URL    claim the inode range in etcd instead
+                        (etcd://HOST:PORT[,HOST:PORT...]/PREFIX, as the
+                        servers sharing the store; docs/coordination.md)
 
 exit status: 0 success, 2 any error
 )";
@@ -38,9 +41,9 @@ exit status: 0 success, 2 any error
 int main(int argc, char** argv) {
   using namespace kvfs::ingest;
   CommandLine cl;
-  kvfs::Status s =
-      ParseCommandLine(argc, argv, {"replace", "skip-special"},
-                       {"store", "name", "max-archive-bytes", "max-tree-bytes", "claims"}, &cl);
+  kvfs::Status s = ParseCommandLine(
+      argc, argv, {"replace", "skip-special"},
+      {"store", "name", "max-archive-bytes", "max-tree-bytes", "claims", "coordination"}, &cl);
   if (!s.ok()) return UsageError(kUsage, s.message());
   if (cl.help) return PrintUsage(kUsage);
   if (!cl.options.count("db") || cl.args.empty()) return UsageError(kUsage, "");
@@ -58,7 +61,8 @@ int main(int argc, char** argv) {
       char resolved[PATH_MAX];
       req["tarball"] = realpath(arg.c_str(), resolved) != nullptr ? resolved : arg;
     }
-    for (const char* key : {"name", "max-archive-bytes", "max-tree-bytes", "claims"}) {
+    for (const char* key :
+         {"name", "max-archive-bytes", "max-tree-bytes", "claims", "coordination"}) {
       if (cl.options.count(key)) {
         std::string field = key;
         for (char& c : field) c = c == '-' ? '_' : c;

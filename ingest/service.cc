@@ -94,14 +94,23 @@ Status DoIngest(FileSystem* fs, const ServiceOptions& so, const Message& req, Me
   o.claim_owner = so.claim_owner;
   o.hasher = so.hasher;
 
-  std::unique_ptr<PersistentStore> store, claims;
+  std::unique_ptr<PersistentStore> store, claims_store;
   const bool from_store = !Get(req, "store").empty();
   if (from_store) KVFS_RETURN_IF_ERROR(OpenStore(so, req, "store", &store));
   if (!Get(req, "claims").empty()) {
-    KVFS_RETURN_IF_ERROR(OpenStore(so, req, "claims", &claims));
+    KVFS_RETURN_IF_ERROR(OpenStore(so, req, "claims", &claims_store));
+  }
+  // The range claim: in etcd with coordination=, else in the claims= store,
+  // else in the store the tarball comes from (none for a local tarball).
+  PersistentStore* holder = claims_store ? claims_store.get() : store.get();
+  std::unique_ptr<coord::Coordination> claims;
+  const std::string coordination =
+      Get(req, "coordination").empty() ? so.coordination : Get(req, "coordination");
+  if (!coordination.empty() || holder != nullptr) {
+    coord::CoordinationOptions co;
+    co.log = so.log;
+    KVFS_RETURN_IF_ERROR(coord::OpenCoordination(coordination, holder, co, &claims));
     o.claims = claims.get();
-  } else {
-    o.claims = store.get();
   }
 
   IngestStats st;

@@ -7,6 +7,7 @@
 // Request fields ("op" selects the operation; flags are "1" or absent):
 //   op=ingest  tarball=ABSOLUTE_PATH | (store=URL object=NAME)
 //              [name=TREE] [replace=1] [skip_special=1] [claims=URL]
+//              [coordination=etcd://HOSTS/PREFIX]
 //              [max_archive_bytes=N] [max_tree_bytes=N]
 //   op=export  name=TREE store=URL [compression=none|gzip|zstd|xz] [evict=1]
 //   op=evict   name=TREE
@@ -16,8 +17,9 @@
 // (s3_endpoint=..., store::kStoreSettings) and apply to store= and claims=.
 // Whoever executes the request opens the stores: through a server, with the
 // server's credentials (docs/stores.md). A store given for ingest also holds
-// the range claims unless claims= names another. Responses carry errno ("0" on success) and
-// message, plus numbers describing what was done (see ExecuteRequest).
+// the range claims unless claims= names another, or coordination= names
+// the etcd that holds every claim (docs/coordination.md). Responses carry errno ("0" on success)
+// and message, plus numbers describing what was done (see ExecuteRequest).
 #pragma once
 
 #include <cstdint>
@@ -50,6 +52,10 @@ struct ServiceOptions {
   size_t sort_memory_bytes = 64 << 20;
   // Recorded with range claims ("host=... pid=...").
   std::string claim_owner;
+  // The coordination that holds the range claims of requests that name none
+  // (coordination=): the server's own (docs/coordination.md); "": the
+  // persistent store's claims.
+  std::string coordination;
   NameHasher hasher = DefaultNameHasher();
   // Receives the log lines of the persistent stores requests open
   // (store::StoreSpec::log); null: standard error.

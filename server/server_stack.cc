@@ -9,6 +9,7 @@
 #include "cache/tree_cache.h"
 #include "common/kv/kv_backend.h"
 #include "common/kv/kv_store.h"
+#include "coord/coordination.h"
 #include "ingest/control_client.h"
 #include "ingest/control_server.h"
 #include "ingest/persistent_store.h"
@@ -150,6 +151,11 @@ Status ServerStack::Open(const ServerStackOptions& options, std::unique_ptr<Serv
     metrics = stack->metrics_.get();
   }
 
+  if (!options.coordination.empty() && options.persistent_store.empty()) {
+    return Status::InvalidArgument(
+        "coordination " + options.coordination +
+        " needs a persistent store (it coordinates servers sharing one)");
+  }
   if (!options.persistent_store.empty()) {
     cache::TreeCacheOptions o = CacheOptions(options, path);
     if (!options.cache_compression.empty() &&
@@ -174,6 +180,14 @@ Status ServerStack::Open(const ServerStackOptions& options, std::unique_ptr<Serv
     std::unique_ptr<ingest::PersistentStore> persistent;
     KVFS_RETURN_IF_ERROR(store::OpenStore(spec, &persistent));
     if (metrics != nullptr) persistent = metrics::NewMeteredStore(std::move(persistent), metrics);
+    if (!options.coordination.empty()) {
+      coord::CoordinationOptions co;
+      co.log = options.log;
+      std::unique_ptr<coord::Coordination> coordination;
+      KVFS_RETURN_IF_ERROR(
+          coord::OpenCoordination(options.coordination, persistent.get(), co, &coordination));
+      o.coordination = std::move(coordination);
+    }
     std::unique_ptr<cache::TreeCache> cache;
     KVFS_RETURN_IF_ERROR(
         cache::TreeCache::Open(std::move(stack->fs_), std::move(persistent), o, &cache));
@@ -183,7 +197,8 @@ Status ServerStack::Open(const ServerStackOptions& options, std::unique_ptr<Serv
   if (metrics != nullptr)
     stack->fs_ = metrics::NewMeteredFileSystem(std::move(stack->fs_), metrics);
 
-  Status s = ingest::StartStoreControlServer(stack->fs_.get(), path, &stack->control_, options.log);
+  Status s = ingest::StartStoreControlServer(stack->fs_.get(), path, &stack->control_, options.log,
+                                             options.coordination);
   if (!s.ok()) {
     stack->control_error_ = s.ToString();
   } else if (stack->cache_ != nullptr) {

@@ -5,7 +5,9 @@
 //   1. the key/value store in db_path (kv_backend.h), created if missing;
 //   2. the FileSystem over it (common/fs/file_system.h);
 //   3. with a persistent store: the cache manager (cache/tree_cache.h)
-//      wrapping that FileSystem, so the top level shows the store's tarballs;
+//      wrapping that FileSystem, so the top level shows the store's tarballs,
+//      claiming top-level names through the coordination (etcd) if one is
+//      set;
 //   4. with a metrics address: the metrics endpoint (metrics/metrics.h), and
 //      the FileSystem and persistent store wrapped to count into it;
 //   5. the control server on ControlSocketPath(db_path) (ingest/
@@ -55,6 +57,11 @@ struct ServerStackOptions {
   std::string persistent_store;
   // The store plugin's settings ("s3_endpoint" -> "http://..."; store/store.h).
   std::map<std::string, std::string> store_options;
+  // The coordination the servers sharing the persistent store use
+  // (coord/coordination.h, docs/coordination.md): "" for none (claims in the
+  // persistent store itself), or "etcd://HOST:PORT[,HOST:PORT...]/PREFIX".
+  // Needs a persistent store. An etcd that does not answer fails Open.
+  std::string coordination;
   // Cache manager settings (cache::TreeCacheOptions; docs/cache.md).
   uint64_t cache_quota_bytes = 0;
   uint64_t cache_quota_inodes = 0;

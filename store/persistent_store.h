@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "store/claims.h"
 
 namespace kvfs::store {
 
@@ -65,7 +66,7 @@ struct ObjectInfo {
   uint64_t version = 0;
 };
 
-class PersistentStore {
+class PersistentStore : public Claims {
  public:
   virtual ~PersistentStore() = default;
 
@@ -80,28 +81,9 @@ class PersistentStore {
   // Deletes an object; ENOENT if absent.
   virtual Status Delete(const std::string& name) = 0;
 
-  // Claims inode range number `range` for the caller, exclusively and
-  // durably: EEXIST if any writer sharing this store claimed it before
-  // (claims are never given back). `owner` is recorded with the claim for
-  // people reading the store (who claimed it, for which tree).
-  virtual Status ClaimRange(uint64_t range, std::string_view owner) = 0;
-  // The highest range number claimed so far, 0 if none.
-  virtual Status HighestClaimedRange(uint64_t* range) = 0;
-
-  // Claims top-level name `name` (a valid object name) for the caller,
-  // exclusively and durably: EEXIST if a writer sharing this store claimed it
-  // before and has not released it. A server claims the name of a top-level
-  // directory a client creates, so two servers cannot both create it
-  // (docs/cache.md). `owner` is recorded for people.
-  virtual Status ClaimName(const std::string& name, std::string_view owner) = 0;
-  // Gives a name claim back; ENOENT if there is none.
-  virtual Status ReleaseName(const std::string& name) = 0;
-  // Whether `name` is claimed (by anyone).
-  virtual Status IsNameClaimed(const std::string& name, bool* claimed) = 0;
-
-  // Where the store is, for messages: its directory ("/srv/trees") or URL
+  // The Claims (store/claims.h) are kept in the store itself (its dot-names);
+  // Describe() says where the store is: its directory ("/srv/trees") or URL
   // ("s3://bucket/trees").
-  virtual std::string Describe() const = 0;
 };
 
 // Checks an object name (see the file comment); EINVAL with the reason.

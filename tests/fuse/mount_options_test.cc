@@ -246,9 +246,11 @@ TEST(MountOptions, MistakesSayWhatIsWrong) {
       {{"--db", "/d", "--store", "/s", "--cache-compression", "rar", "/m"},
        "--cache-compression 'rar' is not none, gzip, zstd or xz"},
       {{"--db", "/d", "--cache-quota-bytes", "1G", "/m"},
-       "--cache-* and --s3-* settings need --store"},
+       "--cache-*, --coordination and --s3-* settings need --store"},
       {{"--db", "/d", "--s3-region", "eu-west-1", "/m"},
-       "--cache-* and --s3-* settings need --store"},
+       "--cache-*, --coordination and --s3-* settings need --store"},
+      {{"--db", "/d", "--coordination", "etcd://e:2379/p", "/m"},
+       "--cache-*, --coordination and --s3-* settings need --store"},
       {{"--db", "/d", "--store", "s3://b", "--s3-colour", "red", "/m"},
        "unknown option '--s3-colour'"},
   };

@@ -878,11 +878,12 @@ TEST_P(IngestStoreTest, TwoWritersRacingClaimDistinctRanges) {
       auto fs = NewMemoryFileSystem();
       std::unique_ptr<PersistentStore> claims;
       if (!t_->Open(&claims).ok()) _exit(2);
+      std::unique_ptr<coord::Coordination> in_store = coord::StoreClaims(claims.get());
       std::ofstream out(dir + "/ranges-" + std::to_string(w));
       for (int t = 0; t < kTrees; ++t) {
         IngestOptions o;
         o.staging_dir = dir + "/staging-" + std::to_string(w);
-        o.claims = claims.get();
+        o.claims = in_store.get();
         o.claim_owner = "writer " + std::to_string(w);
         IngestStats st;
         if (!IngestFile(fs.get(), dir + "/t" + std::to_string(t) + ".tar", o, &st).ok()) {

@@ -19,36 +19,14 @@
 # started (by the pid in DIR/holder.pid).
 set -euo pipefail
 here=$(dirname "$(readlink -f "$0")")
-root=$(readlink -f "$here/../..")
+fixture_name=s3-fixture
+# shellcheck source=../namespace-fixture.sh
+source "$here/../namespace-fixture.sh"
+marker=--kvfs-s3-serve
 
-die() {
-  echo "s3-fixture: $*" >&2
-  exit 1
-}
+die() { fixture_die "$@"; }
 
-# The holder's pid if it is still the namespace this script started for $1.
-holder_pid() {
-  local dir=$1 pid
-  pid=$(cat "$dir/holder.pid" 2>/dev/null) || return 1
-  grep -qa -- "--kvfs-s3-serve" "/proc/$pid/cmdline" 2>/dev/null || return 1
-  grep -qa -- "$dir" "/proc/$pid/cmdline" 2>/dev/null || return 1
-  echo "$pid"
-}
-
-stop() {
-  local dir=$1 pid
-  if mountpoint -q "$dir/netns" 2>/dev/null; then umount "$dir/netns"; fi
-  if pid=$(holder_pid "$dir"); then
-    # unshare ignores SIGTERM while it waits; its death SIGKILLs the
-    # namespace's PID 1 (--kill-child), and with it every server process.
-    kill -KILL "$pid" 2>/dev/null || true
-    for _ in $(seq 100); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-  fi
-  rm -f "$dir/holder.pid" "$dir/ready" "$dir/failed"
-}
+stop() { fixture_stop "$1" "$marker"; }
 
 # Inside the namespace: start the server (a second time if the first
 # fails: a daemon of a busy machine may miss its start), say so, and keep the
@@ -85,28 +63,10 @@ ENV
 }
 
 start() {
-  local kind=$1 dir=$2 pid
-  stop "$dir"
-  mkdir -p "$dir"
+  local kind=$1 dir=$2
   rm -f "$dir/server.env"
-  setsid "$root/ci/run-in-namespace.sh" "$here/s3-fixture.sh" --kvfs-s3-serve "$kind" "$dir" \
-    </dev/null >"$dir/holder.log" 2>&1 &
-  pid=$!
-  echo "$pid" >"$dir/holder.pid"
-  for _ in $(seq 1200); do
-    [ -e "$dir/ready" ] && break
-    if [ -e "$dir/failed" ] || ! kill -0 "$pid" 2>/dev/null; then
-      cat "$dir/holder.log" >&2
-      stop "$dir"
-      die "the $kind server did not start"
-    fi
-    sleep 0.1
-  done
-  [ -e "$dir/ready" ] || { cat "$dir/holder.log" >&2; stop "$dir"; die "$kind: no answer in 120 s"; }
-  # The unshare process itself lives in the new network namespace.
-  touch "$dir/netns"
-  mount --bind "/proc/$pid/ns/net" "$dir/netns"
-  echo "s3-fixture: $kind serving in namespace $(readlink "/proc/$pid/ns/net") ($dir/server.env)"
+  fixture_start "$dir" "$marker" "$kind" 1200 "$here/s3-fixture.sh" "$marker" "$kind" "$dir"
+  echo "s3-fixture: $kind is described in $dir/server.env"
 }
 
 usage="usage: $0 start radosgw|swift... BASE | stop BASE"

@@ -1,0 +1,56 @@
+// Coordination: what KVFS servers sharing one persistent store agree on
+// through a coordination service (docs/coordination.md). Its one job is
+// exclusive claims that every server sharing the store sees:
+//   - inode range numbers, so that trees loaded by different servers never
+//     share a range (the ingest claims each range it loads into);
+//   - top-level names, so that of two servers creating the same top-level
+//     directory exactly one wins (the cache manager claims each one).
+// (Tree ownership under leases is the next step; not here yet.)
+//
+// Two implementations: the claims the persistent store keeps itself
+// (StoreClaims: `coordination` unset, one or several servers without a
+// coordination service, docs/cache.md), and etcd (`etcd://HOST:PORT
+// [,HOST:PORT...]/PREFIX`, etcd_coordination.h). Every server sharing a
+// store must use the same one. All methods are thread-safe.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "store/persistent_store.h"
+
+namespace kvfs::coord {
+
+class Coordination : public store::Claims {
+ public:
+  // The claims (store/claims.h) of every server sharing the coordination;
+  // Describe() is its URL ("etcd://h1:2379,h2:2379/kvfs"), or the persistent
+  // store's description for StoreClaims.
+};
+
+// The claims persistent store `store` keeps itself (not owned: it must
+// outlive the result).
+std::unique_ptr<Coordination> StoreClaims(store::PersistentStore* store);
+
+struct CoordinationOptions {
+  // One request to the coordination service fails after this long on one
+  // member (then the next member is tried; see coord/etcd_client.h).
+  int request_timeout_ms = 5000;
+  // Passes over every member before a request fails.
+  int rounds = 3;
+  // Receives failovers and other lines for the operator; any thread. Null:
+  // stderr.
+  std::function<void(const std::string&)> log;
+};
+
+// Opens the coordination `url` names: "" for StoreClaims(store) (store may
+// then not be null), "etcd://HOST[:PORT][,HOST[:PORT]...][/PREFIX]" for etcd
+// (PORT 2379, PREFIX "kvfs" by default). An etcd that does not answer is an
+// error naming its endpoints (a server must not serve without the
+// coordination it was configured with). EINVAL for a URL of another form.
+Status OpenCoordination(const std::string& url, store::PersistentStore* store,
+                        const CoordinationOptions& options, std::unique_ptr<Coordination>* out);
+
+}  // namespace kvfs::coord
