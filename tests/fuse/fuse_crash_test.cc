@@ -25,9 +25,10 @@
 namespace kvfs::fuse_test {
 namespace {
 
+using ingest_test::kLinuxSourceTarball;
+
 using kvfs::testing::TempDir;
 
-constexpr char kTarball[] = "/usr/src/linux-source-6.1.tar.xz";
 // Files the untar has finished when kvfs-fuse is killed.
 constexpr int kKillAfterFiles = 4000;
 
@@ -53,8 +54,8 @@ class Untar {
     archive* a = archive_read_new();
     archive_read_support_format_all(a);
     archive_read_support_filter_all(a);
-    if (archive_read_open_filename(a, kTarball, 1 << 20) != ARCHIVE_OK) {
-      Finish("cannot open " + std::string(kTarball));
+    if (archive_read_open_filename(a, kLinuxSourceTarball, 1 << 20) != ARCHIVE_OK) {
+      Finish("cannot open " + std::string(kLinuxSourceTarball));
       archive_read_free(a);
       return;
     }
@@ -174,8 +175,8 @@ class Untar {
 };
 
 TEST(FuseCrash, Kill9DuringAnUntarLosesNothingAcknowledged) {
-  ASSERT_TRUE(std::filesystem::exists(kTarball))
-      << kTarball << " is missing: run ci/install-deps.sh (package linux-source-6.1)";
+  ASSERT_TRUE(std::filesystem::exists(kLinuxSourceTarball))
+      << kLinuxSourceTarball << " is missing: run ci/install-deps.sh (package linux-source-6.1)";
   TempDir dir("kvfs-fuse-crash");
   const std::string db = dir.path() + "/db", mnt = dir.path() + "/mnt";
   ASSERT_EQ(mkdir(mnt.c_str(), 0755), 0);

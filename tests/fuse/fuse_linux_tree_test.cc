@@ -24,6 +24,8 @@
 namespace kvfs::fuse_test {
 namespace {
 
+using ingest_test::kLinuxSourceTarball;
+
 using ingest_test::CompareManifests;
 using ingest_test::Manifest;
 using ingest_test::ManifestOptions;
@@ -32,7 +34,6 @@ using ingest_test::ReadTarballManifest;
 using ingest_test::RunCommand;
 using kvfs::testing::TempDir;
 
-constexpr char kTarball[] = "/usr/src/linux-source-6.1.tar.xz";
 constexpr char kTop[] = "linux-source-6.1";
 
 void RoundTrip(const std::string& tarball, TempDir& dir) {
@@ -98,19 +99,19 @@ void RoundTrip(const std::string& tarball, TempDir& dir) {
 }
 
 TEST(FuseLinuxTree, Subset) {
-  ASSERT_TRUE(std::filesystem::exists(kTarball))
-      << kTarball << " is missing: run ci/install-deps.sh (package linux-source-6.1)";
+  ASSERT_TRUE(std::filesystem::exists(kLinuxSourceTarball))
+      << kLinuxSourceTarball << " is missing: run ci/install-deps.sh (package linux-source-6.1)";
   TempDir dir("kvfs-fuse-linux-subset");
   const std::string subset = dir.path() + "/" + kTop + ".tar";
-  ASSERT_OK(ingest_test::CopyTarballPrefix(kTarball, subset, 8000));
+  ASSERT_OK(ingest_test::CopyTarballPrefix(kLinuxSourceTarball, subset, 8000));
   RoundTrip(subset, dir);
 }
 
 TEST(FuseLinuxTree, Full) {
-  ASSERT_TRUE(std::filesystem::exists(kTarball))
-      << kTarball << " is missing: run ci/install-deps.sh (package linux-source-6.1)";
+  ASSERT_TRUE(std::filesystem::exists(kLinuxSourceTarball))
+      << kLinuxSourceTarball << " is missing: run ci/install-deps.sh (package linux-source-6.1)";
   TempDir dir("kvfs-fuse-linux");
-  RoundTrip(kTarball, dir);
+  RoundTrip(kLinuxSourceTarball, dir);
 }
 
 }  // namespace

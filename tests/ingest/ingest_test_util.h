@@ -48,6 +48,10 @@ void WriteTarball(const std::string& path, const std::vector<Spec>& members,
                   TarFormat format = TarFormat::kPax,
                   ingest::Compression compression = ingest::Compression::kNone);
 
+// Debian's linux-source-6.1 tarball (ci/install-deps.sh installs it): the
+// real tree nobody here wrote that the round-trip and crash tests use.
+inline constexpr char kLinuxSourceTarball[] = "/usr/src/linux-source-6.1.tar.xz";
+
 // Copies the first `n` members of tarball `from` (any format and
 // compression libarchive reads) into a new uncompressed pax tarball `to`.
 Status CopyTarballPrefix(const std::string& from, const std::string& to, int n);

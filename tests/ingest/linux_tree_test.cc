@@ -27,6 +27,7 @@ namespace {
 
 using ingest_test::CompareManifests;
 using ingest_test::KeysInRange;
+using ingest_test::kLinuxSourceTarball;
 using ingest_test::Manifest;
 using ingest_test::ManifestOptions;
 using ingest_test::OpenRocksFileSystem;
@@ -34,7 +35,6 @@ using ingest_test::ReadTarballManifest;
 using ingest_test::ReadTreeManifest;
 using kvfs::testing::TempDir;
 
-constexpr char kTarball[] = "/usr/src/linux-source-6.1.tar.xz";
 constexpr char kName[] = "linux-source-6.1";
 
 double Since(std::chrono::steady_clock::time_point t0) {
@@ -123,9 +123,9 @@ void RoundTrip(const std::string& tarball, store_test::StoreKind kind) {
 void SubsetRoundTrip(store_test::StoreKind kind) {
   TempDir dir("kvfs-linux-subset");
   const std::string subset = dir.path() + "/" + kName + ".tar";
-  ASSERT_TRUE(std::filesystem::exists(kTarball))
-      << kTarball << " is missing: run ci/install-deps.sh (package linux-source-6.1)";
-  ASSERT_OK(ingest_test::CopyTarballPrefix(kTarball, subset, 8000));
+  ASSERT_TRUE(std::filesystem::exists(kLinuxSourceTarball))
+      << kLinuxSourceTarball << " is missing: run ci/install-deps.sh (package linux-source-6.1)";
+  ASSERT_OK(ingest_test::CopyTarballPrefix(kLinuxSourceTarball, subset, 8000));
   RoundTrip(subset, kind);
 }
 
@@ -133,7 +133,7 @@ TEST(LinuxTree, Subset) { SubsetRoundTrip(store_test::StoreKind::kPosix); }
 
 TEST(LinuxTree, SubsetThroughABucket) { SubsetRoundTrip(store_test::StoreKind::kRadosgw); }
 
-TEST(LinuxTree, Full) { RoundTrip(kTarball, store_test::StoreKind::kPosix); }
+TEST(LinuxTree, Full) { RoundTrip(kLinuxSourceTarball, store_test::StoreKind::kPosix); }
 
 }  // namespace
 }  // namespace kvfs::ingest
