@@ -54,6 +54,7 @@ bool ExecuteCacheRequest(TreeCache* cache, const ingest::Message& request,
       (*response)[Field(i, "in_use")] = std::to_string(t.in_use);
       (*response)[Field(i, "object")] = t.object;
       (*response)[Field(i, "error")] = t.last_error;
+      if (t.transferring) ingest::PutProgress(t.transfer, Field(i, "transfer_"), response);
     }
     if (s.ok()) (*response)["trees"] = std::to_string(trees.size());
   } else if (op == "cache-load") {
@@ -115,6 +116,9 @@ std::string FormatCacheResponse(const ingest::Message& request, const ingest::Me
       out += line;
       const std::string error = Get(response, Field(i, "error"));
       if (!error.empty()) out += "  last load failed: " + error + "\n";
+      if (progress::ProgressSnapshot p; ingest::GetProgress(response, Field(i, "transfer_"), &p)) {
+        out += "  " + p.what + ": " + progress::FormatProgress(p) + "\n";
+      }
     }
     return out;
   }

@@ -5,7 +5,9 @@
 // Requests ("op" selects the command):
 //   op=cache-list                 every tree: tree.<i>.{name,state,bytes,
 //                                 inodes,last_use,open_files,in_use,object,
-//                                 error}, and trees=<count>
+//                                 error}, tree.<i>.transfer_* (ingest::
+//                                 PutProgress) while it loads or is written
+//                                 back, and trees=<count>
 //   op=cache-load   name=TREE     load it now
 //   op=cache-flush  [name=TREE]   write it (or every dirty tree) back now;
 //                                 written=0|1 for one tree

@@ -20,6 +20,8 @@ namespace kvfs::cache {
 
 TreeCache::~TreeCache() = default;
 
+std::string TransferIdOf(const std::string& tree) { return "tree:" + tree; }
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -378,6 +380,9 @@ class TreeCacheImpl final : public TreeCache, public TreeLifecycle {
         c.bytes = ts.bytes;
         c.inodes = ts.inodes;
       }
+      if (options_.progress != nullptr) {
+        c.transferring = options_.progress->Find(TransferIdOf(c.name), &c.transfer);
+      }
     }
     return Status::OK();
   }
@@ -706,6 +711,11 @@ Status TreeCacheImpl::LoadTree(const std::shared_ptr<Tree>& t) {
       rec.object == info.name && rec.version == info.version ? rec.first_local : 0;
   io.staging_dir = options_.staging_dir;
   io.hasher = options_.hasher;
+  progress::ProgressRegistry::Registration tracked;
+  if (options_.progress != nullptr) {
+    tracked = options_.progress->Begin(TransferIdOf(t->name), "loading " + info.name, info.size);
+    io.progress = tracked.get();
+  }
   ingest::IngestStats stats;
   s = ingest::IngestFromStore(base_.get(), store_.get(), info.name, io, &stats);
   if (!s.ok()) return fail("cannot ingest the tarball", s);
@@ -822,6 +832,11 @@ Status TreeCacheImpl::WriteBack(const std::shared_ptr<Tree>& t, bool* written) {
   ObservedStep step(options_, CacheEvent::Kind::kWriteBack);
   ingest::ExportOptions eo;
   eo.compression = options_.compression;
+  progress::ProgressRegistry::Registration tracked;
+  if (options_.progress != nullptr) {
+    tracked = options_.progress->Begin(TransferIdOf(t->name), "writing back " + t->name, 0);
+    eo.progress = tracked.get();
+  }
   ingest::ExportStats es;
   Status s = ingest::ExportTree(base_.get(), t->name, store_.get(), eo, &es);
   ObjectInfo info;

@@ -42,6 +42,7 @@
 #include "common/status.h"
 #include "coord/coordination.h"
 #include "ingest/persistent_store.h"
+#include "progress/transfer_progress.h"
 
 namespace kvfs::cache {
 
@@ -93,6 +94,9 @@ struct TreeCacheOptions {
   // (of a dirty tree), from the thread that did it, with no lock held.
   // Null: none.
   std::function<void(const CacheEvent&)> observe;
+  // If not null (must outlive the cache): loads and write-backs register
+  // their progress there while they run (CachedTree::transfer).
+  progress::ProgressRegistry* progress = nullptr;
 };
 
 // A tree as the operator sees it (TreeCache::List).
@@ -112,7 +116,15 @@ struct CachedTree {
   std::string object;
   // Why its last load failed ("" if it did not).
   std::string last_error;
+  // A load or write-back of it in progress (only with
+  // TreeCacheOptions::progress): how far it is.
+  bool transferring = false;
+  progress::ProgressSnapshot transfer;
 };
+
+// The id under which the load or write-back of `tree` registers its progress
+// (TreeCacheOptions::progress; what `kvfs cache load` asks about).
+std::string TransferIdOf(const std::string& tree);
 
 // Usage against the quota (TreeCache::Quota).
 struct QuotaInfo {

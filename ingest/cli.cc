@@ -1,10 +1,13 @@
 #include "ingest/cli.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 
 #include "ingest/control_client.h"
+#include "progress/progress_line.h"
 #include "store/store.h"
 
 namespace kvfs::ingest {
@@ -109,7 +112,7 @@ Status ParseCommandLine(int argc, char** argv, const std::set<std::string>& flag
       value = name.substr(eq + 1);
       name.resize(eq);
     }
-    if (flags.count(name) && !has_value) {
+    if ((flags.count(name) || name == "no-progress") && !has_value) {
       out->options[name] = "1";
     } else if (valued.count(name) || name == "db" || name == "backend" || name == "kv-options" ||
                store::StoreSettingOfOption("--" + name) != nullptr) {
@@ -141,11 +144,23 @@ int RunRequests(const CommandLine& cl, const std::vector<Message>& requests) {
     std::cerr << "--db PATH is required\n";
     return 2;
   }
+  // Progress on a terminal (stderr), unless --no-progress; nothing in scripts.
+  progress::ProgressLine line(STDERR_FILENO,
+                              cl.options.count("no-progress") == 0 && ::isatty(STDERR_FILENO));
+  progress::ProgressRegistry local;  // the requests run here, if no server has the store
+  const std::string socket = ControlSocketPath(spec.path);
+  uint64_t sequence = 0;
   for (Message req : requests) {
     AddStoreFields(cl, &req);
+    const std::string id = "cli-" + std::to_string(::getpid()) + "-" + std::to_string(++sequence);
+    if (line.enabled()) req["progress_id"] = id;
+    auto poll = [&](progress::ProgressSnapshot* snap) {
+      return local.Find(id, snap) || AskProgress(socket, id, snap);
+    };
     Message resp;
     bool via_server = false;
-    Status s = RunRequest(spec, req, &resp, &via_server);
+    Status s = progress::RunShowingProgress(
+        &line, [&] { return RunRequest(spec, req, &resp, &via_server, &local); }, poll);
     if (s.ok()) s = ResponseStatus(resp);
     if (!s.ok()) {
       std::cerr << Field(req, "op") << " " << Subject(req) << ": " << s.ToString() << "\n";

@@ -21,7 +21,8 @@ struct CommandLine {
 
 // Parses argv[1..]: "--name value" or "--name=value" for names in `valued`
 // and for the options every command takes (--db, --backend, --kv-options,
-// and the persistent store settings --s3-endpoint etc.: kStoreUsage),
+// and the persistent store settings --s3-endpoint etc.: kStoreUsage; the
+// flag --no-progress),
 // "--name" for names in `flags` (stored as "1"), anything else is an
 // argument ("--" ends the options); "-h" and "--help" set `help`. EINVAL for
 // an unknown option or a missing value.
@@ -39,12 +40,15 @@ store options (every command):
                         PATH, rocksdb for a new store; see docs/kv-stores.md)
   --kv-options LIST     the backend's options, name=value,... (used when the
                         store is opened here, not through a server)
+  --no-progress         no progress line (bytes, rate, time left); it is
+                        drawn on standard error only when that is a terminal
 
 )";
 
 // Runs each request against the store given by the store options of `cl`
 // in turn and prints one line per request (stdout on success, stderr with
-// the error otherwise). Returns the exit status: 0 if every request
+// the error otherwise). While a request runs, a progress line is drawn on
+// stderr if it is a terminal (and --no-progress was not given). Returns the exit status: 0 if every request
 // succeeded, 2 otherwise (also for bad store options).
 int RunRequests(const CommandLine& cl, const std::vector<Message>& requests);
 

@@ -79,8 +79,15 @@ Status CallControlServer(const std::string& socket_path, const Message& request,
   return DecodeMessage(payload, response);
 }
 
+bool AskProgress(const std::string& socket_path, const std::string& id,
+                 progress::ProgressSnapshot* out) {
+  Message answer;
+  return CallControlServer(socket_path, {{"op", "progress"}, {"id", id}}, &answer).ok() &&
+         ResponseStatus(answer).ok() && GetProgress(answer, "", out);
+}
+
 Status RunRequest(const KVStoreSpec& store, const Message& request, Message* response,
-                  bool* via_server) {
+                  bool* via_server, progress::ProgressRegistry* progress) {
   *via_server = false;
   KVFS_RETURN_IF_ERROR(CheckRecordedKVBackend(store.path, store.backend));
   const std::string socket = ControlSocketPath(store.path);
@@ -108,6 +115,7 @@ Status RunRequest(const KVStoreSpec& store, const Message& request, Message* res
   ServiceOptions so;
   so.staging_dir = StagingDirFor(store.path);
   so.claim_owner = DefaultClaimOwner();
+  so.progress = progress;
   // We hold the database lock: no ingest can be using the staging area.
   KVFS_RETURN_IF_ERROR(CleanStagingDir(so.staging_dir));
   ExecuteRequest(fs.get(), so, request, response, nullptr);

@@ -28,6 +28,12 @@ Status ReadFrame(int fd, std::string* payload);
 // listens there.
 Status CallControlServer(const std::string& socket_path, const Message& request, Message* response);
 
+// Asks the server at socket_path how far the transfer registered under `id`
+// is (op=progress); false if no server answers or it has no such transfer in
+// progress.
+bool AskProgress(const std::string& socket_path, const std::string& id,
+                 progress::ProgressSnapshot* out);
+
 // Runs `request` against the store store.path: through the server that has
 // it open if one listens on ControlSocketPath(store.path) (*via_server =
 // true; store.options are then unused), else by opening the store here with
@@ -35,8 +41,9 @@ Status CallControlServer(const std::string& socket_path, const Message& request,
 // fails if another process holds it without serving the socket. A backend
 // other than the one recorded in store.path is refused either way. A non-OK
 // status is a failure to deliver the request; the request's own outcome is
-// ResponseStatus(*response).
+// ResponseStatus(*response). A request opened here registers its progress
+// in `progress` (if not null and the request has a progress_id).
 Status RunRequest(const KVStoreSpec& store, const Message& request, Message* response,
-                  bool* via_server);
+                  bool* via_server, progress::ProgressRegistry* progress = nullptr);
 
 }  // namespace kvfs::ingest

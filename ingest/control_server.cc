@@ -8,11 +8,20 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <set>
 
 #include "ingest/control_client.h"
 #include "ingest/ingest.h"
 
 namespace kvfs::ingest {
+
+namespace {
+
+// Requests that only read state (counters, listings): answered on the
+// accept thread at once, never queued behind a long load or export.
+const std::set<std::string> kAnsweredAtOnce = {"ping", "progress", "cache-list", "cache-quota"};
+
+}  // namespace
 
 ControlServer::ControlServer(FileSystem* fs, ControlServerOptions options)
     : fs_(fs), options_(std::move(options)) {}
@@ -25,6 +34,7 @@ Status ControlServer::Start(FileSystem* fs, const ControlServerOptions& options,
   KVFS_RETURN_IF_ERROR(CleanStagingDir(options.service.staging_dir));
   std::unique_ptr<ControlServer> server(new ControlServer(fs, options));
   KVFS_RETURN_IF_ERROR(server->Listen());
+  server->executor_thread_ = std::thread([s = server.get()] { s->Execute(); });
   server->thread_ = std::thread([s = server.get()] { s->Run(); });
   *out = std::move(server);
   return Status::OK();
@@ -81,6 +91,15 @@ ControlServer::~ControlServer() {
     }
     thread_.join();
   }
+  if (executor_thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> l(queue_mu_);
+      stopping_ = true;
+      queue_.clear();  // closes the waiting connections unanswered
+    }
+    queue_cv_.notify_all();
+    executor_thread_.join();
+  }
   // Remove the socket only if it is still ours.
   struct stat st;
   if (socket_ino_ != 0 && ::lstat(options_.socket_path.c_str(), &st) == 0 &&
@@ -120,11 +139,12 @@ void ControlServer::Run() {
     if (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) return;
     UniqueFd conn(::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (!conn.valid()) continue;  // the client went away, or EMFILE: try again later
-    Serve(conn.get());
+    Receive(std::move(conn));
   }
 }
 
-void ControlServer::Serve(int fd) {
+void ControlServer::Receive(UniqueFd conn) {
+  const int fd = conn.get();
   struct timeval tv = {options_.request_timeout_seconds, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   Message request, response;
@@ -143,18 +163,53 @@ void ControlServer::Serve(int fd) {
   } else if (s = DecodeMessage(payload, &request); !s.ok()) {
     response["errno"] = std::to_string(s.posix_errno());
     response["message"] = s.message();
+  } else if (auto op = request.find("op");
+             op != request.end() && kAnsweredAtOnce.count(op->second) > 0) {
+    Dispatch(request, &response);
   } else {
-    RequestHandler handler;
-    {
-      std::lock_guard<std::mutex> l(handler_mu_);
-      handler = handler_;
+    std::lock_guard<std::mutex> l(queue_mu_);
+    if (queue_.size() < kMaxWaitingRequests) {
+      queue_.push_back(Waiting{std::move(conn), std::move(request)});
+      queue_cv_.notify_one();
+      return;
     }
-    if (handler == nullptr || !handler(request, &response)) {
-      std::vector<Ino> changed;
-      ExecuteRequest(fs_, options_.service, request, &response, &changed);
-      Invalidate(changed);
-    }
+    response["errno"] = std::to_string(EBUSY);
+    response["message"] = "the server's control socket has " + std::to_string(kMaxWaitingRequests) +
+                          " requests waiting already; try again later";
   }
+  Answer(fd, response);
+}
+
+void ControlServer::Execute() {
+  for (;;) {
+    Waiting w;
+    {
+      std::unique_lock<std::mutex> l(queue_mu_);
+      queue_cv_.wait(l, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      w = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    Message response;
+    Dispatch(w.request, &response);
+    Answer(w.conn.get(), response);
+  }
+}
+
+void ControlServer::Dispatch(const Message& request, Message* response) {
+  RequestHandler handler;
+  {
+    std::lock_guard<std::mutex> l(handler_mu_);
+    handler = handler_;
+  }
+  if (handler == nullptr || !handler(request, response)) {
+    std::vector<Ino> changed;
+    ExecuteRequest(fs_, options_.service, request, response, &changed);
+    Invalidate(changed);
+  }
+}
+
+void ControlServer::Answer(int fd, const Message& response) {
   ++requests_;
   // The client may have given up; the request's effect stands regardless.
   WriteFrame(fd, EncodeMessage(response)).ok();
@@ -163,13 +218,15 @@ void ControlServer::Serve(int fd) {
 Status StartStoreControlServer(FileSystem* fs, const std::string& db_path,
                                std::unique_ptr<ControlServer>* out,
                                std::function<void(const std::string&)> log,
-                               const std::string& coordination) {
+                               const std::string& coordination,
+                               progress::ProgressRegistry* progress) {
   ControlServerOptions o;
   o.socket_path = ControlSocketPath(db_path);
   o.service.staging_dir = StagingDirFor(db_path);
   o.service.claim_owner = DefaultClaimOwner();
   o.service.log = std::move(log);
   o.service.coordination = coordination;
+  o.service.progress = progress;
   return ControlServer::Start(fs, o, out);
 }
 

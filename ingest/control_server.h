@@ -6,7 +6,10 @@
 // request to it instead (docs/ingest.md). The server runs each request with
 // the same library the tools use directly (ExecuteRequest), on its own
 // thread, while the FileSystem keeps serving everyone else; requests are
-// executed one at a time. After a request changed the tree, every
+// executed one at a time, in the order they arrived (at most
+// kMaxWaitingRequests wait; more are refused with EBUSY). Requests that only
+// read (ping, progress, cache-list, cache-quota) are answered at once, also
+// while another request runs. After a request changed the tree, every
 // invalidation listener is called with each inode whose cached state is now
 // wrong (the root; a replaced or evicted top directory): the FSAL uses it to
 // refresh Ganesha's cache.
@@ -17,6 +20,8 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -43,6 +48,9 @@ struct ControlServerOptions {
 
 class ControlServer {
  public:
+  // Requests read and waiting for the one that runs; more are refused.
+  static constexpr size_t kMaxWaitingRequests = 16;
+
   // Cleans the staging directory (nothing else can be using it while this
   // process has the store open), binds the socket and starts serving `fs`
   // (not owned; must outlive the server).
@@ -74,18 +82,37 @@ class ControlServer {
   uint64_t requests() const { return requests_.load(); }
 
  private:
+  // A connection whose request was read, waiting to be executed.
+  struct Waiting {
+    UniqueFd conn;
+    Message request;
+  };
+
   ControlServer(FileSystem* fs, ControlServerOptions options);
   Status Listen();
+  // Accepts connections and reads their requests (the accept thread).
   void Run();
-  void Serve(int fd);
+  // Reads the request of `conn`; answers it here if it is refused,
+  // malformed or a progress request, else queues it for Execute.
+  void Receive(UniqueFd conn);
+  // Executes queued requests one at a time (the executor thread).
+  void Execute();
+  // Runs `request`: the request handler's, else the ingest service's.
+  void Dispatch(const Message& request, Message* response);
+  void Answer(int fd, const Message& response);
 
   FileSystem* const fs_;
   const ControlServerOptions options_;
   UniqueFd listen_fd_;
   UniqueFd wake_fd_;  // eventfd: written to stop Run()
   ino_t socket_ino_ = 0;
-  std::thread thread_;
+  std::thread thread_;           // Run
+  std::thread executor_thread_;  // Execute
   std::atomic<uint64_t> requests_{0};
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<Waiting> queue_;  // guarded by queue_mu_
+  bool stopping_ = false;      // guarded by queue_mu_
   std::mutex listeners_mu_;
   std::map<const void*, std::function<void(Ino)>> listeners_;  // guarded by listeners_mu_
   std::mutex handler_mu_;
@@ -98,10 +125,12 @@ class ControlServer {
 // quotas beyond the requests' own, this process as the owner of range
 // claims, `coordination` (a URL, "" for none) as the holder of the claims
 // of requests that name none; `log` (if not null) receives the log lines of
-// the persistent stores requests open.
+// the persistent stores requests open; `progress` (if not null, must outlive
+// the server) tracks the requests that carry a progress_id.
 Status StartStoreControlServer(FileSystem* fs, const std::string& db_path,
                                std::unique_ptr<ControlServer>* out,
                                std::function<void(const std::string&)> log = nullptr,
-                               const std::string& coordination = "");
+                               const std::string& coordination = "",
+                               progress::ProgressRegistry* progress = nullptr);
 
 }  // namespace kvfs::ingest

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <system_error>
 #include <unordered_map>
 #include <utility>
@@ -14,6 +15,7 @@
 #include "ingest/archive.h"
 #include "ingest/decompress.h"
 #include "ingest/tar_writer.h"
+#include "progress/counting_streams.h"
 
 namespace kvfs::ingest {
 
@@ -174,6 +176,10 @@ Status IngestTarball(FileSystem* fs, std::unique_ptr<ObjectReader> in, std::stri
                     " bytes, more than the quota of " + std::to_string(options.max_archive_bytes));
   }
   if (options.staging_dir.empty()) return Status::InvalidArgument("no staging directory");
+  if (options.progress != nullptr) {
+    options.progress->SetTotal(in->size());
+    in = progress::CountingReader(std::move(in), options.progress);
+  }
   if (options.fill_top == 0) KVFS_RETURN_IF_ERROR(CheckTarget(fs, name, options.replace));
   StoreLayout layout;
   KVFS_RETURN_IF_ERROR(ReadStoreLayout(fs->store(), options.hasher, &layout));
@@ -428,7 +434,20 @@ Status ExportTree(FileSystem* fs, std::string_view name, PersistentStore* store,
   stats->object = object;
   std::unique_ptr<ObjectWriter> out;
   KVFS_RETURN_IF_ERROR(store->OpenWrite(object, &out));
-  KVFS_RETURN_IF_ERROR(WriteTree(fs, name, out.get(), options.compression, stats));
+  ObjectWriter* sink = out.get();
+  std::optional<progress::CountingWriter> counted;
+  if (options.progress != nullptr) {
+    if (options.progress->Snapshot().total_bytes == 0) {
+      Attributes top;
+      TreeState state;
+      if (fs->Lookup(kRootIno, name, &top).ok() &&
+          fs->trees()->ReadTreeState(top.ino, &state).ok()) {
+        options.progress->SetTotal(state.bytes);
+      }
+    }
+    sink = &counted.emplace(out.get(), options.progress);
+  }
+  KVFS_RETURN_IF_ERROR(WriteTree(fs, name, sink, options.compression, stats));
   KVFS_RETURN_IF_ERROR(out->Commit());
   // The new tarball is in place: older ones with another compression go.
   std::vector<ObjectInfo> objects;

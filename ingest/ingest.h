@@ -26,6 +26,7 @@
 #include "coord/coordination.h"
 #include "ingest/persistent_store.h"
 #include "ingest/tree_builder.h"
+#include "progress/transfer_progress.h"
 
 namespace kvfs::ingest {
 
@@ -68,6 +69,9 @@ struct IngestOptions {
   // With fill_top: local inode number of the first member below the top; 0:
   // the range's high-water mark (numbers never handed out before).
   uint64_t fill_first_local = 0;
+  // If not null: receives the bytes of the tarball as they are read, its
+  // total set to the tarball's size (how far the ingest is).
+  progress::TransferProgress* progress = nullptr;
 };
 
 struct IngestStats {
@@ -100,6 +104,10 @@ Status IngestFromStore(FileSystem* fs, PersistentStore* store, const std::string
 
 struct ExportOptions {
   Compression compression = Compression::kNone;
+  // If not null: receives the bytes of the tarball as they are written; its
+  // total, if the caller set none, is set to the tree's stored bytes (an
+  // estimate: compression makes the tarball smaller).
+  progress::TransferProgress* progress = nullptr;
 };
 
 struct ExportStats {

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <cstdlib>
 #include <memory>
 
 #include "common/fs/schema.h"
@@ -113,6 +114,12 @@ Status DoIngest(FileSystem* fs, const ServiceOptions& so, const Message& req, Me
     o.claims = claims.get();
   }
 
+  progress::ProgressRegistry::Registration tracked;
+  if (so.progress != nullptr && !Get(req, "progress_id").empty()) {
+    const std::string subject = from_store ? Get(req, "object") : Get(req, "tarball");
+    tracked = so.progress->Begin(Get(req, "progress_id"), "ingesting " + subject, 0);
+    o.progress = tracked.get();
+  }
   IngestStats st;
   if (from_store) {
     std::string object;
@@ -167,6 +174,11 @@ Status DoExport(FileSystem* fs, const ServiceOptions& so, const Message& req, Me
   if (!compression.empty() && !ParseCompression(compression, &o.compression)) {
     return Status::InvalidArgument("unknown compression '" + compression + "'");
   }
+  progress::ProgressRegistry::Registration tracked;
+  if (so.progress != nullptr && !Get(req, "progress_id").empty()) {
+    tracked = so.progress->Begin(Get(req, "progress_id"), "exporting " + name, 0);
+    o.progress = tracked.get();
+  }
   ExportStats st;
   KVFS_RETURN_IF_ERROR(ExportTree(fs, name, store.get(), o, &st));
   Message& r = *resp;
@@ -179,7 +191,38 @@ Status DoExport(FileSystem* fs, const ServiceOptions& so, const Message& req, Me
   return Status::OK();
 }
 
+Status DoProgress(const ServiceOptions& so, const Message& req, Message* resp) {
+  std::string id;
+  KVFS_RETURN_IF_ERROR(Require(req, "id", &id));
+  progress::ProgressSnapshot snap;
+  if (so.progress == nullptr || !so.progress->Find(id, &snap)) {
+    return Status::NotFound("no transfer '" + id + "' in progress");
+  }
+  PutProgress(snap, "", resp);
+  return Status::OK();
+}
+
 }  // namespace
+
+void PutProgress(const progress::ProgressSnapshot& p, const std::string& prefix, Message* m) {
+  (*m)[prefix + "what"] = p.what;
+  (*m)[prefix + "done_bytes"] = std::to_string(p.done_bytes);
+  (*m)[prefix + "total_bytes"] = std::to_string(p.total_bytes);
+  (*m)[prefix + "seconds"] = std::to_string(p.seconds);
+}
+
+bool GetProgress(const Message& m, const std::string& prefix, progress::ProgressSnapshot* out) {
+  *out = progress::ProgressSnapshot();
+  out->what = Get(m, prefix + "what");
+  if (out->what.empty() || !GetNumber(m, prefix + "done_bytes", &out->done_bytes).ok() ||
+      !GetNumber(m, prefix + "total_bytes", &out->total_bytes).ok()) {
+    return false;
+  }
+  const std::string seconds = Get(m, prefix + "seconds");
+  char* end = nullptr;
+  out->seconds = std::strtod(seconds.c_str(), &end);
+  return end != seconds.c_str();
+}
 
 std::string EncodeMessage(const Message& m) {
   std::string out;
@@ -225,6 +268,8 @@ void ExecuteRequest(FileSystem* fs, const ServiceOptions& options, const Message
     if (s.ok()) s = DoEvict(fs, name, response, changed);
   } else if (op == "ping") {
     s = Status::OK();
+  } else if (op == "progress") {
+    s = DoProgress(options, request, response);
   } else {
     s = Status::InvalidArgument("unknown request '" + op + "'");
   }

@@ -12,6 +12,12 @@
 //   op=export  name=TREE store=URL [compression=none|gzip|zstd|xz] [evict=1]
 //   op=evict   name=TREE
 //   op=ping
+//   op=progress id=ID   how far the transfer of the ingest or export that
+//              carried progress_id=ID is: what, done_bytes, total_bytes
+//              (0: not known), seconds; ENOENT if it is not (or no longer)
+//              in progress
+// An ingest or export may carry progress_id=ID (any string the client
+// chose) to be asked about with op=progress while it runs.
 // A store URL is an absolute directory, file:///DIR or s3://BUCKET[/PREFIX]
 // (store/store.h); the store settings go along as fields of their own names
 // (s3_endpoint=..., store::kStoreSettings) and apply to store= and claims=.
@@ -31,6 +37,7 @@
 
 #include "common/fs/file_system.h"
 #include "common/status.h"
+#include "progress/transfer_progress.h"
 
 namespace kvfs::ingest {
 
@@ -60,6 +67,10 @@ struct ServiceOptions {
   // Receives the log lines of the persistent stores requests open
   // (store::StoreSpec::log); null: standard error.
   std::function<void(const std::string&)> log;
+  // Where ingests and exports with a progress_id register their progress,
+  // and what op=progress answers from; null: requests are not tracked
+  // (op=progress answers ENOENT).
+  progress::ProgressRegistry* progress = nullptr;
 };
 
 // Executes `request` on fs and fills *response: errno and message, and
@@ -72,6 +83,13 @@ struct ServiceOptions {
 // the root, and the top directory of a replaced or evicted tree.
 void ExecuteRequest(FileSystem* fs, const ServiceOptions& options, const Message& request,
                     Message* response, std::vector<Ino>* changed);
+
+// Writes `p` into `m` as the fields PREFIXwhat, PREFIXdone_bytes,
+// PREFIXtotal_bytes and PREFIXseconds (how op=progress answers, and
+// cache-list describes a tree's transfer).
+void PutProgress(const progress::ProgressSnapshot& p, const std::string& prefix, Message* m);
+// Reads what PutProgress wrote; false if the fields are absent or malformed.
+bool GetProgress(const Message& m, const std::string& prefix, progress::ProgressSnapshot* out);
 
 // The outcome a response reports.
 Status ResponseStatus(const Message& response);

@@ -107,7 +107,9 @@ Status CanonicalDbPath(const std::string& db_path, std::string* out) {
   return Status::OK();
 }
 
-ServerStack::ServerStack() : relay_(std::make_unique<Relay>()) {}
+ServerStack::ServerStack()
+    : relay_(std::make_unique<Relay>()),
+      progress_(std::make_unique<progress::ProgressRegistry>()) {}
 
 ServerStack::~ServerStack() {
   // The cache manager's thread may be invalidating: detach it first; then
@@ -163,6 +165,7 @@ Status ServerStack::Open(const ServerStackOptions& options, std::unique_ptr<Serv
       return Status::InvalidArgument("unknown cache_compression '" + options.cache_compression +
                                      "'");
     }
+    o.progress = stack->progress_.get();
     Relay* relay = stack->relay_.get();
     o.invalidate = [relay](Ino ino) { relay->Invalidate(ino); };
     if (metrics != nullptr) {
@@ -198,7 +201,7 @@ Status ServerStack::Open(const ServerStackOptions& options, std::unique_ptr<Serv
     stack->fs_ = metrics::NewMeteredFileSystem(std::move(stack->fs_), metrics);
 
   Status s = ingest::StartStoreControlServer(stack->fs_.get(), path, &stack->control_, options.log,
-                                             options.coordination);
+                                             options.coordination, stack->progress_.get());
   if (!s.ok()) {
     stack->control_error_ = s.ToString();
   } else if (stack->cache_ != nullptr) {

@@ -29,6 +29,7 @@
 
 #include "common/fs/file_system.h"
 #include "common/status.h"
+#include "progress/transfer_progress.h"
 
 namespace kvfs::cache {
 class TreeCache;
@@ -134,6 +135,9 @@ class ServerStack {
   std::string db_path_;
   std::unique_ptr<Relay> relay_;
   std::unique_ptr<metrics::Metrics> metrics_;  // outlives fs_, which counts into it
+  // Loads, write-backs, ingests and exports in progress (the cache and the
+  // control server register there); outlives both.
+  std::unique_ptr<progress::ProgressRegistry> progress_;
   std::unique_ptr<FileSystem> fs_;
   cache::TreeCache* cache_ = nullptr;  // fs_ itself, if there is a cache manager
   std::unique_ptr<ingest::ControlServer> control_;

@@ -34,6 +34,7 @@
 #include "common/kv/kv_store.h"
 #include "common/status.h"
 #include "ingest/control_client.h"
+#include "progress/progress_line.h"
 #include "tools/tree_import.h"
 
 namespace kvfs {
@@ -80,7 +81,9 @@ commands:
                                      state, size, last use), load TREE,
                                      flush [TREE] (write back), drop TREE
                                      (evict), refresh (list the persistent
-                                     store again), quota
+                                     store again), quota. On a terminal, load
+                                     and drop show the progress of the load
+                                     or write-back they wait for
 
 exit status: 0 success, 1 fsck found problems, 2 error
 )";
@@ -759,7 +762,16 @@ Status RunCache(const Args& args, int*) {
   ingest::Message request{{"op", "cache-" + what}};
   if (args.operands.size() > 1) request["name"] = args.operands[1];
   ingest::Message response;
-  Status s = ingest::CallControlServer(ingest::ControlSocketPath(args.db), request, &response);
+  const std::string socket = ingest::ControlSocketPath(args.db);
+  // While a load, or a write-back of one tree, runs: its progress on a
+  // terminal (the server registers it under the tree's transfer id).
+  progress::ProgressLine line(STDERR_FILENO, args.operands.size() > 1 && ::isatty(STDERR_FILENO));
+  const std::string id = args.operands.size() > 1 ? cache::TransferIdOf(args.operands[1]) : "";
+  auto poll = [&](progress::ProgressSnapshot* snap) {
+    return ingest::AskProgress(socket, id, snap);
+  };
+  Status s = progress::RunShowingProgress(
+      &line, [&] { return ingest::CallControlServer(socket, request, &response); }, poll);
   if (s.IsNotFound() || s.posix_errno() == ECONNREFUSED) {
     return Status::FromErrno(s.posix_errno(), "no server serves " + args.db +
                                                   " (the cache commands talk to the running "
