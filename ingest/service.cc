@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "common/fs/schema.h"
+#include "common/kv/kv_backend.h"
 #include "ingest/ingest.h"
 #include "ingest/persistent_store.h"
 #include "store/store.h"
@@ -268,6 +269,11 @@ void ExecuteRequest(FileSystem* fs, const ServiceOptions& options, const Message
     if (s.ok()) s = DoEvict(fs, name, response, changed);
   } else if (op == "ping") {
     s = Status::OK();
+  } else if (op == "checkpoint") {
+    std::string dest;
+    s = Require(request, "dest", &dest);
+    if (s.ok() && dest.front() != '/') s = Status::InvalidArgument("dest must be absolute");
+    if (s.ok()) s = CheckpointKVStore(fs->store(), dest);
   } else if (op == "progress") {
     s = DoProgress(options, request, response);
   } else {

@@ -12,6 +12,9 @@
 //   op=export  name=TREE store=URL [compression=none|gzip|zstd|xz] [evict=1]
 //   op=evict   name=TREE
 //   op=ping
+//   op=checkpoint dest=ABSOLUTE_PATH   a consistent copy of the key/value
+//              store, taken while it serves (CheckpointKVStore): a new
+//              directory that opens as a store (docs/operations.md#back-up)
 //   op=progress id=ID   how far the transfer of the ingest or export that
 //              carried progress_id=ID is: what, done_bytes, total_bytes
 //              (0: not known), seconds; ENOENT if it is not (or no longer)

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <memory>
@@ -76,6 +77,11 @@ commands:
   demo   --db PATH                   create a demo tree under /demo (a copy of
                                      a documentation directory of this machine
                                      and a generated sample), then list it
+  backup --db PATH DEST              copy the store, consistent as of one
+                                     moment, into new directory DEST (a
+                                     store: kvfs fsck/ls --db DEST), while the
+                                     server that has PATH open serves
+                                     (RocksDB: hard links where it can)
   cache  --db PATH COMMAND [TREE]    the cache manager of the server that has
                                      PATH open (docs/cache.md): list (trees,
                                      state, size, last use), load TREE,
@@ -746,6 +752,26 @@ Status RunStatFs(const Args& args, int*) {
   return PrintStatFs(fs.get());
 }
 
+// ---- Backup (through the running server, or here) -------------------------------------------
+
+// Copies the key/value store, consistent as of one moment, into new
+// directory operands[0]: through the server that has it open (its control
+// socket, op=checkpoint) while it serves, else opened here.
+Status RunBackup(const Args& args, int*) {
+  KVStoreSpec spec;
+  KVFS_RETURN_IF_ERROR(ParseKVStoreSpec(args.db, args.backend, args.kv_options, &spec));
+  std::string dest = std::filesystem::absolute(args.operands[0]).lexically_normal().string();
+  while (dest.size() > 1 && dest.back() == '/') dest.pop_back();
+  ingest::Message response;
+  bool via_server = false;
+  KVFS_RETURN_IF_ERROR(
+      ingest::RunRequest(spec, {{"op", "checkpoint"}, {"dest", dest}}, &response, &via_server));
+  KVFS_RETURN_IF_ERROR(ingest::ResponseStatus(response));
+  std::cout << "copied " << args.db << " to " << dest << (via_server ? " [via server]" : "")
+            << '\n';
+  return Status::OK();
+}
+
 // ---- Cache commands (through the running server) ----------------------------------------
 
 Status RunCache(const Args& args, int*) {
@@ -882,6 +908,7 @@ constexpr Command kCommands[] = {
     {"statfs", RunStatFs, 0, 0, "", false},
     {"demo", RunDemo, 0, 0, "", false},
     {"cache", RunCache, 1, 2, "", false},
+    {"backup", RunBackup, 1, 1, "", false},
 };
 
 // Parses the arguments after the command name.

@@ -46,6 +46,11 @@ Status RecordBackend(const std::string& path, const std::string& name) {
 
 }  // namespace
 
+Status CheckpointKVStore(KVStore* store, const std::string& dest) {
+  KVFS_RETURN_IF_ERROR(store->Checkpoint(dest));
+  return RecordBackend(dest, store->Name());
+}
+
 std::string RecordedKVBackend(const std::string& path) {
   std::ifstream in(path + "/" + kBackendFile);
   std::string name;

@@ -74,6 +74,12 @@ std::string RecordedKVBackend(const std::string& path);
 // and differ: then InvalidArgument saying which backend made the store.
 Status CheckRecordedKVBackend(const std::string& path, const std::string& backend);
 
+// Writes a consistent copy of open store `store` into new directory `dest`
+// (KVStore::Checkpoint) with its backend recorded, so that OpenKVStore opens
+// the copy as it opens the original. EEXIST if dest exists; ENOTSUP for a
+// backend that cannot copy itself while open.
+Status CheckpointKVStore(KVStore* store, const std::string& dest);
+
 // Names of the backends whose plugin is found on the search path, sorted.
 std::vector<std::string> AvailableKVBackends();
 

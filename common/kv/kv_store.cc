@@ -139,6 +139,12 @@ class ErrorIterator final : public Iterator {
 
 std::vector<std::pair<std::string, uint64_t>> KVStore::Statistics() { return {}; }
 
+Status KVStore::Checkpoint(const std::string& /*dir*/) {
+  return Status::FromErrno(ENOTSUP, "the " + Name() +
+                                        " backend cannot copy itself while open: stop the "
+                                        "server and copy its directory");
+}
+
 Status KVStore::NewBulkLoader(const std::string& /*staging_dir*/,
                               std::unique_ptr<BulkLoader>* out) {
   *out = std::make_unique<WriteBatchLoader>(this);

@@ -190,6 +190,12 @@ class KVStore {
   // "estimate_num_keys", "live_sst_files_size_bytes"...; docs/operations.md).
   // Cheap enough for every metrics scrape. This default has none.
   virtual std::vector<std::pair<std::string, uint64_t>> Statistics();
+  // Writes a consistent copy of the store as of one moment (every Write
+  // that returned before the call, nothing after) into new directory `dir`
+  // (its parent must exist; EEXIST if it exists), openable as a store of the
+  // same backend, while the store stays open and in use. RocksDB hard-links
+  // its table files where it can. This default: ENOTSUP.
+  virtual Status Checkpoint(const std::string& dir);
 
   // Convenience wrappers.
   Status Get(Column c, std::string_view key, std::string* value) {
