@@ -115,7 +115,8 @@ class TreeCacheImpl final : public TreeCache, public TreeLifecycle {
         store_(std::move(store)),
         options_(std::move(options)),
         own_claims_(options_.coordination ? nullptr : coord::StoreClaims(store_.get())),
-        claims_(options_.coordination ? options_.coordination.get() : own_claims_.get()) {}
+        claims_(options_.coordination ? options_.coordination.get() : own_claims_.get()),
+        numbered_(claims_->NumbersTrees()) {}
 
   ~TreeCacheImpl() override {
     {
@@ -495,6 +496,21 @@ class TreeCacheImpl final : public TreeCache, public TreeLifecycle {
     }
     return true;
   }
+  // Numbered mode: the inode ranges of tarball versions `infos`.
+  Status VersionRanges(const std::vector<ObjectInfo>& infos, std::vector<uint64_t>* ranges) {
+    std::vector<coord::TarballVersion> versions;
+    for (const ObjectInfo& info : infos) versions.push_back({info.name, info.version});
+    return claims_->VersionRanges(versions, options_.owner, ranges);
+  }
+  // Numbered mode: moves stub t (loading or evicting, so held by the
+  // caller) into inode range `range`, its tarball version's: drops it and
+  // adds it again there, so handles into the old range get ESTALE. If the
+  // stub cannot be added again, the tree is forgotten (the next refresh
+  // shows it again).
+  Status Restub(const std::shared_ptr<Tree>& t, uint64_t range);
+  // Numbered mode, after t was reset to a stub: moves it to the range of its
+  // listed tarball version if that is another one.
+  void RestubToListedVersion(const std::shared_ptr<Tree>& t);
   // Reads the top-level directories of base_ and their records.
   Status Adopt();
   // Adds stubs for `names` (batches; one by one where a batch fails).
@@ -570,6 +586,10 @@ class TreeCacheImpl final : public TreeCache, public TreeLifecycle {
   // Name claims: options_.coordination, or the store's own claims.
   const std::unique_ptr<coord::Coordination> own_claims_;
   coord::Coordination* const claims_;
+  // Tarball versions are numbered by the coordination (etcd): each stub and
+  // each load lives in the inode range claimed for its tarball version, the
+  // same on every server (docs/coordination.md).
+  const bool numbered_;
 
   // Serializes changes of the root's set of trees (mkdir/rmdir at the top,
   // refresh, published and dropped trees).
@@ -705,10 +725,22 @@ Status TreeCacheImpl::LoadTree(const std::shared_ptr<Tree>& t) {
   MakeRoom(rec.bytes != 0 ? rec.bytes : info.size, rec.inodes, t.get());
   ingest::IngestOptions io;
   io.name = t->name;
-  io.fill_top = t->top;
   // The same tarball as at the last load: the same inode numbers.
   io.fill_first_local =
       rec.object == info.name && rec.version == info.version ? rec.first_local : 0;
+  if (numbered_) {
+    // Into the range of this version, numbered from its start: the same
+    // numbers as on every other server.
+    std::vector<uint64_t> ranges;
+    s = VersionRanges({info}, &ranges);
+    if (!s.ok()) return fail("cannot number the tarball's version", s);
+    if (ranges[0] != schema::RangeOf(t->top)) {
+      s = Restub(t, ranges[0]);
+      if (!s.ok()) return fail("cannot move the tree to the range of its tarball", s);
+    }
+    io.fill_first_local = 2;
+  }
+  io.fill_top = t->top;
   io.staging_dir = options_.staging_dir;
   io.hasher = options_.hasher;
   progress::ProgressRegistry::Registration tracked;
@@ -808,6 +840,7 @@ Status TreeCacheImpl::Evict(const std::shared_ptr<Tree>& t) {
   step.event.bytes = bytes;
   Status s = base_trees_->ResetToStub(t->top);
   step.event.ok = s.ok();
+  if (s.ok() && numbered_) RestubToListedVersion(t);
   {
     std::lock_guard<std::mutex> l(mu_);
     t->status = s.ok() ? TreeStatus::kUnloaded : TreeStatus::kLoaded;
@@ -887,7 +920,32 @@ Status TreeCacheImpl::MkdirTop(std::string_view name_view, const NewObject& obj,
                           store_->Describe() + " (" + s.message() + ")");
   }
   KVFS_RETURN_IF_ERROR(s);
-  s = base_->Mkdir(kRootIno, name, obj, out);
+  if (numbered_) {
+    // In a range claimed in the coordination, so that no server ever uses
+    // its numbers for anything else.
+    uint64_t range = 0;
+    s = ingest::ReserveClaimedRange(base_.get(), claims_, options_.owner, name, &range);
+    if (s.ok()) {
+      LoadedTree lt;
+      lt.range = range;
+      lt.name = name;
+      lt.attrs.type = FileType::kDirectory;
+      lt.attrs.mode = obj.mode & 07777;
+      lt.attrs.uid = obj.uid;
+      lt.attrs.gid = obj.gid;
+      lt.attrs.nlink = 2;
+      lt.attrs.atime = lt.attrs.mtime = lt.attrs.ctime = Now();
+      s = base_trees_->PublishTree(lt, nullptr);
+      if (!s.ok()) {
+        Status r = base_trees_->AbandonRange(range);
+        if (!r.ok())
+          Log("cannot give inode range " + std::to_string(range) + " up: " + r.ToString());
+      }
+    }
+    if (s.ok()) s = base_->GetAttr(schema::RangeOwnerIno(range), out);
+  } else {
+    s = base_->Mkdir(kRootIno, name, obj, out);
+  }
   if (!s.ok()) {
     Status r = claims_->ReleaseName(name);
     if (!r.ok()) Log("cannot release the claim of '" + name + "': " + r.ToString());
@@ -1068,11 +1126,124 @@ Status TreeCacheImpl::Refresh() {
       Log("cannot drop the outdated copy of '" + t->name + "': " + s.ToString());
     }
   }
+  if (numbered_) {
+    // Stubs of an older version (or made before another server's new tree
+    // was written back) move to the range of the listed version.
+    std::vector<std::shared_ptr<Tree>> stubs;
+    std::vector<ObjectInfo> infos;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      for (const auto& [name, t] : by_name_) {
+        auto it = listing_.find(name);
+        if (it == listing_.end() || t->status != TreeStatus::kUnloaded || InUse(*t)) continue;
+        stubs.push_back(t);
+        infos.push_back(it->second);
+      }
+    }
+    std::vector<uint64_t> ranges;
+    Status s = VersionRanges(infos, &ranges);
+    if (!s.ok()) {
+      Log("cannot number the tarballs of " + store_->Describe() + ": " + s.ToString());
+      stubs.clear();
+    }
+    for (size_t i = 0; i < stubs.size(); ++i) {
+      const std::shared_ptr<Tree>& t = stubs[i];
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        if (t->gone || t->status != TreeStatus::kUnloaded || InUse(*t) ||
+            schema::RangeOf(t->top) == ranges[i]) {
+          continue;
+        }
+        t->status = TreeStatus::kEvicting;
+      }
+      s = Restub(t, ranges[i]);
+      if (!s.ok()) Log(s.ToString());
+      std::lock_guard<std::mutex> l(mu_);
+      t->status = TreeStatus::kUnloaded;
+      cv_.notify_all();
+    }
+  }
   if (!added.empty() || !gone.empty()) Invalidate(kRootIno);
   return Status::OK();
 }
 
+Status TreeCacheImpl::Restub(const std::shared_ptr<Tree>& t, uint64_t range) {
+  StubTree st;
+  st.name = t->name;
+  st.obj.mode = 0755;
+  st.mtime = Now();
+  st.range = range;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = listing_.find(t->name);
+    if (it != listing_.end()) st.mtime = Timespec{it->second.mtime_sec, it->second.mtime_nsec};
+  }
+  uint64_t old_range = 0;
+  Status s = base_trees_->DropTree(t->name, &old_range);
+  if (!s.ok()) {
+    return Status::FromErrno(s.posix_errno(), "cannot move stub '" + t->name + "' to inode range " +
+                                                  std::to_string(range) + ": " + s.ToString());
+  }
+  std::vector<Ino> inos;
+  Status added = base_trees_->AddStubs({st}, &inos);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    by_range_.erase(old_range);
+    WriteBatch b;
+    b.Delete(Column::kMeta, CacheRecordKey(old_range));
+    if (added.ok()) {
+      t->top = inos[0];
+      t->rec.first_local = 0;
+      by_range_[range] = t;
+      if (!t->rec.object.empty()) {
+        b.Put(Column::kMeta, CacheRecordKey(range), EncodeCacheRecord(t->rec));
+      }
+    } else {
+      t->gone = true;
+      by_name_.erase(t->name);
+    }
+    WriteOptions wo;
+    wo.sync = true;
+    s = base_->store()->Write(wo, b);
+    if (!s.ok()) Log("cannot move the cache record of '" + t->name + "': " + s.ToString());
+  }
+  Invalidate(kRootIno);
+  if (!added.ok()) {
+    return Status::FromErrno(added.posix_errno(), "cannot show '" + t->name + "' in inode range " +
+                                                      std::to_string(range) + ": " +
+                                                      added.ToString());
+  }
+  return Status::OK();
+}
+
+void TreeCacheImpl::RestubToListedVersion(const std::shared_ptr<Tree>& t) {
+  ObjectInfo info;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = listing_.find(t->name);
+    if (it == listing_.end()) return;
+    info = it->second;
+  }
+  std::vector<uint64_t> ranges;
+  Status s = VersionRanges({info}, &ranges);
+  // Otherwise the next load moves it.
+  if (s.ok() && ranges[0] != schema::RangeOf(t->top)) s = Restub(t, ranges[0]);
+  if (!s.ok()) Log("after evicting '" + t->name + "': " + s.ToString());
+}
+
 void TreeCacheImpl::AddStubsFor(const std::vector<std::pair<std::string, ObjectInfo>>& names) {
+  std::vector<uint64_t> ranges;
+  if (numbered_ && !names.empty()) {
+    std::vector<ObjectInfo> infos;
+    for (const auto& [name, info] : names) infos.push_back(info);
+    Status s = VersionRanges(infos, &ranges);
+    if (!s.ok()) {
+      // Not shown until they can be numbered like everywhere else.
+      Log("cannot number " + std::to_string(names.size()) +
+          " new tarballs (shown at the next refresh): " + s.ToString());
+      return;
+    }
+  }
   auto add = [&](size_t begin, size_t end) -> Status {
     std::vector<StubTree> stubs;
     for (size_t i = begin; i < end; ++i) {
@@ -1080,6 +1251,7 @@ void TreeCacheImpl::AddStubsFor(const std::vector<std::pair<std::string, ObjectI
       st.name = names[i].first;
       st.obj.mode = 0755;
       st.mtime = Timespec{names[i].second.mtime_sec, names[i].second.mtime_nsec};
+      if (numbered_) st.range = ranges[i];
       stubs.push_back(std::move(st));
     }
     std::vector<Ino> inos;

@@ -4,8 +4,11 @@
 //   - inode range numbers, so that trees loaded by different servers never
 //     share a range (the ingest claims each range it loads into);
 //   - top-level names, so that of two servers creating the same top-level
-//     directory exactly one wins (the cache manager claims each one).
-// (Tree ownership under leases is the next step; not here yet.)
+//     directory exactly one wins (the cache manager claims each one);
+//   - with etcd, the inode range of each tarball version (VersionRanges), so
+//     that every server loads the same version into the same range and
+//     presents the same inode numbers (NFS handles) for it.
+// (Tree ownership under leases is a later step; not here yet.)
 //
 // Two implementations: the claims the persistent store keeps itself
 // (StoreClaims: `coordination` unset, one or several servers without a
@@ -14,20 +17,45 @@
 // store must use the same one. All methods are thread-safe.
 #pragma once
 
+#include <cerrno>
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "common/status.h"
 #include "store/persistent_store.h"
 
 namespace kvfs::coord {
 
+// One version of a tarball of the persistent store: its object name and its
+// version identity (store::ObjectInfo::version).
+struct TarballVersion {
+  std::string object;
+  uint64_t version = 0;
+};
+
 class Coordination : public store::Claims {
  public:
   // The claims (store/claims.h) of every server sharing the coordination;
   // Describe() is its URL ("etcd://h1:2379,h2:2379/kvfs"), or the persistent
   // store's description for StoreClaims.
+
+  // Whether tarball versions are numbered here (VersionRanges works): etcd
+  // yes, StoreClaims no (docs/coordination.md says why).
+  virtual bool NumbersTrees() const { return false; }
+  // For each of `versions`, the inode range every server loads that tarball
+  // version into: the one recorded for it, or, for a version nobody numbered
+  // yet, a fresh range claimed for it now (one claim wins among racing
+  // servers; ranges are never given back, so a range names one version
+  // forever). `owner` is recorded with new claims. ENOTSUP unless
+  // NumbersTrees().
+  virtual Status VersionRanges(const std::vector<TarballVersion>& versions, std::string_view owner,
+                               std::vector<uint64_t>* ranges) {
+    (void)versions, (void)owner, (void)ranges;
+    return Status::FromErrno(ENOTSUP, Describe() + " does not number tarball versions");
+  }
 };
 
 // The claims persistent store `store` keeps itself (not owned: it must

@@ -288,21 +288,37 @@ Status EtcdClient::Get(const std::string& key, EtcdKeyValue* out) {
 
 Status EtcdClient::List(const std::string& prefix, int64_t limit, bool descending,
                         std::vector<EtcdKeyValue>* out) {
-  json request = {{"key", Base64Encode(prefix)},
-                  {"range_end", Base64Encode(PrefixEnd(prefix))},
-                  {"limit", std::to_string(limit)},
-                  {"sort_target", "KEY"},
-                  {"sort_order", descending ? "DESCEND" : "ASCEND"}};
-  json reply;
-  KVFS_RETURN_IF_ERROR(impl_->Call("/v3/kv/range", request, &reply));
   out->clear();
-  if (!reply.contains("kvs")) return Status::OK();
-  for (const json& kv : reply["kvs"]) {
-    EtcdKeyValue v;
-    KVFS_RETURN_IF_ERROR(DecodeKeyValue(kv, &v));
-    out->push_back(std::move(v));
+  // Without a limit, pages of kListPage keys (ascending: from the key after
+  // the last one; descending: up to the last one), so that no answer grows
+  // beyond what one request may return.
+  constexpr int64_t kListPage = 1000;
+  const std::string end = PrefixEnd(prefix);
+  std::string from = prefix, to = end;
+  for (;;) {
+    const int64_t page = limit != 0 ? limit : kListPage;
+    json request = {{"key", Base64Encode(from)},
+                    {"range_end", Base64Encode(to)},
+                    {"limit", std::to_string(page)},
+                    {"sort_target", "KEY"},
+                    {"sort_order", descending ? "DESCEND" : "ASCEND"}};
+    json reply;
+    KVFS_RETURN_IF_ERROR(impl_->Call("/v3/kv/range", request, &reply));
+    if (!reply.contains("kvs")) return Status::OK();
+    size_t got = 0;
+    for (const json& kv : reply["kvs"]) {
+      EtcdKeyValue v;
+      KVFS_RETURN_IF_ERROR(DecodeKeyValue(kv, &v));
+      out->push_back(std::move(v));
+      ++got;
+    }
+    if (limit != 0 || got < size_t(page) || !reply.value("more", false)) return Status::OK();
+    if (descending) {
+      to = out->back().key;  // range_end is exclusive
+    } else {
+      from = out->back().key + std::string(1, '\0');
+    }
   }
-  return Status::OK();
 }
 
 Status EtcdClient::Put(const std::string& key, const std::string& value, int64_t lease) {
@@ -337,6 +353,21 @@ Status EtcdClient::CreateIfAbsent(const std::string& key, const std::string& val
     }
   }
   existing->key = key;
+  return Status::OK();
+}
+
+Status EtcdClient::CreateAllIfAbsent(const std::vector<std::pair<std::string, std::string>>& kvs,
+                                     bool* created) {
+  json compare = json::array(), success = json::array();
+  for (const auto& [key, value] : kvs) {
+    const std::string k = Base64Encode(key);
+    compare.push_back({{"key", k}, {"target", "CREATE"}, {"create_revision", "0"}});
+    success.push_back({{"request_put", {{"key", k}, {"value", Base64Encode(value)}}}});
+  }
+  json request = {{"compare", compare}, {"success", success}};
+  json reply;
+  KVFS_RETURN_IF_ERROR(impl_->Call("/v3/kv/txn", request, &reply));
+  *created = reply.value("succeeded", false);
   return Status::OK();
 }
 

@@ -22,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -65,7 +66,8 @@ class EtcdClient {
   // The value of `key`; ENOENT if there is none.
   Status Get(const std::string& key, EtcdKeyValue* out);
   // Every key that starts with `prefix`, sorted by key (ascending, or
-  // descending with `descending`), at most `limit` of them (0: all).
+  // descending with `descending`), at most `limit` of them (0: all, read in
+  // pages of 1,000 keys, so not at one revision).
   Status List(const std::string& prefix, int64_t limit, bool descending,
               std::vector<EtcdKeyValue>* out);
   // Sets `key` to `value`, attached to `lease` (0: none).
@@ -75,6 +77,11 @@ class EtcdClient {
   // what it holds in *existing (if not null).
   Status CreateIfAbsent(const std::string& key, const std::string& value, int64_t lease,
                         bool* created, EtcdKeyValue* existing);
+  // In one transaction: if none of the keys exists, sets all of them (no
+  // lease) and sets *created; otherwise changes nothing. At most 128 keys
+  // (etcd's default --max-txn-ops).
+  Status CreateAllIfAbsent(const std::vector<std::pair<std::string, std::string>>& kvs,
+                           bool* created);
   // Deletes `key`; *deleted (if not null) is the number of keys deleted (0
   // or 1).
   Status Delete(const std::string& key, int64_t* deleted);

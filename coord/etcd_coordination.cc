@@ -1,9 +1,14 @@
 #include "coord/etcd_coordination.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cinttypes>
 #include <cstdio>
+#include <map>
+#include <mutex>
 #include <random>
+#include <set>
+#include <utility>
 
 namespace kvfs::coord {
 
@@ -57,7 +62,35 @@ class EtcdCoordination final : public Coordination {
 
   std::string Describe() const override { return url_; }
 
+  bool NumbersTrees() const override { return true; }
+
+  Status VersionRanges(const std::vector<TarballVersion>& versions, std::string_view owner,
+                       std::vector<uint64_t>* ranges) override;
+
  private:
+  using VersionKey = std::pair<std::string, uint64_t>;  // object, version
+
+  std::string VersionEtcdKey(const VersionKey& v) const {
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016" PRIx64, v.second);
+    return root_ + "versions/" + v.first + "/" + hex;
+  }
+  // Reads the range a version key's value records ("range=<16 hex> ...").
+  Status ParseVersionValue(const EtcdKeyValue& kv, uint64_t* range) const {
+    if (kv.value.rfind("range=", 0) != 0 ||
+        std::sscanf(kv.value.c_str() + 6, "%16" SCNx64, range) != 1 || *range == 0) {
+      return Status::Corruption("etcd key " + kv.key + " of " + url_ +
+                                " is not a version's range: '" + kv.value + "'");
+    }
+    return Status::OK();
+  }
+  // Reads every version's range into versions_ (once).
+  Status LoadVersions();
+  // Numbers `batch` (versions nobody had numbered when last read) with fresh
+  // ranges in one transaction; those another server numbered meanwhile are
+  // read instead. Requires versions_mu_.
+  Status NumberBatch(std::vector<VersionKey> batch, std::string_view owner);
+
   std::string RangeKey(uint64_t range) const {
     char hex[17];
     std::snprintf(hex, sizeof hex, "%016" PRIx64, range);
@@ -85,7 +118,99 @@ class EtcdCoordination final : public Coordination {
   const std::string url_;
   uint64_t nonce_base_ = 0;
   std::atomic<uint64_t> next_{0};
+
+  // The ranges of tarball versions, as read from and claimed in etcd; a
+  // version's range never changes once recorded, so this only grows.
+  std::mutex versions_mu_;
+  bool versions_loaded_ = false;             // guarded by versions_mu_
+  std::map<VersionKey, uint64_t> versions_;  // guarded by versions_mu_
 };
+
+Status EtcdCoordination::LoadVersions() {
+  if (versions_loaded_) return Status::OK();
+  std::vector<EtcdKeyValue> kvs;
+  KVFS_RETURN_IF_ERROR(Wrap(client_->List(root_ + "versions/", 0, false, &kvs)));
+  for (const EtcdKeyValue& kv : kvs) {
+    const std::string rest = kv.key.substr(root_.size() + 9);
+    const size_t slash = rest.rfind('/');
+    uint64_t version = 0, range = 0;
+    if (slash == std::string::npos ||
+        std::sscanf(rest.c_str() + slash + 1, "%16" SCNx64, &version) != 1) {
+      return Status::Corruption("etcd key " + kv.key + " of " + url_ + " is not a version");
+    }
+    KVFS_RETURN_IF_ERROR(ParseVersionValue(kv, &range));
+    versions_[{rest.substr(0, slash), version}] = range;
+  }
+  versions_loaded_ = true;
+  return Status::OK();
+}
+
+Status EtcdCoordination::NumberBatch(std::vector<VersionKey> batch, std::string_view owner) {
+  for (int attempt = 0; attempt < 1000 && !batch.empty(); ++attempt) {
+    uint64_t highest;
+    KVFS_RETURN_IF_ERROR(HighestClaimedRange(&highest));
+    // One transaction: ranges highest+1.. and the version keys naming them,
+    // all created only if none exists.
+    std::vector<std::pair<std::string, std::string>> kvs;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const uint64_t range = highest + 1 + i;
+      char head[40];
+      std::snprintf(head, sizeof head, "range=%016" PRIx64 " ", range);
+      const std::string what = std::string(owner) + " version of " + batch[i].first;
+      kvs.emplace_back(RangeKey(range), what);
+      kvs.emplace_back(VersionEtcdKey(batch[i]), head + what);
+    }
+    bool created = false;
+    KVFS_RETURN_IF_ERROR(Wrap(client_->CreateAllIfAbsent(kvs, &created)));
+    if (created) {
+      for (size_t i = 0; i < batch.size(); ++i) versions_[batch[i]] = highest + 1 + i;
+      return Status::OK();
+    }
+    // Another server claimed one of the ranges or numbered one of the
+    // versions (or our own earlier attempt was applied before a failover):
+    // keep the versions numbered meanwhile, number the rest again.
+    std::vector<VersionKey> rest;
+    for (const VersionKey& v : batch) {
+      EtcdKeyValue kv;
+      Status s = client_->Get(VersionEtcdKey(v), &kv);
+      if (s.IsNotFound()) {
+        rest.push_back(v);
+        continue;
+      }
+      KVFS_RETURN_IF_ERROR(Wrap(s));
+      uint64_t range;
+      KVFS_RETURN_IF_ERROR(ParseVersionValue(kv, &range));
+      versions_[v] = range;
+    }
+    batch = std::move(rest);
+  }
+  if (batch.empty()) return Status::OK();
+  return Status::FromErrno(EAGAIN,
+                           "could not number tarball versions in " + url_ + " after 1000 attempts");
+}
+
+Status EtcdCoordination::VersionRanges(const std::vector<TarballVersion>& versions,
+                                       std::string_view owner, std::vector<uint64_t>* ranges) {
+  // Two keys per version and etcd's default limit of 128 operations per
+  // transaction.
+  constexpr size_t kBatch = 64;
+  std::lock_guard<std::mutex> l(versions_mu_);
+  KVFS_RETURN_IF_ERROR(LoadVersions());
+  std::vector<VersionKey> missing;
+  std::set<VersionKey> seen;
+  for (const TarballVersion& v : versions) {
+    KVFS_RETURN_IF_ERROR(store::CheckObjectName(v.object));
+    VersionKey k{v.object, v.version};
+    if (versions_.count(k) == 0 && seen.insert(k).second) missing.push_back(k);
+  }
+  for (size_t begin = 0; begin < missing.size(); begin += kBatch) {
+    const size_t end = std::min(missing.size(), begin + kBatch);
+    KVFS_RETURN_IF_ERROR(NumberBatch({missing.begin() + begin, missing.begin() + end}, owner));
+  }
+  ranges->clear();
+  for (const TarballVersion& v : versions) ranges->push_back(versions_.at({v.object, v.version}));
+  return Status::OK();
+}
 
 }  // namespace
 

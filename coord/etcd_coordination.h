@@ -3,6 +3,8 @@
 // (docs/coordination.md):
 //   /PREFIX/ranges/<range as 16 hex digits>   value: the owner's description
 //   /PREFIX/names/<name>                      value: the owner's description
+//   /PREFIX/versions/<object>/<version as 16 hex digits>
+//                                             value: "range=<16 hex> " + owner
 // Range keys sort by number, so the highest claim is one reverse range read.
 // Each claim's value ends with a nonce of its own, so that a claim retried
 // on another member after a timeout recognises its own first write instead

@@ -257,7 +257,16 @@ static fsal_status_t kvfs_open_export(struct kvfs_export* exp, const char* expor
   }
 
   exp->root_ino = root.ino;
-  exp->identity = kvfs_export_identity(exp->canonical_db_path, root.ino);
+  /* With a coordination, every server sharing the store presents the same
+   * handles and fsid (docs/coordination.md): the identity comes from what
+   * they share, not from this server's database path. */
+  if (exp->coordination != NULL && exp->coordination[0] != '\0' && exp->persistent_store != NULL) {
+    char* shared = gsh_concat_sep(exp->coordination, '\n', exp->persistent_store);
+    exp->identity = kvfs_export_identity(shared, root.ino);
+    gsh_free(shared);
+  } else {
+    exp->identity = kvfs_export_identity(exp->canonical_db_path, root.ino);
+  }
   exp->check_subtree = root.ino != KVFS_ROOT_INO;
   return fsalstat(ERR_FSAL_NO_ERROR, 0);
 }

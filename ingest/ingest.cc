@@ -60,32 +60,33 @@ Status CheckTreeName(const std::string& name) {
   return Status::OK();
 }
 
-// Reserves a loading range; with a persistent store, one that is also
-// claimed there by this writer. A claim lost to another writer (EEXIST)
-// gives the range back and tries above the highest claim.
-Status ReserveRange(FileSystem* fs, const IngestOptions& options, const std::string& name,
-                    uint64_t* range) {
+}  // namespace
+
+Status ReserveClaimedRange(FileSystem* fs, coord::Coordination* claims,
+                           const std::string& claim_owner, const std::string& name,
+                           uint64_t* range) {
   uint64_t hint = 0;
-  if (options.claims != nullptr) {
-    KVFS_RETURN_IF_ERROR(options.claims->HighestClaimedRange(&hint));
+  if (claims != nullptr) {
+    KVFS_RETURN_IF_ERROR(claims->HighestClaimedRange(&hint));
     ++hint;
   }
-  const std::string owner =
-      options.claim_owner + (options.claim_owner.empty() ? "" : " ") + "tree=" + name;
+  const std::string owner = claim_owner + (claim_owner.empty() ? "" : " ") + "tree=" + name;
   for (int attempt = 0; attempt < 1000; ++attempt) {
     KVFS_RETURN_IF_ERROR(fs->trees()->ReserveRange(hint, range));
-    if (options.claims == nullptr) return Status::OK();
-    Status s = options.claims->ClaimRange(*range, owner);
+    if (claims == nullptr) return Status::OK();
+    Status s = claims->ClaimRange(*range, owner);
     if (s.ok()) return Status::OK();
     KVFS_RETURN_IF_ERROR(fs->trees()->AbandonRange(*range));
     if (s.posix_errno() != EEXIST) return s;
     uint64_t highest;
-    KVFS_RETURN_IF_ERROR(options.claims->HighestClaimedRange(&highest));
+    KVFS_RETURN_IF_ERROR(claims->HighestClaimedRange(&highest));
     hint = std::max(*range, highest) + 1;
   }
-  return Status::FromErrno(EAGAIN, "could not claim an inode range in " +
-                                       options.claims->Describe() + " after 1000 attempts");
+  return Status::FromErrno(
+      EAGAIN, "could not claim an inode range in " + claims->Describe() + " after 1000 attempts");
 }
+
+namespace {
 
 // Checks, before anything is written, that `name` may be (re)placed.
 Status CheckTarget(FileSystem* fs, const std::string& name, bool replace) {
@@ -198,7 +199,8 @@ Status IngestTarball(FileSystem* fs, std::unique_ptr<ObjectReader> in, std::stri
     KVFS_RETURN_IF_ERROR(fs->trees()->BeginFill(options.fill_top, &high_water));
     first_local = options.fill_first_local != 0 ? options.fill_first_local : high_water;
   } else {
-    KVFS_RETURN_IF_ERROR(ReserveRange(fs, options, name, &range));
+    KVFS_RETURN_IF_ERROR(
+        ReserveClaimedRange(fs, options.claims, options.claim_owner, name, &range));
   }
   stats->range = range;
   stats->first_local = first_local;

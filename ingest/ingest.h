@@ -89,6 +89,15 @@ struct IngestStats {
   double publish_seconds = 0;
 };
 
+// Reserves a loading inode range (TreeLifecycle::ReserveRange) for tree
+// `name`; with `claims`, one also claimed there for the caller (`claim_owner`
+// and the tree's name recorded with it): a claim lost to another writer
+// (EEXIST) gives the range back and tries above the highest claim. The
+// caller publishes (TreeLifecycle::PublishTree) or abandons the range.
+Status ReserveClaimedRange(FileSystem* fs, coord::Coordination* claims,
+                           const std::string& claim_owner, const std::string& name,
+                           uint64_t* range);
+
 // Ingests tarball `in`, whose object name (or file name) is `object_name`.
 Status IngestTarball(FileSystem* fs, std::unique_ptr<ObjectReader> in, std::string_view object_name,
                      const IngestOptions& options, IngestStats* stats);

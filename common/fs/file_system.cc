@@ -19,6 +19,7 @@
 #include <ctime>
 #include <limits>
 #include <mutex>
+#include <set>
 #include <unordered_map>
 #include <vector>
 
@@ -1496,6 +1497,7 @@ Status FileSystemImpl::AddStubs(const std::vector<StubTree>& stubs, std::vector<
   for (const StubTree& t : stubs) KVFS_RETURN_IF_ERROR(CheckName(t.name));
   std::vector<Ino> created;
   Status s = RunExclusive([&]() -> Status {
+    std::set<uint64_t> chosen;  // ranges given in `stubs`
     Transaction txn(store_.get());
     InodeRecord* root;
     KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(kRootIno, &root));
@@ -1506,9 +1508,19 @@ Status FileSystemImpl::AddStubs(const std::vector<StubTree>& stubs, std::vector<
       if (b->Find(t.name) != nullptr) return Status::Exists("'" + t.name + "' exists");
       const int slot = b->FreeSlot();
       if (slot < 0) return Status::FromErrno(ENOSPC, "too many names with the same hash");
-      uint64_t range;
+      uint64_t range = t.range;
       schema::RangeRecord record;
-      KVFS_RETURN_IF_ERROR(allocator_.NewRange(&range, &record));
+      if (range == 0) {
+        KVFS_RETURN_IF_ERROR(allocator_.NewRange(&range, &record));
+      } else {
+        std::string existing;
+        Status s = store_->Get(Column::kMeta, schema::RangeKey(range), &existing);
+        if (!s.ok() && !s.IsNotFound()) return s;
+        if (s.ok() || !chosen.insert(range).second) {
+          return Status::Exists("inode range " + std::to_string(range) + " is in use");
+        }
+        KVFS_RETURN_IF_ERROR(allocator_.UseRange(range, &record));
+      }
       record.stub = true;
       const Ino ino = schema::RangeOwnerIno(range);
       Attributes a;

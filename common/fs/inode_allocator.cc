@@ -86,6 +86,17 @@ Status InodeAllocator::NewRange(uint64_t* range, schema::RangeRecord* record) {
   return Status::OK();
 }
 
+Status InodeAllocator::UseRange(uint64_t range, schema::RangeRecord* record) {
+  std::lock_guard<std::mutex> l(next_range_mu_);
+  if (range == 0 || range >= kRangeLimit) {
+    return Status::FromErrno(ENOSPC, "no inode range " + std::to_string(range));
+  }
+  next_range_ = std::max(next_range_, range + 1);
+  record->owner = schema::RangeOwnerIno(range);
+  record->high_water = 2;
+  return Status::OK();
+}
+
 Status InodeAllocator::ReserveRange(uint64_t at_least, uint64_t* range) {
   std::lock_guard<std::mutex> l(next_range_mu_);
   const uint64_t r = std::max(next_range_, at_least);

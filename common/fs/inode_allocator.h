@@ -45,6 +45,11 @@ class InodeAllocator {
   // be bulk loaded; later NewRange calls continue above it. ENOSPC past the
   // last range number.
   Status ReserveRange(uint64_t at_least, uint64_t* range);
+  // Starts the record of range number `range`, chosen by the caller (a
+  // range claimed for it elsewhere: docs/coordination.md), like NewRange;
+  // later NewRange calls continue above it. The caller checks that the
+  // range has no record. ENOSPC past the last range number.
+  Status UseRange(uint64_t range, schema::RangeRecord* record);
 
  private:
   struct RangeState {

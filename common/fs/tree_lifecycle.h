@@ -51,6 +51,10 @@ struct StubTree {
   std::string name;
   NewObject obj;
   Timespec mtime;  // also its atime and ctime
+  // Its inode range: 0 for a fresh one; else this range number (one claimed
+  // for the tree elsewhere, docs/coordination.md), which must have no record
+  // here (EEXIST).
+  uint64_t range = 0;
 };
 
 // What TreeLifecycle::ReadTreeState reports of a top-level directory.
@@ -104,9 +108,10 @@ class TreeLifecycle {
   // resetting drops them again, so the directory keeps its inode number (and
   // clients their handles) through loads and evictions.
 
-  // Creates the stubs, each in a fresh range, in one durable batch. EEXIST,
-  // with nothing created, if any of the names exists in the root (or appears
-  // twice). *inos (if not null) receives their inode numbers, in order.
+  // Creates the stubs, each in a fresh range or the one it names, in one
+  // durable batch. EEXIST, with nothing created, if any of the names exists
+  // in the root (or appears twice), or a named range is in use. *inos (if not null) receives their
+  // inode numbers, in order.
   virtual Status AddStubs(const std::vector<StubTree>& stubs, std::vector<Ino>* inos) = 0;
   // Marks stub `top` as filling, durably, before a bulk loader writes its
   // contents into its range; *high_water receives the range's high-water mark

@@ -12,11 +12,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <map>
 #include <mutex>
+#include <ostream>
 #include <set>
 #include <thread>
 
 #include "cache/tree_cache.h"
+#include "common/fs/schema.h"
 #include "coord/etcd_client.h"
 #include "ingest/control_client.h"
 #include "ingest/ingest.h"
@@ -70,6 +73,26 @@ class CoordinationTest : public ::testing::Test {
     std::vector<std::string> keys;
     for (const EtcdKeyValue& kv : kvs) keys.push_back(kv.key);
     return keys;
+  }
+
+  // A cache manager ("server" i) on a RocksDB store of its own over the
+  // shared directory store, claiming through `coordination`.
+  std::unique_ptr<cache::TreeCache> OpenCache(int i, std::shared_ptr<Coordination> coordination) {
+    const std::string db = dir_.path() + "/db" + std::to_string(i);
+    std::unique_ptr<FileSystem> fs;
+    EXPECT_OK(ingest_test::OpenRocksFileSystem(db, &fs));
+    cache::TreeCacheOptions o;
+    o.refresh_seconds = 0;
+    o.writeback_delay_seconds = 0;
+    o.staging_dir = db + "/staging";
+    ::mkdir(o.staging_dir.c_str(), 0755);
+    o.owner = "cache " + std::to_string(i);
+    o.coordination = std::move(coordination);
+    std::unique_ptr<store::PersistentStore> st;
+    EXPECT_OK(store::OpenStore(store::StoreAt(dir_.path() + "/store"), &st));
+    std::unique_ptr<cache::TreeCache> cache;
+    EXPECT_OK(cache::TreeCache::Open(std::move(fs), std::move(st), o, &cache));
+    return cache;
   }
 
   TempDir dir_{"kvfs-coord"};
@@ -190,19 +213,8 @@ TEST_F(CoordinationTest, TwoCacheManagersRacingForTopLevelNamesThroughEtcd) {
   std::shared_ptr<Coordination> shared[2] = {Open(), Open()};
   std::unique_ptr<cache::TreeCache> caches[2];
   for (int i = 0; i < 2; ++i) {
-    const std::string db = dir_.path() + "/db" + std::to_string(i);
-    std::unique_ptr<FileSystem> fs;
-    ASSERT_OK(ingest_test::OpenRocksFileSystem(db, &fs));
-    cache::TreeCacheOptions o;
-    o.refresh_seconds = 0;
-    o.writeback_delay_seconds = 0;
-    o.staging_dir = db + "/staging";
-    ::mkdir(o.staging_dir.c_str(), 0755);
-    o.owner = "cache " + std::to_string(i);
-    o.coordination = shared[i];
-    std::unique_ptr<store::PersistentStore> st;
-    ASSERT_OK(store::OpenStore(store::StoreAt(dir_.path() + "/store"), &st));
-    ASSERT_OK(cache::TreeCache::Open(std::move(fs), std::move(st), o, &caches[i]));
+    caches[i] = OpenCache(i, shared[i]);
+    ASSERT_NE(caches[i], nullptr);
   }
   constexpr int kRounds = 20;
   for (int round = 0; round < kRounds; ++round) {
@@ -237,6 +249,160 @@ TEST_F(CoordinationTest, TwoCacheManagersRacingForTopLevelNamesThroughEtcd) {
   ASSERT_OK(shared[1]->IsNameClaimed("fleeting", &claimed));
   EXPECT_FALSE(claimed);
   ASSERT_OK(caches[1]->Mkdir(kRootIno, "fleeting", NewObject{0755, 0, 0}, &a));
+}
+
+// Every path below `top` of `fs` (recursively, loading what it must) with
+// its inode number and, for files, contents.
+struct Walked {
+  Ino ino = 0;
+  std::string data;
+  bool operator==(const Walked&) const = default;
+  friend std::ostream& operator<<(std::ostream& os, const Walked& w) {
+    return os << "ino " << w.ino << " '" << w.data << "'";
+  }
+};
+Status Walk(FileSystem* fs, Ino dir, const std::string& path, std::map<std::string, Walked>* out) {
+  std::vector<DirEntry> entries;
+  uint64_t cookie = kStartCookie;
+  for (bool eof = false; !eof;) {
+    KVFS_RETURN_IF_ERROR(fs->ReadDir(
+        dir, cookie,
+        [&](const DirEntry& e) {
+          cookie = e.cookie;
+          entries.push_back(e);
+          return true;
+        },
+        &eof));
+  }
+  for (const DirEntry& e : entries) {
+    if (e.name == "." || e.name == "..") continue;
+    Walked w;
+    w.ino = e.attrs.ino;
+    const std::string p = path + "/" + e.name;
+    if (e.attrs.type == FileType::kRegular) {
+      bool eof = false;
+      KVFS_RETURN_IF_ERROR(fs->Read(e.attrs.ino, 0, 1 << 20, &w.data, &eof));
+    }
+    (*out)[p] = w;
+    if (e.attrs.type == FileType::kDirectory) KVFS_RETURN_IF_ERROR(Walk(fs, e.attrs.ino, p, out));
+  }
+  return Status::OK();
+}
+
+std::map<std::string, Walked> WalkTree(FileSystem* fs, const std::string& tree) {
+  std::map<std::string, Walked> out;
+  Attributes top;
+  Status s = fs->Lookup(kRootIno, tree, &top);
+  EXPECT_OK(s);
+  if (!s.ok()) return out;
+  out[tree] = Walked{top.ino, ""};
+  EXPECT_OK(Walk(fs, top.ino, tree, &out));
+  return out;
+}
+
+// Writes a tarball into the store directory atomically (another writer, an
+// operator replacing it).
+void PutTarball(const std::string& store_dir, const std::string& name,
+                const std::vector<ingest_test::Spec>& members) {
+  ingest_test::WriteTarball(store_dir + "/.tmp-" + name, members);
+  ASSERT_EQ(::rename((store_dir + "/.tmp-" + name).c_str(), (store_dir + "/" + name).c_str()), 0);
+}
+
+TEST_F(CoordinationTest, EveryServerNumbersATarballVersionTheSame) {
+  const std::string store_dir = dir_.path() + "/store";
+  using ingest_test::Dir;
+  using ingest_test::File;
+  using ingest_test::Symlink;
+  const std::vector<ingest_test::Spec> v1 = {
+      Dir("alpha/src"), File("alpha/src/a.c", "int a;"), File("alpha/README", "v1 readme"),
+      Symlink("alpha/link", "README"), File("alpha/src/b.c", "int b;")};
+  PutTarball(store_dir, "beta.tar", {File("beta/x", "x1"), File("beta/d/y", "y1")});
+  // Server B sees beta first, then alpha: without numbering by version its
+  // stubs would take other ranges than A's (which sees both at once).
+  std::shared_ptr<Coordination> shared[2] = {Open(), Open()};
+  std::unique_ptr<cache::TreeCache> b = OpenCache(1, shared[1]);
+  ASSERT_NE(b, nullptr);
+  PutTarball(store_dir, "alpha.tar", v1);
+  ASSERT_OK(b->Refresh());
+  std::unique_ptr<cache::TreeCache> a = OpenCache(0, shared[0]);
+  ASSERT_NE(a, nullptr);
+
+  // The same numbers for every path, on both, whichever loads first; the
+  // same bytes through either server for a number handed out by the other.
+  const auto alpha_a = WalkTree(a.get(), "alpha");
+  const auto beta_b = WalkTree(b.get(), "beta");
+  const auto alpha_b = WalkTree(b.get(), "alpha");
+  const auto beta_a = WalkTree(a.get(), "beta");
+  ASSERT_EQ(alpha_a.size(), 6u);
+  EXPECT_EQ(alpha_a, alpha_b);
+  EXPECT_EQ(beta_a, beta_b);
+  EXPECT_EQ(alpha_a.at("alpha/src/a.c").data, "int a;");
+  std::string data;
+  bool eof = false;
+  ASSERT_OK(b->Read(alpha_a.at("alpha/README").ino, 0, 100, &data, &eof));
+  EXPECT_EQ(data, "v1 readme");
+  // Evicted and loaded again: still the same numbers.
+  ASSERT_OK(b->Drop("alpha"));
+  EXPECT_EQ(WalkTree(b.get(), "alpha"), alpha_a);
+  // The version's range is recorded in etcd (and claimed as a range).
+  const std::vector<std::string> versions = EtcdKeys("versions/");
+  ASSERT_EQ(versions.size(), 2u);
+  EXPECT_EQ(versions[0].rfind("/" + prefix_ + "/versions/alpha.tar/", 0), 0u) << versions[0];
+  EXPECT_EQ(EtcdKeys("ranges/").size(), 2u);
+
+  // An operator replaces alpha: a new version, new numbers, the same on
+  // both; every handle of the old version is stale, on both.
+  PutTarball(store_dir, "alpha.tar",
+             {Dir("alpha/src"), File("alpha/src/a.c", "int a2;"), File("alpha/NEW", "new"),
+              File("alpha/README", "v2 readme")});
+  ASSERT_OK(a->Refresh());
+  ASSERT_OK(b->Refresh());
+  const auto alpha2_b = WalkTree(b.get(), "alpha");
+  const auto alpha2_a = WalkTree(a.get(), "alpha");
+  EXPECT_EQ(alpha2_a, alpha2_b);
+  EXPECT_EQ(alpha2_a.at("alpha/README").data, "v2 readme");
+  for (const auto& [path, w] : alpha_a) {
+    auto it = alpha2_a.find(path);
+    if (it != alpha2_a.end()) {
+      EXPECT_NE(it->second.ino, w.ino) << path;
+    }
+    Attributes attrs;
+    EXPECT_EQ(a->GetAttr(w.ino, &attrs).posix_errno(), ESTALE) << path;
+    EXPECT_EQ(b->GetAttr(w.ino, &attrs).posix_errno(), ESTALE) << path;
+    data.clear();
+    EXPECT_EQ(b->Read(w.ino, 0, 100, &data, &eof).posix_errno(), ESTALE) << path;
+  }
+
+  // A new tree made on A lives in a claimed range; written back, every
+  // server (A too, once it loads the tarball again) numbers it the same, and
+  // the numbers A handed out before are stale elsewhere, never another file.
+  Attributes top;
+  ASSERT_OK(a->Mkdir(kRootIno, "gamma", NewObject{0755, 0, 0}, &top));
+  EXPECT_EQ(EtcdKeys("ranges/").size(), 4u);
+  Attributes f;
+  ASSERT_OK(a->Create(top.ino, "f", NewObject{0644, 0, 0}, true, &f));
+  Attributes after;
+  ASSERT_OK(a->Write(f.ino, 0, "gamma data", Stability::kStable, &after));
+  const auto gamma_live = WalkTree(a.get(), "gamma");
+  bool written = false;
+  ASSERT_OK(a->Flush("gamma", &written));
+  ASSERT_TRUE(written);
+  ASSERT_OK(b->Refresh());
+  const auto gamma_b = WalkTree(b.get(), "gamma");
+  EXPECT_EQ(gamma_b.at("gamma/f").data, "gamma data");
+  Attributes attrs;
+  for (const auto& [path, w] : gamma_live) {
+    EXPECT_EQ(b->GetAttr(w.ino, &attrs).posix_errno(), ESTALE) << path;
+  }
+  ASSERT_OK(a->Drop("gamma"));
+  EXPECT_EQ(WalkTree(a.get(), "gamma"), gamma_b);
+
+  // Restarted, both still agree (the numbers are etcd's, not the caches').
+  a.reset();
+  a = OpenCache(0, Open());
+  ASSERT_NE(a, nullptr);
+  ASSERT_OK(a->Drop("alpha"));
+  EXPECT_EQ(WalkTree(a.get(), "alpha"), alpha2_b);
 }
 
 TEST_F(CoordinationTest, IngestsClaimTheirRangesInEtcd) {
@@ -309,7 +475,11 @@ TEST_F(CoordinationTest, AServerStackClaimsThroughItsCoordination) {
   ASSERT_EQ(resp["errno"], "0") << resp["message"];
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", std::stoull(resp["range"]));
-  EXPECT_EQ(EtcdKeys("ranges/"), (std::vector<std::string>{"/" + prefix_ + "/ranges/" + hex}));
+  // (The first range is new-tree's: a new tree lives in a claimed range.)
+  EXPECT_EQ(EtcdKeys("ranges/"),
+            (std::vector<std::string>{"/" + prefix_ + "/ranges/0000000000000001",
+                                      "/" + prefix_ + "/ranges/" + hex}));
+  EXPECT_EQ(a.ino, schema::RangeOwnerIno(1));
   uint64_t highest = 0;
   ASSERT_OK(store_->HighestClaimedRange(&highest));
   EXPECT_EQ(highest, 0u);
