@@ -4,12 +4,20 @@
 // top-level names are claimed in etcd (racing another server, one winner
 // each), an etcd that does not answer at start-up means no export, and one
 // lost during service fails top-level mkdirs with EIO while reads go on,
-// until it is back.
+// until it is back. Then two ganesha.nfsd over one store and one etcd, in
+// the same namespace on 127.0.0.2 and 127.0.0.3 (NFSv4): a client's handles
+// from server A read the same bytes on server B, a replaced tarball's old
+// handles are stale on both, and clients racing to create the same
+// top-level name on A and B get one winner.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include <fcntl.h>
+
+#include <algorithm>
 #include <filesystem>
+#include <map>
 #include <thread>
 
 #include "cache/tree_cache.h"
@@ -140,6 +148,166 @@ TEST_P(CoordinationE2E, EtcdLostDuringServiceFailsTopLevelMkdirsOnly) {
   bool claimed = false;
   ASSERT_OK(Open()->IsNameClaimed("during", &claimed));
   EXPECT_TRUE(claimed);
+}
+
+// Two servers (ganesha.nfsd + FSAL_KVFS, each its own key/value store) over
+// one directory store and one etcd, on 127.0.0.2 and 127.0.0.3.
+class TwoServersE2E : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_OK(etcd_test::EtcdCluster::Start(dir_.path() + "/etcd", 1, &etcd_));
+    store_dir_ = dir_.path() + "/store";
+    ASSERT_EQ(::mkdir(store_dir_.c_str(), 0755), 0);
+  }
+
+  void StartServers() {
+    for (int i = 0; i < 2; ++i) StartServer(i);
+  }
+
+  void StartServer(int i) {
+    {
+      KvfsExport e;
+      e.db_path = dir_.path() + "/db" + std::to_string(i);
+      e.fsal_extra = "persistent_store = \"" + store_dir_ +
+                     "\";\ncache_refresh_seconds = 0;\ncache_writeback_delay_seconds = 0;\n"
+                     "coordination = \"etcd://127.0.0.1:2379/two\";\n";
+      e2e::GaneshaOptions opts = KvfsServerOptions({e});
+      opts.bind_addr = i == 0 ? "127.0.0.2" : "127.0.0.3";
+      opts.nfsv3 = false;
+      servers_[i] = std::make_unique<GaneshaServer>(opts);
+      Status s = servers_[i]->Start();
+      ASSERT_TRUE(s.ok()) << s.ToString();
+      db_[i] = e.db_path;
+    }
+  }
+
+  std::unique_ptr<NfsClient> Client(int i) {
+    e2e::NfsClientOptions o;
+    o.server = servers_[i]->address();
+    auto c = std::make_unique<NfsClient>(NfsVersion::kV4, o);
+    EXPECT_EQ(c->Mount("/kvfs"), 0) << c->LastError();
+    return c;
+  }
+
+  // `kvfs cache --db <server i's db> <args>`.
+  void Cache(int i, const std::string& args) {
+    std::string out;
+    EXPECT_EQ(ingest_test::RunCommand(
+                  std::string(KVFS_TOOL_BIN) + " cache --db " + db_[i] + " " + args, &out),
+              0)
+        << out;
+  }
+
+  // Every file below `dir` through `client`: path -> {handle, contents}.
+  struct Seen {
+    std::string handle, data;
+  };
+  void Walk(NfsClient* client, const std::string& dir, std::map<std::string, Seen>* out) {
+    std::vector<e2e::NfsDirEntry> entries;
+    ASSERT_EQ(client->ReadDir(dir, &entries), 0) << dir << ": " << client->LastError();
+    for (const e2e::NfsDirEntry& e : entries) {
+      if (e.name == "." || e.name == "..") continue;
+      const std::string p = dir + "/" + e.name;
+      if (S_ISDIR(e.mode)) {
+        Walk(client, p, out);
+        continue;
+      }
+      e2e::NfsFile f;
+      ASSERT_EQ(client->Open(p, O_RDONLY, &f), 0) << p << ": " << client->LastError();
+      Seen seen;
+      seen.handle = f.Handle();
+      ASSERT_EQ(f.Close(), 0) << p << ": " << client->LastError();
+      ASSERT_EQ(client->ReadFile(p, &seen.data), 0) << p << ": " << client->LastError();
+      (*out)[p] = seen;
+    }
+  }
+
+  TempDir dir_{"kvfs-two-servers"};
+  etcd_test::EtcdCluster etcd_;
+  std::string store_dir_;
+  std::string db_[2];
+  std::unique_ptr<GaneshaServer> servers_[2];
+};
+
+std::vector<ingest_test::Spec> TreeVersion(int version) {
+  std::vector<ingest_test::Spec> members;
+  for (int d = 0; d < 4; ++d) {
+    for (int f = 0; f < 6; ++f) {
+      const std::string path = "tree/d" + std::to_string(d) + "/f" + std::to_string(f);
+      members.push_back(ingest_test::File(
+          path, "v" + std::to_string(version) + " " + path + " " +
+                    ingest_test::RandomBytes(size_t(100 + 3000 * f), 7 * d + f + 100 * version)));
+    }
+  }
+  return members;
+}
+
+TEST_F(TwoServersE2E, HandlesOfOneServerWorkOnTheOther) {
+  ingest_test::WriteTarball(store_dir_ + "/tree.tar", TreeVersion(1));
+  StartServer(0);
+  // B lists another tarball first: the local order of stubs differs between
+  // the servers (without numbering by version, so would their ranges).
+  ingest_test::WriteTarball(store_dir_ + "/aaa.tar", {ingest_test::File("aaa/x", "x")});
+  StartServer(1);
+  Cache(0, "refresh");
+  auto a = Client(0);
+  auto b = Client(1);
+
+  // A client walks the tree through A, then presents A's handles to B
+  // (which has not loaded the tree yet): the same bytes.
+  std::map<std::string, Seen> via_a;
+  Walk(a.get(), "/tree", &via_a);
+  ASSERT_EQ(via_a.size(), 24u);
+  for (const auto& [path, seen] : via_a) {
+    std::string data;
+    ASSERT_EQ(b->ReadByHandle(seen.handle, 0, 1 << 20, &data), 0) << path << ": " << b->LastError();
+    EXPECT_EQ(data, seen.data) << path;
+  }
+  // And B hands out the very same handles for the same paths.
+  std::map<std::string, Seen> via_b;
+  Walk(b.get(), "/tree", &via_b);
+  ASSERT_EQ(via_b.size(), via_a.size());
+  for (const auto& [path, seen] : via_a) {
+    EXPECT_EQ(via_b[path].handle, seen.handle) << path;
+    EXPECT_EQ(via_b[path].data, seen.data) << path;
+  }
+
+  // The tarball is replaced in the store: once both listed the store again,
+  // the old handles are stale on both (never another file), and the new
+  // version's handles work across them.
+  ingest_test::WriteTarball(store_dir_ + "/.next", TreeVersion(2));
+  ASSERT_EQ(::rename((store_dir_ + "/.next").c_str(), (store_dir_ + "/tree.tar").c_str()), 0);
+  Cache(0, "refresh");
+  Cache(1, "refresh");
+  for (const auto& [path, seen] : via_a) {
+    std::string data;
+    EXPECT_EQ(b->ReadByHandle(seen.handle, 0, 1 << 20, &data), -ESTALE) << path << ": " << data;
+    EXPECT_EQ(a->ReadByHandle(seen.handle, 0, 1 << 20, &data), -ESTALE) << path << ": " << data;
+  }
+  std::map<std::string, Seen> v2_via_b;
+  Walk(b.get(), "/tree", &v2_via_b);
+  ASSERT_EQ(v2_via_b.size(), 24u);
+  for (const auto& [path, seen] : v2_via_b) {
+    EXPECT_EQ(seen.data.substr(0, 3), "v2 ") << path;
+    std::string data;
+    ASSERT_EQ(a->ReadByHandle(seen.handle, 0, 1 << 20, &data), 0) << path << ": " << a->LastError();
+    EXPECT_EQ(data, seen.data) << path;
+  }
+}
+
+TEST_F(TwoServersE2E, ClientsOfTwoServersRacingForATopLevelNameGetOneWinner) {
+  StartServers();
+  auto a = Client(0);
+  auto b = Client(1);
+  for (int round = 0; round < 8; ++round) {
+    const std::string name = "/race" + std::to_string(round);
+    int rc_b = 0;
+    std::thread t([&] { rc_b = b->Mkdir(name); });
+    const int rc_a = a->Mkdir(name);
+    t.join();
+    EXPECT_NE(rc_a == 0, rc_b == 0) << name << ": A " << rc_a << ", B " << rc_b;
+    EXPECT_EQ(std::min(rc_a, rc_b), -EEXIST) << name << ": A " << rc_a << ", B " << rc_b;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Versions, CoordinationE2E,

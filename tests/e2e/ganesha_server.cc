@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -73,17 +74,30 @@ std::string Tail(const std::string& text, size_t lines) {
   return pos == 0 ? text : text.substr(pos + 1);
 }
 
-// True if something accepts TCP connections on 127.0.0.1:port.
-bool PortAnswers(int port) {
+// True if something accepts TCP connections on address:port (IPv4).
+bool PortAnswers(const std::string& address, int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (inet_pton(AF_INET, address.c_str(), &addr.sin_addr) != 1) {
+    close(fd);
+    return false;
+  }
   bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
   close(fd);
   return ok;
+}
+
+// Runs a shell command; its output (stderr too) in *out; its exit status.
+int RunQuiet(const std::string& command, std::string* out) {
+  FILE* p = popen((command + " 2>&1").c_str(), "r");
+  if (p == nullptr) return -1;
+  char buf[256];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out->append(buf, n);
+  return pclose(p);
 }
 
 std::string DescribeWaitStatus(int status) {
@@ -196,6 +210,7 @@ std::string GaneshaServer::ConfigText() const {
   out << ";\n"
       << "  Enable_NLM = " << (options_.enable_nlm ? "true" : "false") << ";\n"
       << "  Enable_RQUOTA = false;\n";
+  if (!options_.bind_addr.empty()) out << "  Bind_addr = " << options_.bind_addr << ";\n";
   if (!options_.core_params.empty()) out << "  " << options_.core_params << "\n";
   out << "}\n"
       << "NFSv4 {\n"
@@ -204,6 +219,8 @@ std::string GaneshaServer::ConfigText() const {
       << ";\n"
       // libnfs sends and expects numeric owner strings; no idmapper here.
       << "  Only_Numeric_Owners = true;\n";
+  // Each server its own client records (several may share the namespace).
+  if (!options_.bind_addr.empty()) out << "  RecoveryRoot = \"" << work_dir_ << "/recovery\";\n";
   if (!options_.nfsv4_params.empty()) out << "  " << options_.nfsv4_params << "\n";
   out << "}\n";
   for (const GaneshaExport& e : options_.exports) out << e.ToConfig();
@@ -372,12 +389,13 @@ Status GaneshaServer::WaitReady() {
         return StartFailure("configuration error: " + log.substr(bol, eol - bol));
       }
     }
-    if (!port_up) port_up = PortAnswers(kNfsPort);
+    if (!port_up) port_up = PortAnswers(address(), kNfsPort);
     while (port_up && next_probe < probes.size()) {
       const MountProbe& p = probes[next_probe];
       NfsClientOptions copts;
       copts.timeout_ms = 2000;
       copts.autoreconnect = 0;
+      copts.server = address();
       NfsClient client(p.version, copts);
       int rc = client.Mount(p.path);
       if (rc != 0) {
@@ -400,10 +418,17 @@ Status GaneshaServer::Start() {
   if (pid_ >= 0 && running()) return Status::FromErrno(EBUSY, "ganesha.nfsd already running");
   KVFS_RETURN_IF_ERROR(CheckPrivateNamespace());
   KVFS_RETURN_IF_ERROR(PrepareWorkDir());
-  if (PortAnswers(kNfsPort)) {
-    return Status::FromErrno(EADDRINUSE, "port " + std::to_string(kNfsPort) +
-                                             " on 127.0.0.1 is already served in this "
+  if (PortAnswers(address(), kNfsPort)) {
+    return Status::FromErrno(EADDRINUSE, "port " + std::to_string(kNfsPort) + " on " + address() +
+                                             " is already served in this "
                                              "namespace (another server still running?)");
+  }
+  if (!options_.bind_addr.empty()) {
+    // Ganesha resolves Bind_addr with AF_INET6 and AI_ADDRCONFIG, which
+    // fails while lo has no IPv6 address but ::1 (docs/coordination.md).
+    std::string out;
+    const int rc = RunQuiet("ip -6 addr replace ::2/128 dev lo", &out);
+    if (rc != 0) return Status::IOError("ip -6 addr replace ::2/128 dev lo: " + out);
   }
   const auto t0 = Clock::now();
   KVFS_RETURN_IF_ERROR(Launch());

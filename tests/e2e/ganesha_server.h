@@ -6,13 +6,16 @@
 // (Plugins_Dir) into which it symlinks the FSAL modules the test asks for:
 // the project's own (e.g. build/fsal_kvfs/libfsalkvfs.so) and Debian's system
 // FSALs (libfsalmem.so, libfsalvfs.so). Start() launches the daemon in the
-// foreground as a child process and returns once port 2049 on 127.0.0.1
-// answers and every export can be mounted; the destructor stops it.
+// foreground as a child process and returns once port 2049 on its address
+// (127.0.0.1 unless GaneshaOptions::bind_addr) answers and every export can
+// be mounted; the destructor stops it.
 //
 // It only ever runs inside the private namespaces that ci/run-in-namespace.sh
 // creates (checked by CheckPrivateNamespace()), so a test can never disturb a
-// real NFS server on the machine or another test. One server per namespace:
-// Ganesha always listens on port 2049.
+// real NFS server on the machine or another test. Ganesha always listens on
+// port 2049: one server per namespace, or several on distinct loopback
+// addresses (bind_addr; NFSv4 only, since they would all register NFSv3
+// with the one rpcbind: docs/coordination.md).
 //
 // Typical use:
 //   GaneshaOptions opts;
@@ -97,6 +100,13 @@ struct GaneshaOptions {
   // Extra mount probes, checked after the default ones.
   std::vector<MountProbe> probes;
 
+  // The loopback address to serve on (NFS_CORE_PARAM { Bind_addr }), e.g.
+  // "127.0.0.2" for a second server in the namespace; "" serves on every
+  // address and is probed on 127.0.0.1. Ganesha resolves Bind_addr as IPv6
+  // (v4-mapped), which needs an IPv6 address besides ::1: Start() adds
+  // ::2/128 to lo. Use with nfsv3 = false when several servers share the
+  // namespace.
+  std::string bind_addr;
   // Serve NFSv3 / NFSv4 (NFS_Protocols).
   bool nfsv3 = true;
   bool nfsv4 = true;
@@ -180,6 +190,10 @@ class GaneshaServer {
 
   // True while the daemon runs (reaps it if it has exited on its own).
   bool running();
+  // The address clients reach it on (bind_addr, or 127.0.0.1).
+  std::string address() const {
+    return options_.bind_addr.empty() ? "127.0.0.1" : options_.bind_addr;
+  }
   // The daemon's pid, or -1.
   pid_t pid() const { return pid_; }
   // How the daemon ended, as text ("exit status 0", "signal 9"), after it

@@ -1,6 +1,9 @@
 #include "tests/e2e/nfs_client.h"
 
 #include <fcntl.h>
+#include <nfsc/libnfs-raw-nfs4.h>
+#include <nfsc/libnfs-raw.h>
+#include <poll.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -161,8 +164,112 @@ int NfsClient::Mount(const std::string& export_path) {
 
 std::string NfsClient::LastError() const {
   if (nfs_ == nullptr) return "nfs_init_context failed";
+  if (!raw_error_.empty()) return raw_error_;
   const char* err = nfs_get_error(nfs_);
   return err == nullptr ? std::string() : std::string(err);
+}
+
+namespace {
+
+// libnfs's file handle (struct nfs_fh of libnfs-private.h, which its public
+// headers only declare; nfs_get_fh() returns it).
+struct LibnfsFh {
+  int len;
+  char* val;
+};
+
+// What a raw COMPOUND { PUTFH, READ } returned.
+struct RawRead {
+  bool done = false;
+  int rpc_status = 0;
+  nfsstat4 status = NFS4_OK;
+  std::string data;
+};
+
+void OnRawRead(struct rpc_context*, int status, void* data, void* private_data) {
+  auto* r = static_cast<RawRead*>(private_data);
+  r->done = true;
+  r->rpc_status = status;
+  if (status != RPC_STATUS_SUCCESS) return;
+  const auto* res = static_cast<COMPOUND4res*>(data);
+  r->status = res->status;
+  for (u_int i = 0; i < res->resarray.resarray_len; ++i) {
+    const nfs_resop4& op = res->resarray.resarray_val[i];
+    if (op.resop == OP_READ && op.nfs_resop4_u.opread.status == NFS4_OK) {
+      const READ4resok& ok = op.nfs_resop4_u.opread.READ4res_u.resok4;
+      r->data.assign(ok.data.data_val, ok.data.data_len);
+    }
+  }
+}
+
+int Nfs4Errno(nfsstat4 status) {
+  switch (status) {
+    case NFS4_OK:
+      return 0;
+    case NFS4ERR_STALE:
+    case NFS4ERR_FHEXPIRED:
+      return -ESTALE;
+    case NFS4ERR_BADHANDLE:
+      return -EBADF;
+    case NFS4ERR_NOENT:
+      return -ENOENT;
+    case NFS4ERR_ACCESS:
+    case NFS4ERR_PERM:
+      return -EACCES;
+    case NFS4ERR_ISDIR:
+      return -EISDIR;
+    default:
+      return -EIO;
+  }
+}
+
+}  // namespace
+
+std::string NfsFile::Handle() const {
+  if (fh_ == nullptr) return "";
+  const auto* fh = reinterpret_cast<const LibnfsFh*>(nfs_get_fh(fh_));
+  return std::string(fh->val, static_cast<size_t>(fh->len));
+}
+
+int NfsClient::ReadByHandle(const std::string& handle, uint64_t offset, uint32_t count,
+                            std::string* data) {
+  raw_error_.clear();
+  if (!mounted_) return -ENOTCONN;
+  if (version_ != NfsVersion::kV4) return -EPROTONOSUPPORT;
+  nfs_argop4 ops[2] = {};
+  ops[0].argop = OP_PUTFH;
+  ops[0].nfs_argop4_u.opputfh.object.nfs_fh4_len = static_cast<u_int>(handle.size());
+  ops[0].nfs_argop4_u.opputfh.object.nfs_fh4_val = const_cast<char*>(handle.data());
+  ops[1].argop = OP_READ;
+  ops[1].nfs_argop4_u.opread.offset = offset;
+  ops[1].nfs_argop4_u.opread.count = count;  // the anonymous stateid: all zeros
+  COMPOUND4args args = {};
+  args.argarray.argarray_len = 2;
+  args.argarray.argarray_val = ops;
+  struct rpc_context* rpc = nfs_get_rpc_context(nfs_);
+  RawRead result;
+  if (rpc_nfs4_compound_async(rpc, OnRawRead, &args, &result) != 0) {
+    raw_error_ = "cannot send COMPOUND: " + std::string(rpc_get_error(rpc));
+    return -EIO;
+  }
+  while (!result.done) {
+    pollfd pfd{rpc_get_fd(rpc), static_cast<short>(rpc_which_events(rpc)), 0};
+    if (poll(&pfd, 1, 100) < 0 && errno != EINTR) return -errno;
+    if (rpc_service(rpc, pfd.revents) < 0) {
+      raw_error_ = "rpc_service: " + std::string(rpc_get_error(rpc));
+      return -EIO;
+    }
+  }
+  if (result.rpc_status != RPC_STATUS_SUCCESS) {
+    raw_error_ = "COMPOUND failed: " + std::string(rpc_get_error(rpc));
+    return -EIO;
+  }
+  if (result.status != NFS4_OK) {
+    raw_error_ = "COMPOUND { PUTFH, READ }: NFS4 status " + std::to_string(result.status);
+    return Nfs4Errno(result.status);
+  }
+  *data = std::move(result.data);
+  return 0;
 }
 
 void NfsClient::SetCredentials(int uid, int gid) {

@@ -109,6 +109,10 @@ class NfsFile {
 
   // The protocol version of the client that opened the file.
   NfsVersion version() const { return version_; }
+  // The file's NFS file handle, as the server sent it ("" if not open):
+  // what a client presents to another server of a cluster
+  // (NfsClient::ReadByHandle).
+  std::string Handle() const;
 
   // Reads up to n bytes at the current offset; returns bytes read or -errno.
   int64_t Read(void* buf, size_t n);
@@ -184,6 +188,13 @@ class NfsClient {
     return nfs_;
   }
 
+  // NFSv4 only: reads up to `count` bytes at `offset` of the file whose
+  // handle is `handle` (bytes of NfsFile::Handle(), maybe from another
+  // server) with one raw COMPOUND { PUTFH, READ } and the anonymous stateid,
+  // as a client that moved to this server would. 0 or -errno (a stale
+  // handle is -ESTALE; LastError() then names the NFS status).
+  int ReadByHandle(const std::string& handle, uint64_t offset, uint32_t count, std::string* data);
+
   // --- Namespace operations; each returns 0 or -errno (-ENOTCONN before a
   // successful Mount()). ---
 
@@ -252,6 +263,7 @@ class NfsClient {
   NfsClientOptions options_;
   struct nfs_context* nfs_ = nullptr;
   bool mounted_ = false;
+  std::string raw_error_;  // of the last raw call (ReadByHandle)
 };
 
 }  // namespace kvfs::e2e
