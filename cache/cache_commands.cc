@@ -55,6 +55,7 @@ bool ExecuteCacheRequest(TreeCache* cache, const ingest::Message& request,
       (*response)[Field(i, "object")] = t.object;
       (*response)[Field(i, "error")] = t.last_error;
       if (t.transferring) ingest::PutProgress(t.transfer, Field(i, "transfer_"), response);
+      (*response)[Field(i, "conflict")] = t.conflict;
     }
     if (s.ok()) (*response)["trees"] = std::to_string(trees.size());
   } else if (op == "cache-load") {
@@ -118,6 +119,13 @@ std::string FormatCacheResponse(const ingest::Message& request, const ingest::Me
       if (!error.empty()) out += "  last load failed: " + error + "\n";
       if (progress::ProgressSnapshot p; ingest::GetProgress(response, Field(i, "transfer_"), &p)) {
         out += "  " + p.what + ": " + progress::FormatProgress(p) + "\n";
+      }
+      const std::string conflict = Get(response, Field(i, "conflict"));
+      if (!conflict.empty()) {
+        out +=
+            "  conflict: the tarball changed in the store since this server loaded it; "
+            "its changes were written as " +
+            conflict + "\n";
       }
     }
     return out;

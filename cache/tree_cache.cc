@@ -1,10 +1,14 @@
 #include "cache/tree_cache.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
+#include <ctime>
 #include <map>
 #include <mutex>
 #include <set>
@@ -71,6 +75,8 @@ struct Tree {
   Clock::time_point last_change{};
   Status load_error;
   Clock::time_point retry_after{};
+  // The conflict tarball of its last write-back, if it had one.
+  std::string conflict;
 };
 
 // What an operation needs of the tree its inode lies in.
@@ -371,6 +377,7 @@ class TreeCacheImpl final : public TreeCache, public TreeLifecycle {
         auto it = listing_.find(name);
         if (c.object.empty() && it != listing_.end()) c.object = it->second.name;
         c.last_error = t->load_error.ok() ? "" : t->load_error.ToString();
+        c.conflict = t->conflict;
         out->push_back(std::move(c));
       }
     }
@@ -511,6 +518,25 @@ class TreeCacheImpl final : public TreeCache, public TreeLifecycle {
   // Numbered mode, after t was reset to a stub: moves it to the range of its
   // listed tarball version if that is another one.
   void RestubToListedVersion(const std::shared_ptr<Tree>& t);
+  // "NAME.conflict-<server>-<UTC time>": where changes to tree `name` go
+  // when its tarball changed under them.
+  std::string ConflictName(const std::string& name) const {
+    std::string server = options_.server_name;
+    if (server.empty()) {
+      char host[256] = {};
+      if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') std::strcpy(host, "kvfs");
+      server = host;
+    }
+    for (char& c : server) {
+      if (c == '/' || c == ' ' || static_cast<unsigned char>(c) < 0x20) c = '_';
+    }
+    const std::time_t now = std::time(nullptr);
+    std::tm utc{};
+    gmtime_r(&now, &utc);
+    char when[32];
+    std::strftime(when, sizeof when, "%Y%m%dT%H%M%SZ", &utc);
+    return name + ".conflict-" + server + "-" + when;
+  }
   // Reads the top-level directories of base_ and their records.
   Status Adopt();
   // Adds stubs for `names` (batches; one by one where a batch fails).
@@ -854,6 +880,7 @@ Status TreeCacheImpl::WriteBack(const std::shared_ptr<Tree>& t, bool* written) {
   *written = false;
   uint64_t started;
   bool quiet;
+  CacheRecord base;  // the tarball the changes were made to
   {
     std::unique_lock<std::mutex> l(mu_);
     cv_.wait(l, [&] { return !t->writing; });
@@ -861,6 +888,7 @@ Status TreeCacheImpl::WriteBack(const std::shared_ptr<Tree>& t, bool* written) {
     t->writing = true;
     started = t->started;
     quiet = t->started == t->finished;
+    base = t->rec;
   }
   ObservedStep step(options_, CacheEvent::Kind::kWriteBack);
   ingest::ExportOptions eo;
@@ -870,8 +898,26 @@ Status TreeCacheImpl::WriteBack(const std::shared_ptr<Tree>& t, bool* written) {
     tracked = options_.progress->Begin(TransferIdOf(t->name), "writing back " + t->name, 0);
     eo.progress = tracked.get();
   }
+  // Another writer's tarball is never written over: if the store's
+  // tarball is not the one the changes were made to, they go to a conflict
+  // tarball of their own. (A tree with no tarball behind it, new or
+  // ingested by kvfs-ingest, has nothing to compare with: name claims keep
+  // other servers from making one of the same name.)
+  std::vector<ObjectInfo> tarballs;
+  Status s = ingest::TarballsOf(store_.get(), t->name, &tarballs);
+  std::string replaced;
+  if (s.ok() && !tarballs.empty() && !base.object.empty()) {
+    ObjectInfo newest = tarballs[0];
+    for (const ObjectInfo& info : tarballs) {
+      if (Newer(info, newest)) newest = info;
+    }
+    if (newest.name != base.object || newest.version != base.version) {
+      replaced = newest.name;
+      eo.as_tree = ConflictName(t->name);
+    }
+  }
   ingest::ExportStats es;
-  Status s = ingest::ExportTree(base_.get(), t->name, store_.get(), eo, &es);
+  if (s.ok()) s = ingest::ExportTree(base_.get(), t->name, store_.get(), eo, &es);
   ObjectInfo info;
   if (s.ok()) s = store_->Stat(es.object, &info);
   step.event.ok = s.ok();
@@ -886,6 +932,17 @@ Status TreeCacheImpl::WriteBack(const std::shared_ptr<Tree>& t, bool* written) {
     return e;
   }
   *written = true;
+  if (!eo.as_tree.empty()) {
+    // The changes are safe in the conflict tarball (a tree of its own at the
+    // next refresh); the tree stays based on its old tarball, so the next
+    // refresh replaces it with the other writer's version.
+    t->conflict = info.name;
+    Log("conflict: tarball " + replaced + " of '" + t->name + "' in " + store_->Describe() +
+        " is not the one this server's changes were made to (" + base.object +
+        "); they were written as " + info.name + " instead of over it");
+    if (quiet && t->started == started) t->rec.dirty = false;
+    return WriteRecord(*t);
+  }
   t->rec.object = info.name;
   t->rec.version = info.version;
   // A load of this tarball numbers its members afresh.
@@ -1082,7 +1139,8 @@ Status TreeCacheImpl::Refresh() {
           stale.push_back(t);  // replaced in the store: load the new one next time
         } else if (t->rec.dirty) {
           Log("tarball " + it->second.name + " of '" + name +
-              "' changed in the store while this server has changes: write-back will replace it");
+              "' changed in the store while this server has changes: they will be written back "
+              "under a conflict name");
         }
       }
     }

@@ -22,7 +22,10 @@
 //   - A tree is dirty from the first change after its last write-back (made
 //     durable before that change runs) until a write-back that no change
 //     overlapped; dirty trees are written back on demand, on eviction and
-//     writeback_delay_seconds after their last change.
+//     writeback_delay_seconds after their last change. A tree whose tarball
+//     another writer replaced since this server loaded (or wrote) it is never
+//     written over it: it goes to NAME.conflict-<server>-<UTC time>.tar
+//     (logged, and shown by List).
 //   - mkdir in the root claims the name first (in the persistent store,
 //     PersistentStore::ClaimName, or in etcd with a coordination:
 //     coord/coordination.h): of two servers sharing a store, the
@@ -78,6 +81,9 @@ struct TreeCacheOptions {
   std::string staging_dir;
   // Recorded with name claims ("host=... pid=...").
   std::string owner;
+  // This server's name in conflict tarballs (NAME.conflict-<server>-<UTC
+  // time>.tar); "": the host name.
+  std::string server_name;
   // Where top-level names are claimed (shared with whoever else uses it);
   // null: in the persistent store itself (coord::StoreClaims).
   std::shared_ptr<coord::Coordination> coordination;
@@ -120,6 +126,10 @@ struct CachedTree {
   // TreeCacheOptions::progress): how far it is.
   bool transferring = false;
   progress::ProgressSnapshot transfer;
+  // The conflict tarball its last write-back wrote instead of replacing a
+  // tarball another writer had replaced meanwhile ("" if none since this
+  // server started).
+  std::string conflict;
 };
 
 // The id under which the load or write-back of `tree` registers its progress

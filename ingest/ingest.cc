@@ -412,7 +412,7 @@ class TreeWriter {
 }  // namespace
 
 Status WriteTree(FileSystem* fs, std::string_view name, ObjectWriter* out, Compression compression,
-                 ExportStats* stats) {
+                 ExportStats* stats, std::string_view member_top) {
   Attributes top;
   KVFS_RETURN_IF_ERROR(fs->Lookup(kRootIno, name, &top));
   if (top.type != FileType::kDirectory) {
@@ -421,7 +421,7 @@ Status WriteTree(FileSystem* fs, std::string_view name, ObjectWriter* out, Compr
   std::unique_ptr<TarWriter> writer;
   KVFS_RETURN_IF_ERROR(TarWriter::Open(out, compression, &writer));
   TreeWriter tw(fs, writer.get(), stats);
-  KVFS_RETURN_IF_ERROR(tw.WriteDirectory(top, std::string(name)));
+  KVFS_RETURN_IF_ERROR(tw.WriteDirectory(top, std::string(member_top.empty() ? name : member_top)));
   KVFS_RETURN_IF_ERROR(writer->Close());
   stats->object_bytes = out->size();
   return Status::OK();
@@ -432,7 +432,9 @@ Status ExportTree(FileSystem* fs, std::string_view name, PersistentStore* store,
   *stats = ExportStats();
   const Clock::time_point t0 = Clock::now();
   KVFS_RETURN_IF_ERROR(CheckTreeName(std::string(name)));
-  const std::string object = std::string(name) + std::string(TarballSuffix(options.compression));
+  const std::string target = options.as_tree.empty() ? std::string(name) : options.as_tree;
+  KVFS_RETURN_IF_ERROR(CheckTreeName(target));
+  const std::string object = target + std::string(TarballSuffix(options.compression));
   stats->object = object;
   std::unique_ptr<ObjectWriter> out;
   KVFS_RETURN_IF_ERROR(store->OpenWrite(object, &out));
@@ -449,11 +451,11 @@ Status ExportTree(FileSystem* fs, std::string_view name, PersistentStore* store,
     }
     sink = &counted.emplace(out.get(), options.progress);
   }
-  KVFS_RETURN_IF_ERROR(WriteTree(fs, name, sink, options.compression, stats));
+  KVFS_RETURN_IF_ERROR(WriteTree(fs, name, sink, options.compression, stats, target));
   KVFS_RETURN_IF_ERROR(out->Commit());
   // The new tarball is in place: older ones with another compression go.
   std::vector<ObjectInfo> objects;
-  KVFS_RETURN_IF_ERROR(TarballsOf(store, name, &objects));
+  KVFS_RETURN_IF_ERROR(TarballsOf(store, target, &objects));
   for (const ObjectInfo& o : objects) {
     if (o.name != object) {
       Status s = store->Delete(o.name);

@@ -117,6 +117,10 @@ struct ExportOptions {
   // total, if the caller set none, is set to the tree's stored bytes (an
   // estimate: compression makes the tarball smaller).
   progress::TransferProgress* progress = nullptr;
+  // If set, the tree is written as tree `as_tree` of the store (object
+  // as_tree + suffix, members "as_tree/..."), e.g. a conflict copy
+  // (docs/cache.md); otherwise under its own name.
+  std::string as_tree;
 };
 
 struct ExportStats {
@@ -129,11 +133,11 @@ struct ExportStats {
 };
 
 // Writes top-level directory `name` as one pax tarball to `out` (which the
-// caller commits). Members are "name/...", directories before their
-// contents, with modes, owners (numeric), mtimes and atimes (nanoseconds),
-// symlinks, hard links and device nodes/FIFOs.
+// caller commits). Members are "name/..." (or "member_top/..." if given),
+// directories before their contents, with modes, owners (numeric), mtimes
+// and atimes (nanoseconds), symlinks, hard links and device nodes/FIFOs.
 Status WriteTree(FileSystem* fs, std::string_view name, ObjectWriter* out, Compression compression,
-                 ExportStats* stats);
+                 ExportStats* stats, std::string_view member_top = {});
 
 // Exports top-level directory `name` to the persistent store as
 // name + TarballSuffix(compression), atomically; tarballs of the same tree

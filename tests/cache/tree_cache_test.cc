@@ -491,6 +491,84 @@ TEST_P(TreeCacheTest, TwoCachesRacingForOneNameOneWins) {
   EXPECT_EQ(StateOf(b.get(), "shown"), "unloaded");
 }
 
+TEST_P(TreeCacheTest, AWriteBackNeverOverwritesATarballReplacedUnderIt) {
+  MakeTarball("shared", 4, 100, 21);
+  std::vector<std::string> log;
+  std::mutex log_mu;
+  TreeCacheOptions o = Options();
+  o.server_name = "server-a";
+  o.log = [&](const std::string& line) {
+    std::lock_guard<std::mutex> l(log_mu);
+    log.push_back(line);
+  };
+  std::unique_ptr<TreeCache> cache;
+  ASSERT_OK(OpenCache(o, &cache));
+  Attributes top, f, after;
+  ASSERT_OK(cache->Lookup(kRootIno, "shared", &top));
+  ASSERT_OK(cache->Create(top.ino, "mine", NewObject{}, true, &f));
+  ASSERT_OK(cache->Write(f.ino, 0, "this server's change", Stability::kStable, &after));
+  // Meanwhile another writer (a server without coordination, an operator)
+  // replaces the tarball.
+  const Contents theirs = MakeTarball("shared", 3, 50, 22);
+  std::string their_bytes;
+  ASSERT_OK(t_->Get("shared.tar", &their_bytes));
+
+  bool written = false;
+  ASSERT_OK(cache->Flush("shared", &written));
+  ASSERT_TRUE(written);
+  // Their tarball is untouched; ours is beside it under a conflict name.
+  std::string now;
+  ASSERT_OK(t_->Get("shared.tar", &now));
+  EXPECT_TRUE(now == their_bytes) << "the other writer's tarball was overwritten";
+  std::vector<ingest::ObjectInfo> objects;
+  ASSERT_OK(counting_->List(&objects));
+  std::string conflict;
+  for (const ingest::ObjectInfo& info : objects) {
+    if (info.name.rfind("shared.conflict-server-a-", 0) == 0) conflict = info.name;
+  }
+  ASSERT_FALSE(conflict.empty());
+  EXPECT_EQ(conflict.size(), std::string("shared.conflict-server-a-20261204T120000Z.tar").size())
+      << conflict;
+  EXPECT_EQ(StateOf(cache.get(), "shared"), "clean");
+  {
+    std::lock_guard<std::mutex> l(log_mu);
+    bool logged = false;
+    for (const std::string& line : log) {
+      logged |= line.find("conflict: tarball shared.tar of 'shared'") != std::string::npos &&
+                line.find(conflict) != std::string::npos;
+    }
+    EXPECT_TRUE(logged);
+  }
+  std::vector<CachedTree> trees;
+  ASSERT_OK(cache->List(&trees));
+  ASSERT_FALSE(trees.empty());
+  EXPECT_EQ(trees[0].name, "shared");
+  EXPECT_EQ(trees[0].conflict, conflict);
+
+  // At the next refresh the tree is the other writer's version, and the
+  // conflict copy is a tree of its own holding this server's version.
+  ASSERT_OK(cache->Refresh());
+  Contents got;
+  ASSERT_OK(ReadTopTree(cache.get(), "shared", &got));
+  EXPECT_EQ(got, theirs);
+  const std::string conflict_tree = conflict.substr(0, conflict.size() - 4);
+  ASSERT_OK(ReadTopTree(cache.get(), conflict_tree, &got));
+  EXPECT_EQ(got["mine"], "this server's change");
+  EXPECT_EQ(got.size(), 5u);
+
+  // A change to a tree whose tarball nobody replaced goes over it as before.
+  ASSERT_OK(cache->Lookup(kRootIno, "shared", &top));
+  ASSERT_OK(cache->Create(top.ino, "second", NewObject{}, true, &f));
+  ASSERT_OK(cache->Flush("shared", &written));
+  ASSERT_TRUE(written);
+  ASSERT_OK(counting_->List(&objects));
+  int conflicts = 0;
+  for (const ingest::ObjectInfo& info : objects) {
+    conflicts += info.name.find(".conflict-") != std::string::npos;
+  }
+  EXPECT_EQ(conflicts, 1);
+}
+
 TEST_P(TreeCacheTest, RefreshAddsAndRemovesStubs) {
   MakeTarball("first", 1, 10, 11);
   std::unique_ptr<TreeCache> cache;
