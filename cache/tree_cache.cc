@@ -122,7 +122,8 @@ class TreeCacheImpl final : public TreeCache, public TreeLifecycle {
         options_(std::move(options)),
         own_claims_(options_.coordination ? nullptr : coord::StoreClaims(store_.get())),
         claims_(options_.coordination ? options_.coordination.get() : own_claims_.get()),
-        numbered_(claims_->NumbersTrees()) {}
+        numbered_(claims_->NumbersTrees()),
+        ownership_(claims_->OwnsTrees()) {}
 
   ~TreeCacheImpl() override {
     {
@@ -616,6 +617,9 @@ class TreeCacheImpl final : public TreeCache, public TreeLifecycle {
   // each load lives in the inode range claimed for its tarball version, the
   // same on every server (docs/coordination.md).
   const bool numbered_;
+  // Trees have owners (etcd): a server changes a tree only while it owns it
+  // (EROFS elsewhere), and gives it up when it evicts it.
+  const bool ownership_;
 
   // Serializes changes of the root's set of trees (mkdir/rmdir at the top,
   // refresh, published and dropped trees).
@@ -637,6 +641,16 @@ class TreeCacheImpl final : public TreeCache, public TreeLifecycle {
 Status TreeCacheImpl::Enter(Ino ino, Access access, Pin* pin, bool retry_now) {
   const uint64_t range = schema::RangeOf(ino);
   if (range == 0) return Status::OK();
+  if (access == Access::kMutation && ownership_) {
+    // Changes only by the tree's owner (a request the first time).
+    std::string name;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      auto it = by_range_.find(range);
+      if (it != by_range_.end()) name = it->second->name;
+    }
+    if (!name.empty()) KVFS_RETURN_IF_ERROR(claims_->AcquireTree(name, options_.owner));
+  }
   std::unique_lock<std::mutex> l(mu_);
   auto it = by_range_.find(range);
   if (it == by_range_.end()) return Status::OK();
@@ -867,6 +881,10 @@ Status TreeCacheImpl::Evict(const std::shared_ptr<Tree>& t) {
   Status s = base_trees_->ResetToStub(t->top);
   step.event.ok = s.ok();
   if (s.ok() && numbered_) RestubToListedVersion(t);
+  if (s.ok() && ownership_) {
+    Status r = claims_->ReleaseTree(t->name);
+    if (!r.ok()) Log("cannot give up tree '" + t->name + "': " + r.ToString());
+  }
   {
     std::lock_guard<std::mutex> l(mu_);
     t->status = s.ok() ? TreeStatus::kUnloaded : TreeStatus::kLoaded;
@@ -898,13 +916,20 @@ Status TreeCacheImpl::WriteBack(const std::shared_ptr<Tree>& t, bool* written) {
     tracked = options_.progress->Begin(TransferIdOf(t->name), "writing back " + t->name, 0);
     eo.progress = tracked.get();
   }
+  Status owned;
+  if (ownership_) {
+    // Only the owner writes a tree back, and only while it still is: the
+    // last check is right before the tarball is committed.
+    owned = claims_->AcquireTree(t->name, options_.owner);
+    eo.before_commit = [&] { return claims_->VerifyTreeOwned(t->name); };
+  }
   // Another writer's tarball is never written over: if the store's
   // tarball is not the one the changes were made to, they go to a conflict
   // tarball of their own. (A tree with no tarball behind it, new or
   // ingested by kvfs-ingest, has nothing to compare with: name claims keep
   // other servers from making one of the same name.)
   std::vector<ObjectInfo> tarballs;
-  Status s = ingest::TarballsOf(store_.get(), t->name, &tarballs);
+  Status s = owned.ok() ? ingest::TarballsOf(store_.get(), t->name, &tarballs) : owned;
   std::string replaced;
   if (s.ok() && !tarballs.empty() && !base.object.empty()) {
     ObjectInfo newest = tarballs[0];
@@ -1015,11 +1040,19 @@ Status TreeCacheImpl::MkdirTop(std::string_view name_view, const NewObject& obj,
   t.rec.dirty = true;
   t.last_change = t.last_use = Clock::now();
   t.last_use_wall = WallNow();
-  std::lock_guard<std::mutex> l(mu_);
-  Register(std::move(t));
-  // Without the record the tree is adopted as dirty at the next start anyway.
-  s = WriteRecord(*by_name_[name]);
-  if (!s.ok()) Log("cannot record new tree '" + name + "': " + s.ToString());
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    Register(std::move(t));
+    // Without the record the tree is adopted as dirty at the next start
+    // anyway.
+    s = WriteRecord(*by_name_[name]);
+    if (!s.ok()) Log("cannot record new tree '" + name + "': " + s.ToString());
+  }
+  if (ownership_) {
+    // Its creator writes it (a request; the name claim makes it free).
+    s = claims_->AcquireTree(name, options_.owner);
+    if (!s.ok()) Log("cannot take new tree '" + name + "': " + s.ToString());
+  }
   return Status::OK();
 }
 
@@ -1052,6 +1085,10 @@ Status TreeCacheImpl::RmdirTop(std::string_view name_view) {
   }
   if (!s.ok()) return s;
   Forget(schema::RangeOf(t->top));
+  if (ownership_) {
+    Status r = claims_->ReleaseTree(name);
+    if (!r.ok()) Log("cannot give up tree '" + name + "': " + r.ToString());
+  }
   Status r = claims_->ReleaseName(name);
   if (!r.ok() && !r.IsNotFound())
     Log("cannot release the claim of '" + name + "': " + r.ToString());

@@ -66,7 +66,7 @@ Status OpenCoordination(const std::string& url, store::PersistentStore* store,
   std::vector<EtcdKeyValue> probe;
   Status s = client->List("/" + prefix + "/", 1, false, &probe);
   if (!s.ok()) return CoordinationError(url, s);
-  *out = NewEtcdCoordination(std::move(client), prefix, url);
+  *out = NewEtcdCoordination(std::move(client), prefix, url, options.lease_seconds);
   return Status::OK();
 }
 

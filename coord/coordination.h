@@ -56,6 +56,34 @@ class Coordination : public store::Claims {
     (void)versions, (void)owner, (void)ranges;
     return Status::FromErrno(ENOTSUP, Describe() + " does not number tarball versions");
   }
+
+  // ---- Tree ownership (docs/coordination.md): one writer per tree ----------------
+  // Whether trees have owners here (etcd yes; StoreClaims no: every server
+  // may change every tree, the single-server behaviour).
+  virtual bool OwnsTrees() const { return false; }
+  // Makes this server the owner of tree `name` unless another server is:
+  // OK if it is (now) ours; EROFS naming the holder if another server's
+  // (until that server releases it or its lease expires); EIO if the
+  // coordination cannot be reached. Ownership lives under this server's
+  // lease, kept alive in the background; when the lease is lost (expired,
+  // revoked, not renewed in time) every ownership is lost with it and
+  // TreeOwned says so. `owner` is recorded for people. Fast when owned
+  // already (no request).
+  virtual Status AcquireTree(const std::string& name, std::string_view owner) {
+    (void)name, (void)owner;
+    return Status::OK();
+  }
+  // Checks with the coordination itself (one request) that tree `name` is
+  // still ours: right before a write-back commits. EROFS if it is not.
+  virtual Status VerifyTreeOwned(const std::string& name) {
+    (void)name;
+    return Status::OK();
+  }
+  // Gives ownership of `name` up (nothing if it is not ours).
+  virtual Status ReleaseTree(const std::string& name) {
+    (void)name;
+    return Status::OK();
+  }
 };
 
 // The claims persistent store `store` keeps itself (not owned: it must
@@ -68,6 +96,9 @@ struct CoordinationOptions {
   int request_timeout_ms = 5000;
   // Passes over every member before a request fails.
   int rounds = 3;
+  // TTL of the lease tree ownership lives under (renewed every third of
+  // it): how long after a server's death another may take its trees.
+  int lease_seconds = 10;
   // Receives failovers and other lines for the operator; any thread. Null:
   // stderr.
   std::function<void(const std::string&)> log;

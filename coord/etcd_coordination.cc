@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cinttypes>
+#include <condition_variable>
 #include <cstdio>
 #include <map>
 #include <mutex>
 #include <random>
 #include <set>
+#include <thread>
 #include <utility>
 
 namespace kvfs::coord {
@@ -17,11 +20,30 @@ namespace {
 class EtcdCoordination final : public Coordination {
  public:
   EtcdCoordination(std::unique_ptr<EtcdClient> client, const std::string& prefix,
-                   const std::string& url)
-      : client_(std::move(client)), root_("/" + prefix + "/"), url_(url) {
+                   const std::string& url, int lease_seconds)
+      : client_(std::move(client)),
+        root_("/" + prefix + "/"),
+        url_(url),
+        lease_seconds_(std::max(lease_seconds, 2)) {
     std::random_device rd;
     nonce_base_ = (uint64_t(rd()) << 32) ^ rd();
   }
+
+  // The lease is not revoked: trees this server changed stay its own until
+  // the lease expires (their changes are written back when it returns).
+  ~EtcdCoordination() override {
+    {
+      std::lock_guard<std::mutex> l(lease_mu_);
+      stop_ = true;
+    }
+    lease_cv_.notify_all();
+    if (keeper_.joinable()) keeper_.join();
+  }
+
+  bool OwnsTrees() const override { return true; }
+  Status AcquireTree(const std::string& name, std::string_view owner) override;
+  Status VerifyTreeOwned(const std::string& name) override;
+  Status ReleaseTree(const std::string& name) override;
 
   Status ClaimRange(uint64_t range, std::string_view owner) override {
     return Claim(RangeKey(range), owner, "range " + std::to_string(range));
@@ -119,12 +141,151 @@ class EtcdCoordination final : public Coordination {
   uint64_t nonce_base_ = 0;
   std::atomic<uint64_t> next_{0};
 
+  using SteadyClock = std::chrono::steady_clock;
+  std::string OwnerKey(const std::string& name) const { return root_ + "owners/" + name; }
+  // A lease of our own that is still valid (granted or renewed less than
+  // its TTL ago, counted from before the request); grants one if there is
+  // none (and starts the keeper). Requires lease_mu_.
+  Status ValidLease(std::unique_lock<std::mutex>* l, int64_t* lease);
+  // Renews the lease every third of its TTL; drops it when etcd says it is
+  // gone or it could not be renewed in time.
+  void KeepAlive();
+
+  const int lease_seconds_;
+  std::mutex lease_mu_;
+  std::condition_variable lease_cv_;
+  bool stop_ = false;                    // guarded by lease_mu_
+  int64_t lease_ = 0;                    // guarded by lease_mu_; 0: none
+  SteadyClock::time_point valid_until_;  // guarded by lease_mu_
+  std::set<std::string> owned_;          // guarded by lease_mu_: under lease_
+  std::thread keeper_;
+
   // The ranges of tarball versions, as read from and claimed in etcd; a
   // version's range never changes once recorded, so this only grows.
   std::mutex versions_mu_;
   bool versions_loaded_ = false;             // guarded by versions_mu_
   std::map<VersionKey, uint64_t> versions_;  // guarded by versions_mu_
 };
+
+Status EtcdCoordination::ValidLease(std::unique_lock<std::mutex>* l, int64_t* lease) {
+  if (lease_ != 0 && SteadyClock::now() < valid_until_) {
+    *lease = lease_;
+    return Status::OK();
+  }
+  // None, or lost: every ownership under it is gone.
+  lease_ = 0;
+  owned_.clear();
+  const SteadyClock::time_point asked = SteadyClock::now();
+  int64_t id = 0, ttl = 0;
+  l->unlock();
+  Status s = Wrap(client_->LeaseGrant(lease_seconds_, &id, &ttl));
+  l->lock();
+  KVFS_RETURN_IF_ERROR(s);
+  lease_ = id;
+  valid_until_ = asked + std::chrono::seconds(ttl > 0 ? ttl : lease_seconds_);
+  if (!keeper_.joinable()) keeper_ = std::thread([this] { KeepAlive(); });
+  *lease = id;
+  return Status::OK();
+}
+
+void EtcdCoordination::KeepAlive() {
+  std::unique_lock<std::mutex> l(lease_mu_);
+  while (!stop_) {
+    lease_cv_.wait_for(l, std::chrono::milliseconds(lease_seconds_ * 1000 / 3),
+                       [&] { return stop_; });
+    if (stop_ || lease_ == 0) continue;
+    const int64_t id = lease_;
+    const SteadyClock::time_point asked = SteadyClock::now();
+    l.unlock();
+    int64_t ttl = 0;
+    Status s = client_->LeaseKeepAlive(id, &ttl);
+    l.lock();
+    if (lease_ != id) continue;
+    if (s.ok()) {
+      valid_until_ = asked + std::chrono::seconds(ttl);
+    } else if (s.IsNotFound()) {
+      valid_until_ = SteadyClock::now();  // gone: so is every ownership
+    }
+    // Otherwise (etcd unreachable) the lease stays valid until valid_until_.
+  }
+}
+
+Status EtcdCoordination::AcquireTree(const std::string& name, std::string_view owner) {
+  KVFS_RETURN_IF_ERROR(store::CheckObjectName(name));
+  std::unique_lock<std::mutex> l(lease_mu_);
+  int64_t lease = 0;
+  KVFS_RETURN_IF_ERROR(ValidLease(&l, &lease));
+  if (owned_.count(name) > 0) return Status::OK();
+  l.unlock();
+  bool created = false;
+  EtcdKeyValue existing;
+  Status s = client_->CreateIfAbsent(OwnerKey(name),
+                                     std::string(owner) + " lease=" + std::to_string(lease), lease,
+                                     &created, &existing);
+  l.lock();
+  if (s.IsNotFound()) {
+    // Our lease is gone (revoked, expired before the keeper noticed): a new
+    // one, once.
+    if (lease_ == lease) lease_ = 0;
+    KVFS_RETURN_IF_ERROR(ValidLease(&l, &lease));
+    l.unlock();
+    s = client_->CreateIfAbsent(OwnerKey(name),
+                                std::string(owner) + " lease=" + std::to_string(lease), lease,
+                                &created, &existing);
+    l.lock();
+  }
+  KVFS_RETURN_IF_ERROR(Wrap(s));
+  if (created || existing.lease == lease) {
+    if (lease_ == lease) owned_.insert(name);
+    if (lease_ == lease) return Status::OK();
+    return Status::FromErrno(
+        EIO, "coordination " + url_ + ": lost the lease while taking '" + name + "'");
+  }
+  return Status::FromErrno(EROFS, "tree '" + name + "' is being changed on another server (" +
+                                      existing.value + ", " + url_ +
+                                      "): read-only here until it gives the tree up or its "
+                                      "lease expires");
+}
+
+Status EtcdCoordination::VerifyTreeOwned(const std::string& name) {
+  int64_t lease = 0;
+  {
+    std::lock_guard<std::mutex> l(lease_mu_);
+    if (lease_ == 0 || SteadyClock::now() >= valid_until_ || owned_.count(name) == 0) {
+      return Status::FromErrno(EROFS, "tree '" + name + "' is no longer this server's in " + url_ +
+                                          " (its lease was lost)");
+    }
+    lease = lease_;
+  }
+  EtcdKeyValue kv;
+  Status s = client_->Get(OwnerKey(name), &kv);
+  if (s.IsNotFound() || (s.ok() && kv.lease != lease)) {
+    std::lock_guard<std::mutex> l(lease_mu_);
+    owned_.erase(name);
+    return Status::FromErrno(EROFS, "tree '" + name + "' is no longer this server's in " + url_ +
+                                        (s.ok() ? " (now " + kv.value + ")" : " (lease lost)"));
+  }
+  return Wrap(s);
+}
+
+Status EtcdCoordination::ReleaseTree(const std::string& name) {
+  {
+    std::lock_guard<std::mutex> l(lease_mu_);
+    if (owned_.erase(name) == 0) return Status::OK();
+  }
+  // Only while it is still ours (attached to our lease).
+  int64_t lease = 0;
+  {
+    std::lock_guard<std::mutex> l(lease_mu_);
+    lease = lease_;
+  }
+  EtcdKeyValue kv;
+  Status s = client_->Get(OwnerKey(name), &kv);
+  if (s.IsNotFound() || (s.ok() && kv.lease != lease)) return Status::OK();
+  KVFS_RETURN_IF_ERROR(Wrap(s));
+  int64_t deleted = 0;
+  return Wrap(client_->Delete(OwnerKey(name), &deleted));
+}
 
 Status EtcdCoordination::LoadVersions() {
   if (versions_loaded_) return Status::OK();
@@ -215,9 +376,9 @@ Status EtcdCoordination::VersionRanges(const std::vector<TarballVersion>& versio
 }  // namespace
 
 std::unique_ptr<Coordination> NewEtcdCoordination(std::unique_ptr<EtcdClient> client,
-                                                  const std::string& prefix,
-                                                  const std::string& url) {
-  return std::make_unique<EtcdCoordination>(std::move(client), prefix, url);
+                                                  const std::string& prefix, const std::string& url,
+                                                  int lease_seconds) {
+  return std::make_unique<EtcdCoordination>(std::move(client), prefix, url, lease_seconds);
 }
 
 Status CoordinationError(const std::string& url, const Status& s) {

@@ -5,6 +5,8 @@
 //   /PREFIX/names/<name>                      value: the owner's description
 //   /PREFIX/versions/<object>/<version as 16 hex digits>
 //                                             value: "range=<16 hex> " + owner
+//   /PREFIX/owners/<name>                     value: the owner's description,
+//                                             attached to the owner's lease
 // Range keys sort by number, so the highest claim is one reverse range read.
 // Each claim's value ends with a nonce of its own, so that a claim retried
 // on another member after a timeout recognises its own first write instead
@@ -20,10 +22,11 @@
 namespace kvfs::coord {
 
 // Claims under `prefix` (without slashes at either end) through `client`;
-// `url` is what Describe() says. Contacts nothing.
+// `url` is what Describe() says; tree ownership under a lease of
+// `lease_seconds`, granted at the first AcquireTree. Contacts nothing.
 std::unique_ptr<Coordination> NewEtcdCoordination(std::unique_ptr<EtcdClient> client,
-                                                  const std::string& prefix,
-                                                  const std::string& url);
+                                                  const std::string& prefix, const std::string& url,
+                                                  int lease_seconds = 10);
 
 // An etcd error as an error of coordination `url`: the message names the
 // URL; an etcd that cannot be reached or has no leader (EHOSTUNREACH,

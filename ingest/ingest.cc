@@ -452,6 +452,7 @@ Status ExportTree(FileSystem* fs, std::string_view name, PersistentStore* store,
     sink = &counted.emplace(out.get(), options.progress);
   }
   KVFS_RETURN_IF_ERROR(WriteTree(fs, name, sink, options.compression, stats, target));
+  if (options.before_commit) KVFS_RETURN_IF_ERROR(options.before_commit());
   KVFS_RETURN_IF_ERROR(out->Commit());
   // The new tarball is in place: older ones with another compression go.
   std::vector<ObjectInfo> objects;

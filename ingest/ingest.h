@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -121,6 +122,10 @@ struct ExportOptions {
   // as_tree + suffix, members "as_tree/..."), e.g. a conflict copy
   // (docs/cache.md); otherwise under its own name.
   std::string as_tree;
+  // Called after the whole tarball was written, right before it is
+  // committed; an error abandons it (nothing changes in the store) and is
+  // returned. E.g. a last check that this server still owns the tree.
+  std::function<Status()> before_commit;
 };
 
 struct ExportStats {

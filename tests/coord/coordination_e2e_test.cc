@@ -3,12 +3,13 @@
 // etcd in the test's own private namespaces (tests/etcd/etcd-server.sh):
 // top-level names are claimed in etcd (racing another server, one winner
 // each), an etcd that does not answer at start-up means no export, and one
-// lost during service fails top-level mkdirs with EIO while reads go on,
-// until it is back. Then two ganesha.nfsd over one store and one etcd, in
-// the same namespace on 127.0.0.2 and 127.0.0.3 (NFSv4): a client's handles
+// lost during service fails top-level mkdirs and changes of trees this server
+// does not own yet with EIO while reads go on, until it is back. Then two ganesha.nfsd over one
+// store and one etcd, in the same namespace on 127.0.0.2 and 127.0.0.3 (NFSv4): a client's handles
 // from server A read the same bytes on server B, a replaced tarball's old
-// handles are stale on both, and clients racing to create the same
-// top-level name on A and B get one winner.
+// handles are stale on both, a tree is written on one server at a time
+// (EROFS on the other), and clients racing to create the same top-level name
+// on A and B get one winner.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -126,18 +127,19 @@ TEST_P(CoordinationE2E, NoExportWithoutAnAnsweringEtcd) {
       << log;
 }
 
-TEST_P(CoordinationE2E, EtcdLostDuringServiceFailsTopLevelMkdirsOnly) {
+TEST_P(CoordinationE2E, EtcdLostDuringServiceFailsOnlyWhatNeedsIt) {
   ASSERT_OK(StartServer(url_));
   NfsClient client(GetParam());
   ASSERT_EQ(client.Mount("/kvfs"), 0) << client.LastError();
   ASSERT_OK(etcd_.StopMember(0, "KILL"));
   EXPECT_EQ(client.Mkdir("/during"), -EIO) << client.LastError();
-  // Everything that needs no claim goes on: a tree loads and reads, and
-  // changes inside it are made.
+  // Everything that needs no claim goes on: a tree loads and reads. A
+  // change inside it needs the tree's ownership, which cannot be taken
+  // now: EIO, cleanly.
   std::string data;
   ASSERT_EQ(client.ReadFile("/kept/a/f", &data), 0) << client.LastError();
   EXPECT_EQ(data, "hello");
-  ASSERT_EQ(client.WriteFile("/kept/a/g", "new"), 0) << client.LastError();
+  EXPECT_EQ(client.WriteFile("/kept/a/g", "new"), -EIO) << client.LastError();
   // The client's failovers are in the server's log.
   EXPECT_NE(server_->LogSinceStart().find("etcd: http://127.0.0.1:2379/v3/kv/txn failed"),
             std::string::npos)
@@ -145,6 +147,7 @@ TEST_P(CoordinationE2E, EtcdLostDuringServiceFailsTopLevelMkdirsOnly) {
 
   ASSERT_OK(etcd_.StartMembers({0}));
   ASSERT_EQ(client.Mkdir("/during"), 0) << client.LastError();
+  ASSERT_EQ(client.WriteFile("/kept/a/g", "new"), 0) << client.LastError();
   bool claimed = false;
   ASSERT_OK(Open()->IsNameClaimed("during", &claimed));
   EXPECT_TRUE(claimed);
@@ -293,6 +296,26 @@ TEST_F(TwoServersE2E, HandlesOfOneServerWorkOnTheOther) {
     ASSERT_EQ(a->ReadByHandle(seen.handle, 0, 1 << 20, &data), 0) << path << ": " << a->LastError();
     EXPECT_EQ(data, seen.data) << path;
   }
+}
+
+TEST_F(TwoServersE2E, OneServerWritesATreeTheOtherServesItReadOnly) {
+  ingest_test::WriteTarball(store_dir_ + "/tree.tar", TreeVersion(1));
+  StartServers();
+  auto a = Client(0);
+  auto b = Client(1);
+  ASSERT_EQ(a->WriteFile("/tree/d0/by-a", "written on A"), 0) << a->LastError();
+  EXPECT_EQ(b->WriteFile("/tree/d0/by-b", "written on B"), -EROFS) << b->LastError();
+  EXPECT_EQ(b->Mkdir("/tree/d9"), -EROFS) << b->LastError();
+  std::string data;
+  ASSERT_EQ(b->ReadFile("/tree/d1/f1", &data), 0) << b->LastError();
+  // A writes the tree back and drops it, giving it up: B sees A's change
+  // and may write now, A may not.
+  Cache(0, "drop tree");
+  Cache(1, "refresh");
+  ASSERT_EQ(b->ReadFile("/tree/d0/by-a", &data), 0) << b->LastError();
+  EXPECT_EQ(data, "written on A");
+  ASSERT_EQ(b->WriteFile("/tree/d0/by-b", "written on B"), 0) << b->LastError();
+  EXPECT_EQ(a->WriteFile("/tree/d0/by-a2", "again"), -EROFS) << a->LastError();
 }
 
 TEST_F(TwoServersE2E, ClientsOfTwoServersRacingForATopLevelNameGetOneWinner) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <ostream>
@@ -403,6 +404,121 @@ TEST_F(CoordinationTest, EveryServerNumbersATarballVersionTheSame) {
   ASSERT_NE(a, nullptr);
   ASSERT_OK(a->Drop("alpha"));
   EXPECT_EQ(WalkTree(a.get(), "alpha"), alpha2_b);
+}
+
+TEST_F(CoordinationTest, OneWriterPerTreeUnderALease) {
+  const std::string store_dir = dir_.path() + "/store";
+  PutTarball(store_dir, "owned.tar", {ingest_test::File("owned/f", "original")});
+  // Short leases, so that a dead owner's trees are free soon.
+  CoordinationOptions co;
+  co.lease_seconds = 2;
+  auto coordination = [&] {
+    std::unique_ptr<Coordination> c;
+    EXPECT_OK(OpenCoordination(Url(), nullptr, co, &c));
+    return std::shared_ptr<Coordination>(std::move(c));
+  };
+  std::unique_ptr<cache::TreeCache> a = OpenCache(0, coordination());
+  std::unique_ptr<cache::TreeCache> b = OpenCache(1, coordination());
+  ASSERT_TRUE(a && b);
+  auto create = [](cache::TreeCache* c, const std::string& name) {
+    Attributes top, f;
+    Status s = c->Lookup(kRootIno, "owned", &top);
+    if (s.ok()) s = c->Create(top.ino, name, NewObject{0644, 0, 0}, true, &f);
+    return s;
+  };
+  auto read = [](cache::TreeCache* c, const std::string& name, std::string* data) {
+    Attributes top, f;
+    KVFS_RETURN_IF_ERROR(c->Lookup(kRootIno, "owned", &top));
+    KVFS_RETURN_IF_ERROR(c->Lookup(top.ino, name, &f));
+    bool eof = false;
+    data->clear();
+    return c->Read(f.ino, 0, 100, data, &eof);
+  };
+  auto version = [&] {
+    std::unique_ptr<store::PersistentStore> st;
+    EXPECT_OK(store::OpenStore(store::StoreAt(store_dir), &st));
+    store::ObjectInfo info;
+    EXPECT_OK(st->Stat("owned.tar", &info));
+    return info.version;
+  };
+
+  // A changes the tree, so it owns it: B reads it but gets EROFS naming A
+  // for a change.
+  ASSERT_OK(create(a.get(), "by-a"));
+  EXPECT_EQ(EtcdKeys("owners/"), std::vector<std::string>{"/" + prefix_ + "/owners/owned"});
+  Status s = create(b.get(), "by-b");
+  EXPECT_EQ(s.posix_errno(), EROFS) << s.ToString();
+  EXPECT_NE(s.message().find("cache 0"), std::string::npos) << s.message();
+  std::string data;
+  ASSERT_OK(read(b.get(), "f", &data));
+  EXPECT_EQ(data, "original");
+
+  // A writes it back and evicts it, which gives it up: now B may change it
+  // (it owns it) and A may not.
+  ASSERT_OK(a->Drop("owned"));
+  EXPECT_EQ(EtcdKeys("owners/"), std::vector<std::string>{});
+  ASSERT_OK(b->Refresh());
+  ASSERT_OK(read(b.get(), "by-a", &data));
+  ASSERT_OK(create(b.get(), "by-b"));
+  EXPECT_EQ(create(a.get(), "by-a2").posix_errno(), EROFS);
+
+  // B dies without giving the tree up (its lease is not revoked): A gets
+  // EROFS until B's lease expires, then takes the tree over.
+  b.reset();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (;;) {
+    s = create(a.get(), "by-a2");
+    if (s.ok()) break;
+    ASSERT_EQ(s.posix_errno(), EROFS) << s.ToString();
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "B's lease never expired";
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  // B returns with its change (durable in its own store, still dirty): it
+  // cannot write it back while A owns the tree; once A gives it up, B's
+  // write-back keeps A's version and writes B's beside it.
+  b = OpenCache(1, coordination());
+  ASSERT_NE(b, nullptr);
+  bool written = false;
+  EXPECT_EQ(b->Flush("owned", &written).posix_errno(), EROFS);
+  ASSERT_OK(a->Drop("owned"));
+  ASSERT_OK(b->Flush("owned", &written));
+  EXPECT_TRUE(written);
+  ASSERT_OK(b->Refresh());
+  std::vector<cache::CachedTree> trees;
+  ASSERT_OK(b->List(&trees));
+  std::string conflict;
+  for (const cache::CachedTree& t : trees) {
+    if (t.name.rfind("owned.conflict-", 0) == 0) conflict = t.name;
+  }
+  ASSERT_FALSE(conflict.empty());
+  Attributes top, f;
+  ASSERT_OK(b->Lookup(kRootIno, conflict, &top));
+  EXPECT_OK(b->Lookup(top.ino, "by-b", &f));
+  ASSERT_OK(b->Drop("owned"));
+  ASSERT_OK(b->Refresh());
+  ASSERT_OK(read(b.get(), "by-a2", &data));
+
+  // The owner's lease is lost (revoked behind its back) while it has
+  // changes: its write-back does not commit, the store keeps the last
+  // version; with a new lease it writes again.
+  ASSERT_OK(a->Refresh());
+  ASSERT_OK(create(a.get(), "by-a3"));
+  EtcdClientOptions eo;
+  eo.endpoints = endpoints_;
+  std::unique_ptr<EtcdClient> client;
+  ASSERT_OK(EtcdClient::Open(eo, &client));
+  EtcdKeyValue owner;
+  ASSERT_OK(client->Get("/" + prefix_ + "/owners/owned", &owner));
+  ASSERT_NE(owner.lease, 0);
+  const uint64_t before = version();
+  ASSERT_OK(client->LeaseRevoke(owner.lease));
+  s = a->Flush("owned", &written);
+  EXPECT_EQ(s.posix_errno(), EROFS) << s.ToString();
+  EXPECT_EQ(version(), before) << "a write-back committed without the lease";
+  ASSERT_OK(create(a.get(), "by-a4"));
+  ASSERT_OK(a->Flush("owned", &written));
+  EXPECT_TRUE(written);
+  EXPECT_NE(version(), before);
 }
 
 TEST_F(CoordinationTest, IngestsClaimTheirRangesInEtcd) {
