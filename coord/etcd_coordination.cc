@@ -155,6 +155,7 @@ class EtcdCoordination final : public Coordination {
   std::mutex lease_mu_;
   std::condition_variable lease_cv_;
   bool stop_ = false;                    // guarded by lease_mu_
+  bool granting_ = false;                // guarded by lease_mu_: a grant in flight
   int64_t lease_ = 0;                    // guarded by lease_mu_; 0: none
   SteadyClock::time_point valid_until_;  // guarded by lease_mu_
   std::set<std::string> owned_;          // guarded by lease_mu_: under lease_
@@ -168,6 +169,9 @@ class EtcdCoordination final : public Coordination {
 };
 
 Status EtcdCoordination::ValidLease(std::unique_lock<std::mutex>* l, int64_t* lease) {
+  // One grant at a time: two leases would leave trees taken under one that
+  // nobody renews.
+  lease_cv_.wait(*l, [&] { return !granting_; });
   if (lease_ != 0 && SteadyClock::now() < valid_until_) {
     *lease = lease_;
     return Status::OK();
@@ -177,9 +181,12 @@ Status EtcdCoordination::ValidLease(std::unique_lock<std::mutex>* l, int64_t* le
   owned_.clear();
   const SteadyClock::time_point asked = SteadyClock::now();
   int64_t id = 0, ttl = 0;
+  granting_ = true;
   l->unlock();
   Status s = Wrap(client_->LeaseGrant(lease_seconds_, &id, &ttl));
   l->lock();
+  granting_ = false;
+  lease_cv_.notify_all();
   KVFS_RETURN_IF_ERROR(s);
   lease_ = id;
   valid_until_ = asked + std::chrono::seconds(ttl > 0 ? ttl : lease_seconds_);
