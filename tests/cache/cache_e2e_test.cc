@@ -192,6 +192,42 @@ TEST_P(CacheE2E, AClientWalksAStoreLargerThanTheQuota) {
   EXPECT_TRUE(got == want_) << "contents differ on the second walk";
 }
 
+TEST_P(CacheE2E, AWriteBackOverAnotherWritersTarballGoesToAConflictName) {
+  MakeTarball("doc", 4, 3);
+  StartServer("cache_refresh_seconds = 0;\ncache_writeback_delay_seconds = 0;\n");
+  NfsClient client(version());
+  ASSERT_EQ(client.Mount("/kvfs"), 0) << client.LastError();
+  ASSERT_EQ(client.WriteFile("/doc/mine", "this server's change"), 0) << client.LastError();
+  // Another writer (an operator, a server without coordination) replaces
+  // the tarball meanwhile.
+  MakeTarball("doc", 2, 9);
+  std::string theirs, now;
+  ASSERT_OK(t_->Get("doc.tar", &theirs));
+  Cache("flush doc");
+  ASSERT_OK(t_->Get("doc.tar", &now));
+  EXPECT_TRUE(now == theirs) << "the other writer's tarball was overwritten";
+  const std::string list = Cache("list");
+  EXPECT_NE(list.find("conflict: the tarball changed in the store since this server loaded it; "
+                      "its changes were written as doc.conflict-"),
+            std::string::npos)
+      << list;
+  EXPECT_NE(server_->LogSinceStart().find("conflict: tarball doc.tar of 'doc'"), std::string::npos)
+      << server_->LogTail();
+  // Both versions are trees after a refresh.
+  Cache("refresh");
+  std::vector<std::string> names;
+  ASSERT_EQ(client.ListDir("/", &names), 0) << client.LastError();
+  std::string conflict;
+  for (const std::string& n : names) {
+    if (n.rfind("doc.conflict-", 0) == 0) conflict = n;
+  }
+  ASSERT_FALSE(conflict.empty()) << list;
+  std::string data;
+  ASSERT_EQ(client.ReadFile("/" + conflict + "/mine", &data), 0) << client.LastError();
+  EXPECT_EQ(data, "this server's change");
+  EXPECT_EQ(client.ReadFile("/doc/mine", &data), -ENOENT);
+}
+
 TEST_P(CacheE2E, WriteBackEvictionAndReloadGiveIdenticalContents) {
   MakeTarball("base", 10, 50);
   StartServer("cache_refresh_seconds = 0;\ncache_writeback_delay_seconds = 0;\n");

@@ -85,17 +85,7 @@ class CountingStore final : public ingest::PersistentStore {
 // Reads every file below directory `dir` through fs.
 Status ReadTree(FileSystem* fs, Ino dir, const std::string& prefix, Contents* out) {
   std::vector<DirEntry> entries;
-  uint64_t cookie = kStartCookie;
-  for (bool eof = false; !eof;) {
-    KVFS_RETURN_IF_ERROR(fs->ReadDir(
-        dir, cookie,
-        [&](const DirEntry& e) {
-          cookie = e.cookie;
-          entries.push_back(e);
-          return true;
-        },
-        &eof));
-  }
+  KVFS_RETURN_IF_ERROR(kvfs::testing::ListDir(fs, dir, &entries));
   for (const DirEntry& e : entries) {
     const std::string path = prefix.empty() ? e.name : prefix + "/" + e.name;
     if (e.attrs.type == FileType::kDirectory) {

@@ -264,25 +264,14 @@ struct Walked {
 };
 Status Walk(FileSystem* fs, Ino dir, const std::string& path, std::map<std::string, Walked>* out) {
   std::vector<DirEntry> entries;
-  uint64_t cookie = kStartCookie;
-  for (bool eof = false; !eof;) {
-    KVFS_RETURN_IF_ERROR(fs->ReadDir(
-        dir, cookie,
-        [&](const DirEntry& e) {
-          cookie = e.cookie;
-          entries.push_back(e);
-          return true;
-        },
-        &eof));
-  }
+  KVFS_RETURN_IF_ERROR(kvfs::testing::ListDir(fs, dir, &entries));
   for (const DirEntry& e : entries) {
     if (e.name == "." || e.name == "..") continue;
     Walked w;
     w.ino = e.attrs.ino;
     const std::string p = path + "/" + e.name;
     if (e.attrs.type == FileType::kRegular) {
-      bool eof = false;
-      KVFS_RETURN_IF_ERROR(fs->Read(e.attrs.ino, 0, 1 << 20, &w.data, &eof));
+      KVFS_RETURN_IF_ERROR(kvfs::testing::ReadAll(fs, e.attrs.ino, &w.data));
     }
     (*out)[p] = w;
     if (e.attrs.type == FileType::kDirectory) KVFS_RETURN_IF_ERROR(Walk(fs, e.attrs.ino, p, out));
