@@ -32,6 +32,10 @@
 //     loser's client gets EEXIST. Non-directories cannot be created in the
 //     root (EPERM), top-level trees cannot be renamed (EXDEV) and those
 //     backed by a tarball cannot be removed (EPERM).
+//   - With a coordination that numbers trees (etcd), each tarball version
+//     is loaded into the inode range claimed for it there, so every server
+//     presents the same numbers; and a tree is changed only by the server
+//     that owns it (EROFS elsewhere; docs/coordination.md).
 //   - StatFs reports the quota as the capacity.
 #pragma once
 

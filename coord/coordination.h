@@ -7,8 +7,9 @@
 //     directory exactly one wins (the cache manager claims each one);
 //   - with etcd, the inode range of each tarball version (VersionRanges), so
 //     that every server loads the same version into the same range and
-//     presents the same inode numbers (NFS handles) for it.
-// (Tree ownership under leases is a later step; not here yet.)
+//     presents the same inode numbers (NFS handles) for it;
+//   - with etcd, tree ownership under a lease (AcquireTree): one server at a
+//     time changes a tree.
 //
 // Two implementations: the claims the persistent store keeps itself
 // (StoreClaims: `coordination` unset, one or several servers without a
