@@ -501,6 +501,35 @@ TEST(Stubs, AddStubsIsAllOrNothing) {
   EXPECT_EQ(DumpStore(fs->store()), before);
 }
 
+// A stub in a range chosen elsewhere (one claimed for its tarball version:
+// docs/coordination.md): that range, later fresh ranges above it, and a
+// range in use refused with nothing created.
+TEST(Stubs, AddStubsInAChosenRange) {
+  auto fs = NewMemoryFileSystem();
+  std::vector<Ino> inos;
+  StubTree chosen{"chosen", NewObject{0755, 0, 0}, Timespec{1, 0}, 50};
+  ASSERT_OK(fs->trees()->AddStubs({chosen}, &inos));
+  EXPECT_EQ(inos, std::vector<Ino>{schema::MakeIno(50, 1)});
+  TreeState ts;
+  ASSERT_OK(fs->trees()->ReadTreeState(inos[0], &ts));
+  EXPECT_TRUE(ts.stub);
+  EXPECT_EQ(ts.range, 50u);
+  Attributes d;
+  ASSERT_OK(fs->Mkdir(kRootIno, "fresh", NewObject{}, &d));
+  EXPECT_GT(schema::RangeOf(d.ino), 50u);
+  // A range below the fresh ones that nobody used is fine too.
+  ASSERT_OK(fs->trees()->AddStubs({{"low", {}, {}, 7}}, &inos));
+  EXPECT_EQ(inos, std::vector<Ino>{schema::MakeIno(7, 1)});
+  const auto before = DumpStore(fs->store());
+  EXPECT_EQ(fs->trees()->AddStubs({{"x", {}, {}}, {"again", {}, {}, 50}}, &inos).posix_errno(),
+            EEXIST);
+  EXPECT_EQ(fs->trees()->AddStubs({{"y", {}, {}, 60}, {"z", {}, {}, 60}}, &inos).posix_errno(),
+            EEXIST);
+  EXPECT_EQ(fs->trees()->AddStubs({{"w", {}, {}, schema::RangeOf(d.ino)}}, &inos).posix_errno(),
+            EEXIST);
+  EXPECT_EQ(DumpStore(fs->store()), before);
+}
+
 TEST(Stubs, FillAndResetCheckTheirArguments) {
   auto fs = NewMemoryFileSystem();
   Attributes d, f;
