@@ -398,16 +398,18 @@ TEST_F(CoordinationTest, EveryServerNumbersATarballVersionTheSame) {
 TEST_F(CoordinationTest, OneWriterPerTreeUnderALease) {
   const std::string store_dir = dir_.path() + "/store";
   PutTarball(store_dir, "owned.tar", {ingest_test::File("owned/f", "original")});
-  // Short leases, so that a dead owner's trees are free soon.
-  CoordinationOptions co;
-  co.lease_seconds = 2;
-  auto coordination = [&] {
+  // B, which dies below, has a short lease, so that its trees are free
+  // soon; A the default one (a slow renewal on a busy machine must not cost
+  // it its trees).
+  auto coordination = [&](int lease_seconds) {
+    CoordinationOptions co;
+    co.lease_seconds = lease_seconds;
     std::unique_ptr<Coordination> c;
     EXPECT_OK(OpenCoordination(Url(), nullptr, co, &c));
     return std::shared_ptr<Coordination>(std::move(c));
   };
-  std::unique_ptr<cache::TreeCache> a = OpenCache(0, coordination());
-  std::unique_ptr<cache::TreeCache> b = OpenCache(1, coordination());
+  std::unique_ptr<cache::TreeCache> a = OpenCache(0, coordination(10));
+  std::unique_ptr<cache::TreeCache> b = OpenCache(1, coordination(3));
   ASSERT_TRUE(a && b);
   auto create = [](cache::TreeCache* c, const std::string& name) {
     Attributes top, f;
@@ -465,7 +467,7 @@ TEST_F(CoordinationTest, OneWriterPerTreeUnderALease) {
   // B returns with its change (durable in its own store, still dirty): it
   // cannot write it back while A owns the tree; once A gives it up, B's
   // write-back keeps A's version and writes B's beside it.
-  b = OpenCache(1, coordination());
+  b = OpenCache(1, coordination(3));
   ASSERT_NE(b, nullptr);
   bool written = false;
   EXPECT_EQ(b->Flush("owned", &written).posix_errno(), EROFS);
