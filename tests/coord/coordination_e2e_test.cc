@@ -17,6 +17,7 @@
 #include <fcntl.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <thread>
@@ -192,13 +193,15 @@ class TwoServersE2E : public ::testing::Test {
     return c;
   }
 
-  // `kvfs cache --db <server i's db> <args>`.
-  void Cache(int i, const std::string& args) {
+  // `kvfs cache --db <server i's db> <args>`: its output; its exit status
+  // must be `want_exit`.
+  std::string Cache(int i, const std::string& args, int want_exit = 0) {
     std::string out;
     EXPECT_EQ(ingest_test::RunCommand(
                   std::string(KVFS_TOOL_BIN) + " cache --db " + db_[i] + " " + args, &out),
-              0)
+              want_exit)
         << out;
+    return out;
   }
 
   // Every file below `dir` through `client`: path -> {handle, contents}.
@@ -316,6 +319,47 @@ TEST_F(TwoServersE2E, OneServerWritesATreeTheOtherServesItReadOnly) {
   EXPECT_EQ(data, "written on A");
   ASSERT_EQ(b->WriteFile("/tree/d0/by-b", "written on B"), 0) << b->LastError();
   EXPECT_EQ(a->WriteFile("/tree/d0/by-a2", "again"), -EROFS) << a->LastError();
+}
+
+TEST_F(TwoServersE2E, AKilledOwnersTreeIsTakenOverAfterItsLeaseAndItsChangeIsKept) {
+  ingest_test::WriteTarball(store_dir_ + "/tree.tar", TreeVersion(1));
+  StartServers();
+  {
+    auto a = Client(0);
+    ASSERT_EQ(a->WriteFile("/tree/d0/by-a", "A's change"), 0) << a->LastError();
+  }
+  // A dies holding the tree: B gets EROFS until A's lease (10 s) expires,
+  // then takes it over.
+  ASSERT_OK(servers_[0]->Kill9());
+  auto b = Client(1);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+  int rc;
+  while ((rc = b->WriteFile("/tree/d0/by-b", "B's change")) != 0) {
+    ASSERT_EQ(rc, -EROFS) << b->LastError();
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "A's lease never expired";
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  // A returns with its change (in its own key/value store): it cannot write
+  // it back while B owns the tree; once B gave it up, A's write-back keeps
+  // B's version and writes A's beside it. Nothing is lost.
+  ASSERT_OK(servers_[0]->Start());
+  EXPECT_NE(Cache(0, "flush tree", 2).find("Read-only file system"), std::string::npos);
+  Cache(1, "drop tree");
+  Cache(0, "flush tree");
+  Cache(0, "refresh");
+  auto a = Client(0);
+  std::string data;
+  ASSERT_EQ(a->ReadFile("/tree/d0/by-b", &data), 0) << a->LastError();
+  EXPECT_EQ(data, "B's change");
+  std::vector<std::string> names;
+  ASSERT_EQ(a->ListDir("/", &names), 0) << a->LastError();
+  std::string conflict;
+  for (const std::string& n : names) {
+    if (n.rfind("tree.conflict-", 0) == 0) conflict = n;
+  }
+  ASSERT_FALSE(conflict.empty());
+  ASSERT_EQ(a->ReadFile("/" + conflict + "/d0/by-a", &data), 0) << a->LastError();
+  EXPECT_EQ(data, "A's change");
 }
 
 TEST_F(TwoServersE2E, ClientsOfTwoServersRacingForATopLevelNameGetOneWinner) {
