@@ -168,6 +168,8 @@ class FileSystemImpl final : public FileSystem, public TreeLifecycle {
   Status Rename(Ino parent, std::string_view name, Ino new_parent,
                 std::string_view new_name) override;
   Status Read(Ino ino, uint64_t offset, size_t size, std::string* out, bool* eof) override;
+  Status ReadStream(Ino ino, uint64_t offset, uint64_t length,
+                    const std::function<Status(std::string_view)>& fn) override;
   Status Write(Ino ino, uint64_t offset, std::string_view data, Stability stability,
                Attributes* out) override;
   Status DataExtents(Ino ino, uint64_t offset,
@@ -596,6 +598,52 @@ Status FileSystemImpl::ReadBlocks(Ino ino, uint64_t offset, size_t n, std::strin
     copy_block(block, data);
     return true;
   });
+}
+
+Status FileSystemImpl::ReadStream(Ino ino, uint64_t offset, uint64_t length,
+                                  const std::function<Status(std::string_view)>& fn) {
+  InodeRecord rec;
+  Ino parent;
+  KVFS_RETURN_IF_ERROR(ReadRecord(ino, &rec, &parent, /*skip_data=*/false));
+  if (rec.type == FileType::kDirectory) return Status::FromErrno(EISDIR, "is a directory");
+  if (rec.type != FileType::kRegular) return Status::InvalidArgument("not a regular file");
+  if (offset >= rec.size) return Status::OK();
+  const uint64_t end = offset + std::min(length, rec.size - offset);
+  // Zeros for holes and for what follows a short block or inline contents,
+  // handed out in pieces of up to 64 KiB.
+  static const std::string kZeros(64 << 10, '\0');
+  uint64_t pos = offset;  // the next byte fn gets
+  auto zeros_to = [&](uint64_t to) {
+    for (; pos < to; pos += std::min<uint64_t>(to - pos, kZeros.size())) {
+      KVFS_RETURN_IF_ERROR(
+          fn(std::string_view(kZeros).substr(0, std::min<uint64_t>(to - pos, kZeros.size()))));
+    }
+    return Status::OK();
+  };
+  if (rec.inline_data) {
+    if (pos < rec.data.size()) {
+      const uint64_t to = std::min<uint64_t>(end, rec.data.size());
+      KVFS_RETURN_IF_ERROR(fn(std::string_view(rec.data).substr(pos, to - pos)));
+      pos = to;
+    }
+    return zeros_to(end);
+  }
+  const uint32_t bs = options_.block_size;
+  Status fn_status;
+  KVFS_RETURN_IF_ERROR(ScanBlocks(store_.get(), ino, offset / bs, BlockCount(end, bs),
+                                  [&](uint64_t block, std::string_view data) {
+                                    const uint64_t start = block * bs;
+                                    const uint64_t to = std::min(end, start + data.size());
+                                    if (to <= pos) return true;
+                                    fn_status = zeros_to(start);
+                                    if (fn_status.ok()) {
+                                      fn_status = fn(data.substr(pos - start, to - pos));
+                                      pos = to;
+                                    }
+                                    return fn_status.ok();
+                                  }));
+  KVFS_RETURN_IF_ERROR(fn_status);
+  return zeros_to(end);
 }
 
 Status FileSystemImpl::DataExtents(Ino ino, uint64_t offset,
