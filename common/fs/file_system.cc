@@ -24,6 +24,7 @@
 
 #include "common/fs/block_scan.h"
 #include "common/fs/inode_allocator.h"
+#include "common/fs/location_cache.h"
 #include "common/fs/lock_table.h"
 #include "common/fs/schema.h"
 #include "common/fs/transaction.h"
@@ -143,7 +144,10 @@ Entry TopDirectoryEntry(const std::string& name, Ino ino, uint8_t slot, const At
 class FileSystemImpl final : public FileSystem, public TreeLifecycle {
  public:
   FileSystemImpl(const FileSystemOptions& options, std::unique_ptr<KVStore> store)
-      : options_(options), store_(std::move(store)), allocator_(store_.get(), /*chunk=*/4096) {}
+      : options_(options),
+        store_(std::move(store)),
+        allocator_(store_.get(), /*chunk=*/4096),
+        locations_(options.location_cache_entries) {}
 
   Status Init();
 
@@ -202,7 +206,10 @@ class FileSystemImpl final : public FileSystem, public TreeLifecycle {
   }
 
   // Reads the location of `ino` (ESTALE if absent).
-  Status ReadLocation(Ino ino, InodeLocation* loc, bool skip_data) const;
+  // Where `ino`'s record lives, from the location cache if it has it and
+  // `use_cache`; a detached record itself is read only if `need_record`.
+  Status ReadLocation(Ino ino, InodeLocation* loc, bool skip_data, bool need_record = true,
+                      bool use_cache = true) const;
   // Reads the record of `ino` wherever it lives; *parent is set for
   // embedded records.
   Status ReadRecord(Ino ino, InodeRecord* rec, Ino* parent, bool skip_data) const;
@@ -288,6 +295,8 @@ class FileSystemImpl final : public FileSystem, public TreeLifecycle {
   std::unique_ptr<KVStore> store_;
   InodeAllocator allocator_;
   LockTable locks_;
+  // Exact copy of part of the inode index (location_cache.h).
+  mutable LocationCache locations_;
   // Serializes renames that move a directory to another parent, so the
   // ancestor check cannot race with another such rename.
   std::mutex rename_mu_;
@@ -380,7 +389,7 @@ Status FileSystemImpl::CleanOrphans() {
     KVFS_RETURN_IF_ERROR(it->status());
   }
   for (Ino ino : orphans) {
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     InodeRecord* rec;
     Status s = txn.GetRecordForUpdate(ino, &rec);
     if (s.ok()) {
@@ -396,40 +405,57 @@ Status FileSystemImpl::CleanOrphans() {
 
 // ---- Reads ----------------------------------------------------------------------
 
-Status FileSystemImpl::ReadLocation(Ino ino, InodeLocation* loc, bool skip_data) const {
+Status FileSystemImpl::ReadLocation(Ino ino, InodeLocation* loc, bool skip_data, bool need_record,
+                                    bool use_cache) const {
+  LocationCache::Location cached;
+  if (use_cache && locations_.Find(ino, &cached) && (!cached.detached || !need_record)) {
+    *loc = InodeLocation();
+    loc->detached = cached.detached;
+    loc->parent = cached.parent;
+    loc->bucket = cached.bucket;
+    return Status::OK();
+  }
+  const uint64_t ticket = locations_.BeginFill(ino);
   std::string value;
   Status s = store_->Get(Column::kInodes, schema::InodeKey(ino), &value);
   if (s.IsNotFound()) {
     return Status::FromErrno(ESTALE, "inode " + std::to_string(ino) + " does not exist");
   }
   KVFS_RETURN_IF_ERROR(s);
-  return schema::DecodeLocation(value, loc, skip_data);
+  KVFS_RETURN_IF_ERROR(schema::DecodeLocation(value, loc, skip_data));
+  locations_.Fill(ino, ticket, {loc->detached, loc->parent, loc->bucket});
+  return Status::OK();
 }
 
 Status FileSystemImpl::ReadRecord(Ino ino, InodeRecord* rec, Ino* parent, bool skip_data) const {
-  InodeLocation loc;
-  KVFS_RETURN_IF_ERROR(ReadLocation(ino, &loc, skip_data));
-  if (loc.detached) {
-    *rec = std::move(loc.record);
-    *parent = 0;
-    return Status::OK();
+  // Readers take no locks: a concurrent rename or link can move the record
+  // between reading its location and reading its bucket. Then the location
+  // is read again from the store (the cache may not know yet), a few times.
+  constexpr int kAttempts = 4;
+  for (int attempt = 1;; ++attempt) {
+    InodeLocation loc;
+    KVFS_RETURN_IF_ERROR(ReadLocation(ino, &loc, skip_data, /*need_record=*/true,
+                                      /*use_cache=*/attempt == 1));
+    if (loc.detached) {
+      *rec = std::move(loc.record);
+      *parent = 0;
+      return Status::OK();
+    }
+    std::string value;
+    Status s = store_->Get(Column::kEntries, schema::EntryKey(loc.parent, loc.bucket), &value);
+    Bucket b;
+    if (s.ok()) s = schema::DecodeBucket(value, &b, skip_data);
+    if (!s.ok() && !s.IsNotFound()) return s;
+    Entry* e = s.ok() ? b.FindIno(ino) : nullptr;
+    if (e != nullptr && e->embedded) {
+      *rec = std::move(e->record);
+      *parent = loc.parent;
+      return Status::OK();
+    }
+    if (attempt == kAttempts) {
+      return Status::FromErrno(ESTALE, "inode " + std::to_string(ino) + " moved or was removed");
+    }
   }
-  std::string value;
-  Status s = store_->Get(Column::kEntries, schema::EntryKey(loc.parent, loc.bucket), &value);
-  Bucket b;
-  if (s.ok()) s = schema::DecodeBucket(value, &b, skip_data);
-  if (s.IsNotFound()) {
-    // The entry went away between the two reads (a concurrent unlink).
-    return Status::FromErrno(ESTALE, "inode " + std::to_string(ino) + " does not exist");
-  }
-  KVFS_RETURN_IF_ERROR(s);
-  Entry* e = b.FindIno(ino);
-  if (e == nullptr || !e->embedded) {
-    return Status::FromErrno(ESTALE, "inode " + std::to_string(ino) + " moved or was removed");
-  }
-  *rec = std::move(e->record);
-  *parent = loc.parent;
-  return Status::OK();
 }
 
 Status FileSystemImpl::AddNamedLock(Ino dir, std::string_view name,
@@ -462,7 +488,7 @@ Status FileSystemImpl::LoadDirBucket(Transaction* txn, Ino dir, uint64_t bucket,
 
 Status FileSystemImpl::RecordLockId(Ino ino, uint64_t* id) const {
   InodeLocation loc;
-  KVFS_RETURN_IF_ERROR(ReadLocation(ino, &loc, /*skip_data=*/true));
+  KVFS_RETURN_IF_ERROR(ReadLocation(ino, &loc, /*skip_data=*/true, /*need_record=*/false));
   *id = loc.detached ? DetachedLockId(ino) : BucketLockId(loc.parent, loc.bucket);
   return Status::OK();
 }
@@ -788,7 +814,7 @@ Status FileSystemImpl::MakeNode(Ino parent, std::string_view name, FileType type
   const uint64_t bucket = BucketOfName(name);
   auto plan = [&](std::vector<uint64_t>* ids) { return AddEntryLocks(parent, bucket, ids); };
   auto body = [&]() -> Status {
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     InodeRecord* dir;
     Bucket* b;
     KVFS_RETURN_IF_ERROR(LoadDirBucket(&txn, parent, bucket, &dir, &b));
@@ -876,7 +902,7 @@ Status FileSystemImpl::Link(Ino ino, Ino new_parent, std::string_view new_name, 
     return AddEntryLocks(new_parent, bucket, ids);
   };
   auto body = [&]() -> Status {
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     InodeRecord* dir;
     Bucket* b;
     KVFS_RETURN_IF_ERROR(LoadDirBucket(&txn, new_parent, bucket, &dir, &b));
@@ -981,7 +1007,7 @@ Status FileSystemImpl::Remove(Ino parent, std::string_view name, bool directory)
     return AddNamedLock(parent, name, ids);
   };
   auto body = [&]() -> Status {
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     InodeRecord* dir;
     Bucket* b;
     KVFS_RETURN_IF_ERROR(LoadDirBucket(&txn, parent, bucket, &dir, &b));
@@ -1014,7 +1040,7 @@ Status FileSystemImpl::CheckNotAncestor(Ino dir, Ino of) const {
     }
     if (depth > 1000000) return Status::Corruption("directory parent chain has a cycle");
     InodeLocation loc;
-    KVFS_RETURN_IF_ERROR(ReadLocation(cur, &loc, true));
+    KVFS_RETURN_IF_ERROR(ReadLocation(cur, &loc, true, /*need_record=*/false));
     if (loc.detached) return Status::Corruption("directory without a parent entry");
     cur = loc.parent;
   }
@@ -1044,7 +1070,7 @@ Status FileSystemImpl::Rename(Ino parent, std::string_view name, Ino new_parent,
     return AddNamedLock(new_parent, new_name, ids);
   };
   auto body = [&]() -> Status {
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     InodeRecord* src_dir;
     InodeRecord* dst_dir;
     Bucket* sb;
@@ -1209,7 +1235,7 @@ Status FileSystemImpl::Write(Ino ino, uint64_t offset, std::string_view data, St
                              Attributes* out) {
   auto plan = [&](std::vector<uint64_t>* ids) { return AddRecordLock(ino, ids); };
   auto body = [&]() -> Status {
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     InodeRecord* rec;
     KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(ino, &rec));
     if (rec->type == FileType::kDirectory) return Status::FromErrno(EISDIR, "is a directory");
@@ -1229,7 +1255,7 @@ Status FileSystemImpl::Write(Ino ino, uint64_t offset, std::string_view data, St
 Status FileSystemImpl::SetAttr(Ino ino, const SetAttrRequest& req, Attributes* out) {
   auto plan = [&](std::vector<uint64_t>* ids) { return AddRecordLock(ino, ids); };
   auto body = [&]() -> Status {
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     InodeRecord* rec;
     KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(ino, &rec));
     const Timespec now = Now();
@@ -1295,7 +1321,7 @@ Status FileSystemImpl::CloseFile(Ino ino) {
   bool deleted = false;
   auto body = [&]() -> Status {
     if (IsOpen(ino)) return Status::OK();  // reopened meanwhile
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     InodeLocation* loc;
     Status s = txn.GetLocation(ino, &loc);
     if (s.posix_errno() == ESTALE) return Status::OK();
@@ -1317,6 +1343,8 @@ Status FileSystemImpl::RunExclusive(const std::function<Status()>& body) {
   {
     LockTable::MultiLock all(&locks_);
     s = body();
+    // Whole-tree changes delete and add index keys by ranges and bulk loads.
+    locations_.Clear();
   }
   if (s.ok() && options_.durable) s = store_->Sync();
   return s;
@@ -1403,13 +1431,13 @@ Status FileSystemImpl::CleanLoadingRanges() {
   }
   for (uint64_t range : loading) {
     // Nothing of a loading range was ever visible: its number may be reused.
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     KVFS_RETURN_IF_ERROR(DropRangeKeys(&txn, range, /*keep_record=*/false));
     KVFS_RETURN_IF_ERROR(txn.Commit());
   }
   for (uint64_t range : filling) {
     // The fill never finished: back to the empty stub it started from.
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     schema::RangeRecord r;
     KVFS_RETURN_IF_ERROR(ResetRangeToStub(&txn, schema::RangeOwnerIno(range), &r));
     KVFS_RETURN_IF_ERROR(txn.Commit());
@@ -1436,7 +1464,7 @@ Status FileSystemImpl::AbandonRange(uint64_t range) {
     if (!r.loading) {
       return Status::InvalidArgument("inode range " + std::to_string(range) + " is not loading");
     }
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     KVFS_RETURN_IF_ERROR(DropRangeKeys(&txn, range, /*keep_record=*/false));
     return txn.Commit();
   });
@@ -1460,7 +1488,7 @@ Status FileSystemImpl::PublishTree(const LoadedTree& tree, uint64_t* replaced_ra
       return Status::InvalidArgument("inode range " + std::to_string(tree.range) +
                                      " is not loading");
     }
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     InodeRecord* root;
     KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(kRootIno, &root));
     Bucket* b;
@@ -1502,7 +1530,7 @@ Status FileSystemImpl::DropTree(std::string_view name, uint64_t* dropped_range) 
   KVFS_RETURN_IF_ERROR(CheckName(name));
   const uint64_t bucket = BucketOfName(name);
   return RunExclusive([&]() -> Status {
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     InodeRecord* root;
     KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(kRootIno, &root));
     Bucket* b;
@@ -1544,7 +1572,7 @@ Status FileSystemImpl::AddStubs(const std::vector<StubTree>& stubs, std::vector<
   for (const StubTree& t : stubs) KVFS_RETURN_IF_ERROR(CheckName(t.name));
   std::vector<Ino> created;
   Status s = RunExclusive([&]() -> Status {
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     InodeRecord* root;
     KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(kRootIno, &root));
     for (const StubTree& t : stubs) {
@@ -1616,7 +1644,7 @@ Status FileSystemImpl::FinishFill(const LoadedTree& tree) {
         return Status::InvalidArgument("inode range " + std::to_string(tree.range) +
                                        " is not being filled");
       }
-      Transaction txn(store_.get());
+      Transaction txn(store_.get(), &locations_);
       InodeRecord* r;
       KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(top, &r));
       r->mode = tree.attrs.mode & 07777;
@@ -1665,7 +1693,7 @@ Status FileSystemImpl::ResetRangeToStub(Transaction* txn, Ino top, schema::Range
 Status FileSystemImpl::ResetToStub(Ino top) {
   return RunExclusive([&]() -> Status {
     return allocator_.WithRangeHeld(schema::RangeOf(top), [&]() -> Status {
-      Transaction txn(store_.get());
+      Transaction txn(store_.get(), &locations_);
       schema::RangeRecord r;
       KVFS_RETURN_IF_ERROR(ResetRangeToStub(&txn, top, &r));
       return txn.Commit();
