@@ -2,7 +2,8 @@
 //
 // Every mutation follows one pattern (RunLocked):
 //   1. plan: read, without locks, the locations of every record it will
-//      change and turn them into lock ids;
+//      change (from the location cache when it has them) and turn them into
+//      lock ids;
 //   2. lock those ids (LockTable), plan again and retry if the set grew
 //      (a concurrent rename moved something);
 //   3. load, check and change records through a Transaction, commit it as
