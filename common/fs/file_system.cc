@@ -206,14 +206,16 @@ class FileSystemImpl final : public FileSystem, public TreeLifecycle {
     return schema::BucketOf(options_.name_hasher.hash(name));
   }
 
-  // Reads the location of `ino` (ESTALE if absent).
-  // Where `ino`'s record lives, from the location cache if it has it and
-  // `use_cache`; a detached record itself is read only if `need_record`.
+  // Where `ino`'s record lives (ESTALE if absent), from the location cache
+  // if it has it and `use_cache`; a detached record itself is read only if
+  // `need_record`.
   Status ReadLocation(Ino ino, InodeLocation* loc, bool skip_data, bool need_record = true,
                       bool use_cache = true) const;
   // Reads the record of `ino` wherever it lives; *parent is set for
   // embedded records.
   Status ReadRecord(Ino ino, InodeRecord* rec, Ino* parent, bool skip_data) const;
+  // ReadRecord for a regular file: EISDIR for a directory, EINVAL for others.
+  Status ReadFileRecord(Ino ino, InodeRecord* rec, bool skip_data) const;
   // Adds the lock id of the detached record `name` in `dir` would have, if
   // the name exists. Fails only on I/O errors.
   Status AddNamedLock(Ino dir, std::string_view name, std::vector<uint64_t>* ids) const;
@@ -459,6 +461,14 @@ Status FileSystemImpl::ReadRecord(Ino ino, InodeRecord* rec, Ino* parent, bool s
   }
 }
 
+Status FileSystemImpl::ReadFileRecord(Ino ino, InodeRecord* rec, bool skip_data) const {
+  Ino parent;
+  KVFS_RETURN_IF_ERROR(ReadRecord(ino, rec, &parent, skip_data));
+  if (rec->type == FileType::kDirectory) return Status::FromErrno(EISDIR, "is a directory");
+  if (rec->type != FileType::kRegular) return Status::InvalidArgument("not a regular file");
+  return Status::OK();
+}
+
 Status FileSystemImpl::AddNamedLock(Ino dir, std::string_view name,
                                     std::vector<uint64_t>* ids) const {
   Attributes a;
@@ -578,10 +588,7 @@ Status FileSystemImpl::Readlink(Ino ino, std::string* target) {
 Status FileSystemImpl::Read(Ino ino, uint64_t offset, size_t size, std::string* out, bool* eof) {
   out->clear();
   InodeRecord rec;
-  Ino parent;
-  KVFS_RETURN_IF_ERROR(ReadRecord(ino, &rec, &parent, /*skip_data=*/false));
-  if (rec.type == FileType::kDirectory) return Status::FromErrno(EISDIR, "is a directory");
-  if (rec.type != FileType::kRegular) return Status::InvalidArgument("not a regular file");
+  KVFS_RETURN_IF_ERROR(ReadFileRecord(ino, &rec, /*skip_data=*/false));
   if (offset >= rec.size) {
     *eof = true;
     return Status::OK();
@@ -630,10 +637,7 @@ Status FileSystemImpl::ReadBlocks(Ino ino, uint64_t offset, size_t n, std::strin
 Status FileSystemImpl::ReadStream(Ino ino, uint64_t offset, uint64_t length,
                                   const std::function<Status(std::string_view)>& fn) {
   InodeRecord rec;
-  Ino parent;
-  KVFS_RETURN_IF_ERROR(ReadRecord(ino, &rec, &parent, /*skip_data=*/false));
-  if (rec.type == FileType::kDirectory) return Status::FromErrno(EISDIR, "is a directory");
-  if (rec.type != FileType::kRegular) return Status::InvalidArgument("not a regular file");
+  KVFS_RETURN_IF_ERROR(ReadFileRecord(ino, &rec, /*skip_data=*/false));
   if (offset >= rec.size) return Status::OK();
   const uint64_t end = offset + std::min(length, rec.size - offset);
   // Zeros for holes and for what follows a short block or inline contents,
@@ -676,10 +680,7 @@ Status FileSystemImpl::ReadStream(Ino ino, uint64_t offset, uint64_t length,
 Status FileSystemImpl::DataExtents(Ino ino, uint64_t offset,
                                    const std::function<bool(uint64_t, uint64_t)>& fn) {
   InodeRecord rec;
-  Ino parent;
-  KVFS_RETURN_IF_ERROR(ReadRecord(ino, &rec, &parent, /*skip_data=*/true));
-  if (rec.type == FileType::kDirectory) return Status::FromErrno(EISDIR, "is a directory");
-  if (rec.type != FileType::kRegular) return Status::InvalidArgument("not a regular file");
+  KVFS_RETURN_IF_ERROR(ReadFileRecord(ino, &rec, /*skip_data=*/true));
   if (offset >= rec.size) return Status::OK();
   if (rec.inline_data) {
     fn(offset, rec.size - offset);
