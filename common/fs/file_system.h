@@ -164,7 +164,7 @@ struct FileSystemOptions {
   // inline_threshold.
   uint32_t block_size = 65536;
   // Inode locations kept in memory (an exact cache of the inode index that
-  // saves a point read per lookup of a record and per lock plan; about 64
+  // saves a point read per lookup of a record and per lock plan; about 58
   // bytes each, docs/limits.md). 0 turns the cache off.
   size_t location_cache_entries = 1 << 20;
   NameHasher name_hasher = DefaultNameHasher();

@@ -11,7 +11,7 @@
 //   (BeginFill, taken before the store read), so a value read before a
 //   concurrent change can never be put back after it.
 // Absence is never cached. Memory is bounded by `capacity` entries (about
-// 64 bytes each); a full shard drops an arbitrary entry, which costs a
+// 58 bytes each); a full shard drops an arbitrary entry, which costs a
 // store read later, never correctness.
 #pragma once
 
