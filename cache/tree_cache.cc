@@ -243,6 +243,13 @@ class TreeCacheImpl final : public TreeCache, public TreeLifecycle {
     return base_->Read(ino, offset, size, out, eof);
   }
 
+  Status ReadStream(Ino ino, uint64_t offset, uint64_t length,
+                    const std::function<Status(std::string_view)>& fn) override {
+    Pin pin;
+    KVFS_RETURN_IF_ERROR(Enter(ino, Access::kContents, &pin));
+    return base_->ReadStream(ino, offset, length, fn);
+  }
+
   Status Write(Ino ino, uint64_t offset, std::string_view data, Stability stability,
                Attributes* out) override {
     Pin pin;

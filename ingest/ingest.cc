@@ -255,8 +255,6 @@ Status IngestFromStore(FileSystem* fs, PersistentStore* store, const std::string
 
 namespace {
 
-// Bytes read from the file system per call while exporting.
-constexpr size_t kExportChunk = 1 << 20;
 // Directory entries listed per ReadDir call while exporting.
 constexpr size_t kListBatch = 1024;
 
@@ -383,21 +381,18 @@ class TreeWriter {
     return Status::OK();
   }
 
-  // Copies `length` bytes of file `ino` from `offset` into the member.
+  // Copies `length` bytes of file `ino` from `offset` into the member,
+  // straight from the store's blocks (one scan, no copy in between).
   Status CopyContents(Ino ino, uint64_t offset, uint64_t length, const std::string& path) {
-    std::string& buf = read_buffer_;  // reused: keeps its capacity
-    const uint64_t end = offset + length;
-    while (offset < end) {
-      bool eof = false;
-      const size_t want = static_cast<size_t>(std::min<uint64_t>(kExportChunk, end - offset));
-      KVFS_RETURN_IF_ERROR(fs_->Read(ino, offset, want, &buf, &eof));
-      if (buf.size() != want) {
-        return Status::FromErrno(EAGAIN, "'" + path + "' changed while it was exported");
-      }
-      KVFS_RETURN_IF_ERROR(out_->WriteData(buf));
-      offset += buf.size();
-      stats_->bytes += buf.size();
+    uint64_t copied = 0;
+    KVFS_RETURN_IF_ERROR(fs_->ReadStream(ino, offset, length, [&](std::string_view piece) {
+      copied += piece.size();
+      return out_->WriteData(piece);
+    }));
+    if (copied != length) {
+      return Status::FromErrno(EAGAIN, "'" + path + "' changed while it was exported");
     }
+    stats_->bytes += copied;
     return Status::OK();
   }
 
@@ -406,7 +401,6 @@ class TreeWriter {
   ExportStats* const stats_;
   // Files with several names -> the path they were first written under.
   std::unordered_map<Ino, std::string> links_;
-  std::string read_buffer_;
 };
 
 }  // namespace

@@ -60,6 +60,18 @@ class MeteredFileSystem final : public FileSystem {
     if (s.ok()) metrics_->AddBytesRead(out->size());
     return s;
   }
+  Status ReadStream(Ino ino, uint64_t offset, uint64_t length,
+                    const std::function<Status(std::string_view)>& fn) override {
+    uint64_t bytes = 0;
+    Status s = Timed(Op::kRead, [&] {
+      return base_->ReadStream(ino, offset, length, [&](std::string_view piece) {
+        bytes += piece.size();
+        return fn(piece);
+      });
+    });
+    metrics_->AddBytesRead(bytes);
+    return s;
+  }
   Status Write(Ino ino, uint64_t offset, std::string_view data, Stability stability,
                Attributes* out) override {
     Status s = Timed(Op::kWrite, [&] { return base_->Write(ino, offset, data, stability, out); });

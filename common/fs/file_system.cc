@@ -2,7 +2,8 @@
 //
 // Every mutation follows one pattern (RunLocked):
 //   1. plan: read, without locks, the locations of every record it will
-//      change and turn them into lock ids;
+//      change (from the location cache when it has them) and turn them into
+//      lock ids;
 //   2. lock those ids (LockTable), plan again and retry if the set grew
 //      (a concurrent rename moved something);
 //   3. load, check and change records through a Transaction, commit it as
@@ -25,6 +26,7 @@
 
 #include "common/fs/block_scan.h"
 #include "common/fs/inode_allocator.h"
+#include "common/fs/location_cache.h"
 #include "common/fs/lock_table.h"
 #include "common/fs/schema.h"
 #include "common/fs/transaction.h"
@@ -144,7 +146,10 @@ Entry TopDirectoryEntry(const std::string& name, Ino ino, uint8_t slot, const At
 class FileSystemImpl final : public FileSystem, public TreeLifecycle {
  public:
   FileSystemImpl(const FileSystemOptions& options, std::unique_ptr<KVStore> store)
-      : options_(options), store_(std::move(store)), allocator_(store_.get(), /*chunk=*/4096) {}
+      : options_(options),
+        store_(std::move(store)),
+        allocator_(store_.get(), /*chunk=*/4096),
+        locations_(options.location_cache_entries) {}
 
   Status Init();
 
@@ -169,6 +174,8 @@ class FileSystemImpl final : public FileSystem, public TreeLifecycle {
   Status Rename(Ino parent, std::string_view name, Ino new_parent,
                 std::string_view new_name) override;
   Status Read(Ino ino, uint64_t offset, size_t size, std::string* out, bool* eof) override;
+  Status ReadStream(Ino ino, uint64_t offset, uint64_t length,
+                    const std::function<Status(std::string_view)>& fn) override;
   Status Write(Ino ino, uint64_t offset, std::string_view data, Stability stability,
                Attributes* out) override;
   Status DataExtents(Ino ino, uint64_t offset,
@@ -200,11 +207,16 @@ class FileSystemImpl final : public FileSystem, public TreeLifecycle {
     return schema::BucketOf(options_.name_hasher.hash(name));
   }
 
-  // Reads the location of `ino` (ESTALE if absent).
-  Status ReadLocation(Ino ino, InodeLocation* loc, bool skip_data) const;
+  // Where `ino`'s record lives (ESTALE if absent), from the location cache
+  // if it has it and `use_cache`; a detached record itself is read only if
+  // `need_record`.
+  Status ReadLocation(Ino ino, InodeLocation* loc, bool skip_data, bool need_record = true,
+                      bool use_cache = true) const;
   // Reads the record of `ino` wherever it lives; *parent is set for
   // embedded records.
   Status ReadRecord(Ino ino, InodeRecord* rec, Ino* parent, bool skip_data) const;
+  // ReadRecord for a regular file: EISDIR for a directory, EINVAL for others.
+  Status ReadFileRecord(Ino ino, InodeRecord* rec, bool skip_data) const;
   // Adds the lock id of the detached record `name` in `dir` would have, if
   // the name exists. Fails only on I/O errors.
   Status AddNamedLock(Ino dir, std::string_view name, std::vector<uint64_t>* ids) const;
@@ -287,6 +299,8 @@ class FileSystemImpl final : public FileSystem, public TreeLifecycle {
   std::unique_ptr<KVStore> store_;
   InodeAllocator allocator_;
   LockTable locks_;
+  // Exact copy of part of the inode index (location_cache.h).
+  mutable LocationCache locations_;
   // Serializes renames that move a directory to another parent, so the
   // ancestor check cannot race with another such rename.
   std::mutex rename_mu_;
@@ -379,7 +393,7 @@ Status FileSystemImpl::CleanOrphans() {
     KVFS_RETURN_IF_ERROR(it->status());
   }
   for (Ino ino : orphans) {
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     InodeRecord* rec;
     Status s = txn.GetRecordForUpdate(ino, &rec);
     if (s.ok()) {
@@ -395,39 +409,64 @@ Status FileSystemImpl::CleanOrphans() {
 
 // ---- Reads ----------------------------------------------------------------------
 
-Status FileSystemImpl::ReadLocation(Ino ino, InodeLocation* loc, bool skip_data) const {
+Status FileSystemImpl::ReadLocation(Ino ino, InodeLocation* loc, bool skip_data, bool need_record,
+                                    bool use_cache) const {
+  LocationCache::Location cached;
+  if (use_cache && locations_.Find(ino, &cached) && (!cached.detached || !need_record)) {
+    *loc = InodeLocation();
+    loc->detached = cached.detached;
+    loc->parent = cached.parent;
+    loc->bucket = cached.bucket;
+    return Status::OK();
+  }
+  const uint64_t ticket = locations_.BeginFill(ino);
   std::string value;
   Status s = store_->Get(Column::kInodes, schema::InodeKey(ino), &value);
   if (s.IsNotFound()) {
     return Status::FromErrno(ESTALE, "inode " + std::to_string(ino) + " does not exist");
   }
   KVFS_RETURN_IF_ERROR(s);
-  return schema::DecodeLocation(value, loc, skip_data);
+  KVFS_RETURN_IF_ERROR(schema::DecodeLocation(value, loc, skip_data));
+  locations_.Fill(ino, ticket, {loc->detached, loc->parent, loc->bucket});
+  return Status::OK();
 }
 
 Status FileSystemImpl::ReadRecord(Ino ino, InodeRecord* rec, Ino* parent, bool skip_data) const {
-  InodeLocation loc;
-  KVFS_RETURN_IF_ERROR(ReadLocation(ino, &loc, skip_data));
-  if (loc.detached) {
-    *rec = std::move(loc.record);
-    *parent = 0;
-    return Status::OK();
+  // Readers take no locks: a concurrent rename or link can move the record
+  // between reading its location and reading its bucket. Then the location
+  // is read again from the store (the cache may not know yet), a few times.
+  constexpr int kAttempts = 4;
+  for (int attempt = 1;; ++attempt) {
+    InodeLocation loc;
+    KVFS_RETURN_IF_ERROR(ReadLocation(ino, &loc, skip_data, /*need_record=*/true,
+                                      /*use_cache=*/attempt == 1));
+    if (loc.detached) {
+      *rec = std::move(loc.record);
+      *parent = 0;
+      return Status::OK();
+    }
+    std::string value;
+    Status s = store_->Get(Column::kEntries, schema::EntryKey(loc.parent, loc.bucket), &value);
+    Bucket b;
+    if (s.ok()) s = schema::DecodeBucket(value, &b, skip_data);
+    if (!s.ok() && !s.IsNotFound()) return s;
+    Entry* e = s.ok() ? b.FindIno(ino) : nullptr;
+    if (e != nullptr && e->embedded) {
+      *rec = std::move(e->record);
+      *parent = loc.parent;
+      return Status::OK();
+    }
+    if (attempt == kAttempts) {
+      return Status::FromErrno(ESTALE, "inode " + std::to_string(ino) + " moved or was removed");
+    }
   }
-  std::string value;
-  Status s = store_->Get(Column::kEntries, schema::EntryKey(loc.parent, loc.bucket), &value);
-  Bucket b;
-  if (s.ok()) s = schema::DecodeBucket(value, &b, skip_data);
-  if (s.IsNotFound()) {
-    // The entry went away between the two reads (a concurrent unlink).
-    return Status::FromErrno(ESTALE, "inode " + std::to_string(ino) + " does not exist");
-  }
-  KVFS_RETURN_IF_ERROR(s);
-  Entry* e = b.FindIno(ino);
-  if (e == nullptr || !e->embedded) {
-    return Status::FromErrno(ESTALE, "inode " + std::to_string(ino) + " moved or was removed");
-  }
-  *rec = std::move(e->record);
-  *parent = loc.parent;
+}
+
+Status FileSystemImpl::ReadFileRecord(Ino ino, InodeRecord* rec, bool skip_data) const {
+  Ino parent;
+  KVFS_RETURN_IF_ERROR(ReadRecord(ino, rec, &parent, skip_data));
+  if (rec->type == FileType::kDirectory) return Status::FromErrno(EISDIR, "is a directory");
+  if (rec->type != FileType::kRegular) return Status::InvalidArgument("not a regular file");
   return Status::OK();
 }
 
@@ -461,7 +500,7 @@ Status FileSystemImpl::LoadDirBucket(Transaction* txn, Ino dir, uint64_t bucket,
 
 Status FileSystemImpl::RecordLockId(Ino ino, uint64_t* id) const {
   InodeLocation loc;
-  KVFS_RETURN_IF_ERROR(ReadLocation(ino, &loc, /*skip_data=*/true));
+  KVFS_RETURN_IF_ERROR(ReadLocation(ino, &loc, /*skip_data=*/true, /*need_record=*/false));
   *id = loc.detached ? DetachedLockId(ino) : BucketLockId(loc.parent, loc.bucket);
   return Status::OK();
 }
@@ -550,10 +589,7 @@ Status FileSystemImpl::Readlink(Ino ino, std::string* target) {
 Status FileSystemImpl::Read(Ino ino, uint64_t offset, size_t size, std::string* out, bool* eof) {
   out->clear();
   InodeRecord rec;
-  Ino parent;
-  KVFS_RETURN_IF_ERROR(ReadRecord(ino, &rec, &parent, /*skip_data=*/false));
-  if (rec.type == FileType::kDirectory) return Status::FromErrno(EISDIR, "is a directory");
-  if (rec.type != FileType::kRegular) return Status::InvalidArgument("not a regular file");
+  KVFS_RETURN_IF_ERROR(ReadFileRecord(ino, &rec, /*skip_data=*/false));
   if (offset >= rec.size) {
     *eof = true;
     return Status::OK();
@@ -599,13 +635,53 @@ Status FileSystemImpl::ReadBlocks(Ino ino, uint64_t offset, size_t n, std::strin
   });
 }
 
+Status FileSystemImpl::ReadStream(Ino ino, uint64_t offset, uint64_t length,
+                                  const std::function<Status(std::string_view)>& fn) {
+  InodeRecord rec;
+  KVFS_RETURN_IF_ERROR(ReadFileRecord(ino, &rec, /*skip_data=*/false));
+  if (offset >= rec.size) return Status::OK();
+  const uint64_t end = offset + std::min(length, rec.size - offset);
+  // Zeros for holes and for what follows a short block or inline contents,
+  // handed out in pieces of up to 64 KiB.
+  static const std::string kZeros(64 << 10, '\0');
+  uint64_t pos = offset;  // the next byte fn gets
+  auto zeros_to = [&](uint64_t to) {
+    for (; pos < to; pos += std::min<uint64_t>(to - pos, kZeros.size())) {
+      KVFS_RETURN_IF_ERROR(
+          fn(std::string_view(kZeros).substr(0, std::min<uint64_t>(to - pos, kZeros.size()))));
+    }
+    return Status::OK();
+  };
+  if (rec.inline_data) {
+    if (pos < rec.data.size()) {
+      const uint64_t to = std::min<uint64_t>(end, rec.data.size());
+      KVFS_RETURN_IF_ERROR(fn(std::string_view(rec.data).substr(pos, to - pos)));
+      pos = to;
+    }
+    return zeros_to(end);
+  }
+  const uint32_t bs = options_.block_size;
+  Status fn_status;
+  KVFS_RETURN_IF_ERROR(ScanBlocks(store_.get(), ino, offset / bs, BlockCount(end, bs),
+                                  [&](uint64_t block, std::string_view data) {
+                                    const uint64_t start = block * bs;
+                                    const uint64_t to = std::min(end, start + data.size());
+                                    if (to <= pos) return true;
+                                    fn_status = zeros_to(start);
+                                    if (fn_status.ok()) {
+                                      fn_status = fn(data.substr(pos - start, to - pos));
+                                      pos = to;
+                                    }
+                                    return fn_status.ok();
+                                  }));
+  KVFS_RETURN_IF_ERROR(fn_status);
+  return zeros_to(end);
+}
+
 Status FileSystemImpl::DataExtents(Ino ino, uint64_t offset,
                                    const std::function<bool(uint64_t, uint64_t)>& fn) {
   InodeRecord rec;
-  Ino parent;
-  KVFS_RETURN_IF_ERROR(ReadRecord(ino, &rec, &parent, /*skip_data=*/true));
-  if (rec.type == FileType::kDirectory) return Status::FromErrno(EISDIR, "is a directory");
-  if (rec.type != FileType::kRegular) return Status::InvalidArgument("not a regular file");
+  KVFS_RETURN_IF_ERROR(ReadFileRecord(ino, &rec, /*skip_data=*/true));
   if (offset >= rec.size) return Status::OK();
   if (rec.inline_data) {
     fn(offset, rec.size - offset);
@@ -741,7 +817,7 @@ Status FileSystemImpl::MakeNode(Ino parent, std::string_view name, FileType type
   const uint64_t bucket = BucketOfName(name);
   auto plan = [&](std::vector<uint64_t>* ids) { return AddEntryLocks(parent, bucket, ids); };
   auto body = [&]() -> Status {
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     InodeRecord* dir;
     Bucket* b;
     KVFS_RETURN_IF_ERROR(LoadDirBucket(&txn, parent, bucket, &dir, &b));
@@ -829,7 +905,7 @@ Status FileSystemImpl::Link(Ino ino, Ino new_parent, std::string_view new_name, 
     return AddEntryLocks(new_parent, bucket, ids);
   };
   auto body = [&]() -> Status {
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     InodeRecord* dir;
     Bucket* b;
     KVFS_RETURN_IF_ERROR(LoadDirBucket(&txn, new_parent, bucket, &dir, &b));
@@ -934,7 +1010,7 @@ Status FileSystemImpl::Remove(Ino parent, std::string_view name, bool directory)
     return AddNamedLock(parent, name, ids);
   };
   auto body = [&]() -> Status {
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     InodeRecord* dir;
     Bucket* b;
     KVFS_RETURN_IF_ERROR(LoadDirBucket(&txn, parent, bucket, &dir, &b));
@@ -967,7 +1043,7 @@ Status FileSystemImpl::CheckNotAncestor(Ino dir, Ino of) const {
     }
     if (depth > 1000000) return Status::Corruption("directory parent chain has a cycle");
     InodeLocation loc;
-    KVFS_RETURN_IF_ERROR(ReadLocation(cur, &loc, true));
+    KVFS_RETURN_IF_ERROR(ReadLocation(cur, &loc, true, /*need_record=*/false));
     if (loc.detached) return Status::Corruption("directory without a parent entry");
     cur = loc.parent;
   }
@@ -997,7 +1073,7 @@ Status FileSystemImpl::Rename(Ino parent, std::string_view name, Ino new_parent,
     return AddNamedLock(new_parent, new_name, ids);
   };
   auto body = [&]() -> Status {
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     InodeRecord* src_dir;
     InodeRecord* dst_dir;
     Bucket* sb;
@@ -1162,7 +1238,7 @@ Status FileSystemImpl::Write(Ino ino, uint64_t offset, std::string_view data, St
                              Attributes* out) {
   auto plan = [&](std::vector<uint64_t>* ids) { return AddRecordLock(ino, ids); };
   auto body = [&]() -> Status {
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     InodeRecord* rec;
     KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(ino, &rec));
     if (rec->type == FileType::kDirectory) return Status::FromErrno(EISDIR, "is a directory");
@@ -1182,7 +1258,7 @@ Status FileSystemImpl::Write(Ino ino, uint64_t offset, std::string_view data, St
 Status FileSystemImpl::SetAttr(Ino ino, const SetAttrRequest& req, Attributes* out) {
   auto plan = [&](std::vector<uint64_t>* ids) { return AddRecordLock(ino, ids); };
   auto body = [&]() -> Status {
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     InodeRecord* rec;
     KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(ino, &rec));
     const Timespec now = Now();
@@ -1248,7 +1324,7 @@ Status FileSystemImpl::CloseFile(Ino ino) {
   bool deleted = false;
   auto body = [&]() -> Status {
     if (IsOpen(ino)) return Status::OK();  // reopened meanwhile
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     InodeLocation* loc;
     Status s = txn.GetLocation(ino, &loc);
     if (s.posix_errno() == ESTALE) return Status::OK();
@@ -1270,6 +1346,8 @@ Status FileSystemImpl::RunExclusive(const std::function<Status()>& body) {
   {
     LockTable::MultiLock all(&locks_);
     s = body();
+    // Whole-tree changes delete and add index keys by ranges and bulk loads.
+    locations_.Clear();
   }
   if (s.ok() && options_.durable) s = store_->Sync();
   return s;
@@ -1356,13 +1434,13 @@ Status FileSystemImpl::CleanLoadingRanges() {
   }
   for (uint64_t range : loading) {
     // Nothing of a loading range was ever visible: its number may be reused.
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     KVFS_RETURN_IF_ERROR(DropRangeKeys(&txn, range, /*keep_record=*/false));
     KVFS_RETURN_IF_ERROR(txn.Commit());
   }
   for (uint64_t range : filling) {
     // The fill never finished: back to the empty stub it started from.
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     schema::RangeRecord r;
     KVFS_RETURN_IF_ERROR(ResetRangeToStub(&txn, schema::RangeOwnerIno(range), &r));
     KVFS_RETURN_IF_ERROR(txn.Commit());
@@ -1389,7 +1467,7 @@ Status FileSystemImpl::AbandonRange(uint64_t range) {
     if (!r.loading) {
       return Status::InvalidArgument("inode range " + std::to_string(range) + " is not loading");
     }
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     KVFS_RETURN_IF_ERROR(DropRangeKeys(&txn, range, /*keep_record=*/false));
     return txn.Commit();
   });
@@ -1413,7 +1491,7 @@ Status FileSystemImpl::PublishTree(const LoadedTree& tree, uint64_t* replaced_ra
       return Status::InvalidArgument("inode range " + std::to_string(tree.range) +
                                      " is not loading");
     }
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     InodeRecord* root;
     KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(kRootIno, &root));
     Bucket* b;
@@ -1455,7 +1533,7 @@ Status FileSystemImpl::DropTree(std::string_view name, uint64_t* dropped_range) 
   KVFS_RETURN_IF_ERROR(CheckName(name));
   const uint64_t bucket = BucketOfName(name);
   return RunExclusive([&]() -> Status {
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     InodeRecord* root;
     KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(kRootIno, &root));
     Bucket* b;
@@ -1498,7 +1576,7 @@ Status FileSystemImpl::AddStubs(const std::vector<StubTree>& stubs, std::vector<
   std::vector<Ino> created;
   Status s = RunExclusive([&]() -> Status {
     std::set<uint64_t> chosen;  // ranges given in `stubs`
-    Transaction txn(store_.get());
+    Transaction txn(store_.get(), &locations_);
     InodeRecord* root;
     KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(kRootIno, &root));
     for (const StubTree& t : stubs) {
@@ -1580,7 +1658,7 @@ Status FileSystemImpl::FinishFill(const LoadedTree& tree) {
         return Status::InvalidArgument("inode range " + std::to_string(tree.range) +
                                        " is not being filled");
       }
-      Transaction txn(store_.get());
+      Transaction txn(store_.get(), &locations_);
       InodeRecord* r;
       KVFS_RETURN_IF_ERROR(txn.GetRecordForUpdate(top, &r));
       r->mode = tree.attrs.mode & 07777;
@@ -1629,7 +1707,7 @@ Status FileSystemImpl::ResetRangeToStub(Transaction* txn, Ino top, schema::Range
 Status FileSystemImpl::ResetToStub(Ino top) {
   return RunExclusive([&]() -> Status {
     return allocator_.WithRangeHeld(schema::RangeOf(top), [&]() -> Status {
-      Transaction txn(store_.get());
+      Transaction txn(store_.get(), &locations_);
       schema::RangeRecord r;
       KVFS_RETURN_IF_ERROR(ResetRangeToStub(&txn, top, &r));
       return txn.Commit();

@@ -163,6 +163,10 @@ struct FileSystemOptions {
   // Size of a content block. Used when a store is created, like
   // inline_threshold.
   uint32_t block_size = 65536;
+  // Inode locations kept in memory (an exact cache of the inode index that
+  // saves a point read per lookup of a record and per lock plan; about 58
+  // bytes each, docs/limits.md). 0 turns the cache off.
+  size_t location_cache_entries = 1 << 20;
   NameHasher name_hasher = DefaultNameHasher();
 };
 
@@ -209,6 +213,14 @@ class FileSystem {
   // Reads up to `size` bytes at `offset` into *out. Holes read as zeros.
   // *eof is set when the read reaches the end of the file.
   virtual Status Read(Ino ino, uint64_t offset, size_t size, std::string* out, bool* eof) = 0;
+  // Passes the bytes of regular file `ino` from `offset` up to offset +
+  // `length` or its end, whichever comes first, to fn in order, in pieces
+  // (holes as zeros), stopping at the first error fn returns. A piece is
+  // valid only during its call (it may point into the store's cache). Costs
+  // one record read and one scan of the blocks in the range, without
+  // copying them: what whole-file readers (export) use instead of Read.
+  virtual Status ReadStream(Ino ino, uint64_t offset, uint64_t length,
+                            const std::function<Status(std::string_view piece)>& fn) = 0;
   // Writes `data` at `offset`, extending the file as needed.
   virtual Status Write(Ino ino, uint64_t offset, std::string_view data, Stability stability,
                        Attributes* out) = 0;

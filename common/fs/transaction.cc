@@ -30,13 +30,22 @@ Status Transaction::GetLocation(Ino ino, schema::InodeLocation** out) {
   auto it = locations_.find(ino);
   if (it == locations_.end()) {
     LocationState st;
-    std::string value;
-    Status s = store_->Get(Column::kInodes, schema::InodeKey(ino), &value);
-    if (s.IsNotFound()) {
-      st.exists = false;
+    LocationCache::Location cached;
+    if (locations_cache_->Find(ino, &cached) && !cached.detached) {
+      st.loc.parent = cached.parent;
+      st.loc.bucket = cached.bucket;
     } else {
-      KVFS_RETURN_IF_ERROR(s);
-      KVFS_RETURN_IF_ERROR(schema::DecodeLocation(value, &st.loc));
+      // A detached record lives in the index itself: read it.
+      const uint64_t ticket = locations_cache_->BeginFill(ino);
+      std::string value;
+      Status s = store_->Get(Column::kInodes, schema::InodeKey(ino), &value);
+      if (s.IsNotFound()) {
+        st.exists = false;
+      } else {
+        KVFS_RETURN_IF_ERROR(s);
+        KVFS_RETURN_IF_ERROR(schema::DecodeLocation(value, &st.loc));
+        locations_cache_->Fill(ino, ticket, {st.loc.detached, st.loc.parent, st.loc.bucket});
+      }
     }
     it = locations_.emplace(ino, std::move(st)).first;
   }
@@ -201,7 +210,18 @@ Status Transaction::Commit() {
     batch_.Put(Column::kBlocks, schema::BlockKey(key.first, key.second), data);
   }
   if (batch_.empty()) return Status::OK();
-  return store_->Write(WriteOptions(), batch_);
+  const Status s = store_->Write(WriteOptions(), batch_);
+  // The cache follows what was written; after a failed write nobody knows
+  // what the store holds, so the changed inodes are forgotten.
+  for (const auto& [ino, st] : locations_) {
+    if (!st.dirty) continue;
+    if (s.ok() && st.exists) {
+      locations_cache_->Set(ino, {st.loc.detached, st.loc.parent, st.loc.bucket});
+    } else {
+      locations_cache_->Erase(ino);
+    }
+  }
+  return s;
 }
 
 }  // namespace kvfs

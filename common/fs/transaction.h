@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/fs/location_cache.h"
 #include "common/fs/schema.h"
 #include "common/kv/kv_store.h"
 
@@ -21,7 +22,10 @@ namespace kvfs {
 
 class Transaction {
  public:
-  explicit Transaction(KVStore* store) : store_(store) {}
+  // `locations` (not owned) is the file system's location cache: read for
+  // locations, and told of every change this transaction commits.
+  Transaction(KVStore* store, LocationCache* locations)
+      : store_(store), locations_cache_(locations) {}
   Transaction(const Transaction&) = delete;
   Transaction& operator=(const Transaction&) = delete;
 
@@ -64,7 +68,8 @@ class Transaction {
   // Adjusts the usage counters of `range` and of the whole store.
   void AddUsage(uint64_t range, int64_t bytes, int64_t inodes);
 
-  // Writes all changes atomically (not synced).
+  // Writes all changes atomically (not synced), then updates the location
+  // cache (so call it with the locks held).
   Status Commit();
 
  private:
@@ -79,6 +84,7 @@ class Transaction {
   };
 
   KVStore* const store_;
+  LocationCache* const locations_cache_;
   std::map<std::pair<Ino, uint64_t>, BucketState> buckets_;
   std::map<Ino, LocationState> locations_;
   // Blocks [first, end) of an inode, deleted by one range delete.

@@ -246,7 +246,29 @@ TEST_P(FileSystemTest, ReadWriteAcrossInlineThresholdAndBlocks) {
       std::string expect = off < model.size() ? model.substr(off, 70000) : "";
       ASSERT_EQ(out, expect) << "offset " << off;
       EXPECT_EQ(eof, off + 70000 >= model.size());
+      // ReadStream hands out the same bytes in pieces (holes as zeros).
+      std::string streamed;
+      ASSERT_OK(fs_->ReadStream(f, off, 70000, [&](std::string_view piece) {
+        EXPECT_FALSE(piece.empty());
+        streamed.append(piece);
+        return Status::OK();
+      }));
+      ASSERT_EQ(streamed, expect) << "ReadStream at offset " << off;
     }
+    std::string whole;
+    ASSERT_OK(fs_->ReadStream(f, 0, UINT64_MAX, [&](std::string_view piece) {
+      whole.append(piece);
+      return Status::OK();
+    }));
+    ASSERT_EQ(whole, model);
+    // fn's error stops the stream and is what it returns.
+    int calls = 0;
+    Status stop = fs_->ReadStream(f, 0, UINT64_MAX, [&](std::string_view) {
+      ++calls;
+      return Status::FromErrno(EPIPE, "stop");
+    });
+    EXPECT_EQ(stop.posix_errno(), model.empty() ? 0 : EPIPE);
+    EXPECT_EQ(calls, model.empty() ? 0 : 1);
   };
   write(0, 100);
   check();

@@ -1,0 +1,134 @@
+// untar_ops_bench: what one untarred file costs the core, with and without
+// the inode-location cache, side by side in one run (docs/benchmarks.md,
+// "Issue 17"). Each of THREADS threads creates FILES / THREADS files in a
+// directory of its own with the FSAL call sequence Ganesha makes for one
+// file of an NFS untar: LOOKUP (a miss), CREATE, a FILE_SYNC WRITE of 8 KiB,
+// SETATTRs of mode, owner and times, and a GETATTR after each change (what
+// MDCACHE asks for) plus one. Every mutation is durable (group commit), as
+// in the server. Counts key/value reads, write batches and syncs per file
+// (a counting wrapper around the store) and the process's CPU per file.
+//
+//   untar_ops_bench DIR [FILES=20000] [THREADS=8] [ROUNDS=2]
+//
+// DIR is emptied first; each round opens a fresh RocksDB store in it for
+// each configuration, alternating them.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/fs/file_system.h"
+#include "common/kv/fault_injection_store.h"
+#include "common/kv/kv_backend.h"
+
+namespace kvfs {
+namespace {
+
+void Check(const Status& s, const std::string& what) {
+  if (s.ok()) return;
+  std::fprintf(stderr, "untar_ops_bench: %s: %s\n", what.c_str(), s.ToString().c_str());
+  std::exit(1);
+}
+
+double CpuSeconds() {
+  rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+         (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+void OneFile(FileSystem* fs, Ino dir, const std::string& name, const std::string& data) {
+  Attributes a;
+  Status miss = fs->Lookup(dir, name, &a);
+  if (!miss.IsNotFound()) Check(miss.ok() ? Status::IOError("exists") : miss, "lookup " + name);
+  Check(fs->Create(dir, name, NewObject{0600, 0, 0}, true, &a), "create " + name);
+  const Ino ino = a.ino;
+  Check(fs->GetAttr(ino, &a), "getattr");
+  Check(fs->Write(ino, 0, data, Stability::kStable, &a), "write");
+  Check(fs->GetAttr(ino, &a), "getattr");
+  SetAttrRequest mode, owner, times;
+  mode.mode = 0644;
+  owner.uid = 1000;
+  owner.gid = 1000;
+  times.mtime = times.atime = Timespec{1700000000, 0};
+  for (const SetAttrRequest* r : {&mode, &owner, &times}) {
+    Check(fs->SetAttr(ino, *r, &a), "setattr");
+    Check(fs->GetAttr(ino, &a), "getattr");
+  }
+  Check(fs->GetAttr(ino, &a), "getattr");
+}
+
+void Run(const std::string& dir, size_t cache_entries, int files, int threads) {
+  std::filesystem::remove_all(dir);
+  KVStoreSpec spec;
+  spec.path = dir;
+  spec.backend = "rocksdb";
+  std::unique_ptr<KVStore> base;
+  Check(OpenKVStore(spec, &base), "open " + dir);
+  auto counting = std::make_unique<FaultInjectionStore>(std::move(base));
+  FaultInjectionStore* counter = counting.get();
+  FileSystemOptions o;
+  o.location_cache_entries = cache_entries;
+  std::unique_ptr<FileSystem> fs;
+  Check(FileSystem::Open(o, std::move(counting), &fs), "open file system");
+  Attributes top;
+  Check(fs->Mkdir(kRootIno, "top", NewObject{0755, 0, 0}, &top), "mkdir");
+  std::vector<Ino> dirs(threads);
+  for (int t = 0; t < threads; ++t) {
+    Attributes d;
+    Check(fs->Mkdir(top.ino, "d" + std::to_string(t), NewObject{0755, 0, 0}, &d), "mkdir");
+    dirs[t] = d.ino;
+  }
+  using Op = FaultInjectionStore::Operation;
+  const uint64_t gets = counter->CallCount(Op::kGet), batches = counter->CallCount(Op::kWrite),
+                 syncs = counter->CallCount(Op::kSync);
+  const double cpu = CpuSeconds();
+  const auto start = std::chrono::steady_clock::now();
+  const std::string data(8192, 'x');
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      for (int i = t; i < files; i += threads) {
+        OneFile(fs.get(), dirs[t], "f" + std::to_string(i), data);
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  const double wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double per = 1.0 / files;
+  std::printf("| %s | %d | %.2f | %.1f | %.2f | %.2f | %.2f |\n",
+              cache_entries == 0 ? "off (before)" : "on (after)", files, wall,
+              (CpuSeconds() - cpu) * 1e6 * per, (counter->CallCount(Op::kGet) - gets) * per,
+              (counter->CallCount(Op::kWrite) - batches) * per,
+              (counter->CallCount(Op::kSync) - syncs) * per);
+  std::fflush(stdout);
+}
+
+}  // namespace
+}  // namespace kvfs
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: untar_ops_bench DIR [FILES] [THREADS] [ROUNDS]\n");
+    return 2;
+  }
+  const std::string dir = argv[1];
+  const int files = argc > 2 ? std::atoi(argv[2]) : 20000;
+  const int threads = argc > 3 ? std::atoi(argv[3]) : 8;
+  const int rounds = argc > 4 ? std::atoi(argv[4]) : 2;
+  std::printf(
+      "| location cache | files | wall s | CPU us per file | key/value reads per file |"
+      " write batches per file | syncs per file |\n|---|---:|---:|---:|---:|---:|---:|\n");
+  for (int r = 0; r < rounds; ++r) {
+    kvfs::Run(dir, 0, files, threads);
+    kvfs::Run(dir, kvfs::FileSystemOptions().location_cache_entries, files, threads);
+  }
+  std::filesystem::remove_all(dir);
+  return 0;
+}
