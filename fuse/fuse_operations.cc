@@ -16,12 +16,6 @@
 
 namespace kvfs::fusefs {
 
-void SyncTracker::Done(uint64_t ticket) {
-  uint64_t cur = done_.load();
-  while (cur < ticket && !done_.compare_exchange_weak(cur, ticket)) {
-  }
-}
-
 // The handlers of the operations table: each finds its FuseOperations in the
 // request and replies exactly once.
 struct FuseOperations::Request {
@@ -254,7 +248,7 @@ struct FuseOperations::Request {
       // FUSE_SET_ATTR_CTIME: every change sets ctime to the server's clock.
       Ino core = ops->ToCore(ino);
       Attributes a;
-      Status s = ops->Durable([&] { return ops->fs_->SetAttr(core, r, &a); });
+      Status s = ops->fs_->SetAttr(core, r, &a);
       if (!s.ok()) return ReplyError(req, s, "setattr");
       struct stat st = ToStat(ops, a);
       fuse_reply_attr(req, &st, ops->options_.settings.attr_timeout);
@@ -300,11 +294,8 @@ struct FuseOperations::Request {
       Status s = NewObjectFor(req, dir, mode, false, &obj);
       Attributes a;
       if (s.ok()) {
-        s = ops->Durable([&] {
-          return type == FileType::kRegular
-                     ? ops->fs_->Create(dir, name, obj, /*exclusive=*/true, &a)
-                     : ops->fs_->Mknod(dir, name, type, obj, rdev, &a);
-        });
+        s = type == FileType::kRegular ? ops->fs_->Create(dir, name, obj, /*exclusive=*/true, &a)
+                                       : ops->fs_->Mknod(dir, name, type, obj, rdev, &a);
       }
       if (!s.ok()) return ReplyError(req, s, "mknod");
       ReplyEntry(req, dir, name, a);
@@ -318,7 +309,7 @@ struct FuseOperations::Request {
       NewObject obj;
       Status s = NewObjectFor(req, dir, mode, true, &obj);
       Attributes a;
-      if (s.ok()) s = ops->Durable([&] { return ops->fs_->Mkdir(dir, name, obj, &a); });
+      if (s.ok()) s = ops->fs_->Mkdir(dir, name, obj, &a);
       if (!s.ok()) return ReplyError(req, s, "mkdir");
       ReplyEntry(req, dir, name, a);
     });
@@ -331,7 +322,7 @@ struct FuseOperations::Request {
       NewObject obj;
       Status s = NewObjectFor(req, dir, 0777, false, &obj);
       Attributes a;
-      if (s.ok()) s = ops->Durable([&] { return ops->fs_->Symlink(dir, name, target, obj, &a); });
+      if (s.ok()) s = ops->fs_->Symlink(dir, name, target, obj, &a);
       if (!s.ok()) return ReplyError(req, s, "symlink");
       ReplyEntry(req, dir, name, a);
     });
@@ -342,7 +333,7 @@ struct FuseOperations::Request {
       FuseOperations* ops = Ops(req);
       Ino dir = ops->ToCore(new_parent);
       Attributes a;
-      Status s = ops->Durable([&] { return ops->fs_->Link(ops->ToCore(ino), dir, name, &a); });
+      Status s = ops->fs_->Link(ops->ToCore(ino), dir, name, &a);
       if (!s.ok()) return ReplyError(req, s, "link");
       ReplyEntry(req, dir, name, a);
     });
@@ -351,7 +342,7 @@ struct FuseOperations::Request {
   static void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
     Guard(req, [&] {
       FuseOperations* ops = Ops(req);
-      Status s = ops->Durable([&] { return ops->fs_->Unlink(ops->ToCore(parent), name); });
+      Status s = ops->fs_->Unlink(ops->ToCore(parent), name);
       if (!s.ok()) return ReplyError(req, s, "unlink");
       fuse_reply_err(req, 0);
     });
@@ -360,7 +351,7 @@ struct FuseOperations::Request {
   static void Rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
     Guard(req, [&] {
       FuseOperations* ops = Ops(req);
-      Status s = ops->Durable([&] { return ops->fs_->Rmdir(ops->ToCore(parent), name); });
+      Status s = ops->fs_->Rmdir(ops->ToCore(parent), name);
       if (!s.ok()) return ReplyError(req, s, "rmdir");
       fuse_reply_err(req, 0);
     });
@@ -381,7 +372,7 @@ struct FuseOperations::Request {
       }
       Ino from = ops->ToCore(parent);
       Ino to = ops->ToCore(new_parent);
-      Status s = ops->Durable([&] { return ops->fs_->Rename(from, name, to, new_name); });
+      Status s = ops->fs_->Rename(from, name, to, new_name);
       if (!s.ok()) return ReplyError(req, s, "rename");
       fuse_reply_err(req, 0);
     });
@@ -417,7 +408,7 @@ struct FuseOperations::Request {
       Status s = NewObjectFor(req, dir, mode, false, &obj);
       Attributes a;
       if (s.ok()) {
-        s = ops->Durable([&] { return ops->fs_->Create(dir, name, obj, /*exclusive=*/true, &a); });
+        s = ops->fs_->Create(dir, name, obj, /*exclusive=*/true, &a);
       }
       if (s.posix_errno() == EEXIST && !(fi->flags & O_EXCL)) {
         fuse_reply_err(req, ESTALE);
@@ -455,13 +446,6 @@ struct FuseOperations::Request {
       Attributes a;
       Status s = ops->fs_->Write(core, static_cast<uint64_t>(off), std::string_view(buf, size),
                                  Stability::kUnstable, &a);
-      if (s.ok()) {
-        const uint64_t needed = ops->syncs_.NeededNow();
-        bool known = ops->inodes_.With(
-            core, [&](InodeTable::Node& n) { n.sync_needed = std::max(n.sync_needed, needed); });
-        // Not held by the kernel (cannot happen while it is open): durable now.
-        if (!known) s = ops->SyncWrites(core, /*force=*/true);
-      }
       if (!s.ok()) return ReplyError(req, s, "write");
       fuse_reply_write(req, size);
     });
@@ -470,7 +454,7 @@ struct FuseOperations::Request {
   static void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
     Guard(req, [&] {
       FuseOperations* ops = Ops(req);
-      Status s = ops->SyncWrites(ops->ToCore(ino), /*force=*/false);
+      Status s = ops->fs_->Fsync(ops->ToCore(ino));
       if (!s.ok()) return ReplyError(req, s, "flush");
       fuse_reply_err(req, 0);
     });
@@ -480,7 +464,7 @@ struct FuseOperations::Request {
     Guard(req, [&] {
       FuseOperations* ops = Ops(req);
       Ino core = ops->ToCore(ino);
-      Status s = ops->SyncWrites(core, /*force=*/false);
+      Status s = ops->fs_->Fsync(core);
       Status closed = ops->fs_->CloseFile(core);
       if (s.ok()) s = closed;
       if (!s.ok()) return ReplyError(req, s, "release");
@@ -491,7 +475,7 @@ struct FuseOperations::Request {
   static void Fsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
     Guard(req, [&] {
       FuseOperations* ops = Ops(req);
-      Status s = ops->SyncWrites(ops->ToCore(ino), /*force=*/true);
+      Status s = ops->fs_->Fsync(ops->ToCore(ino));
       if (!s.ok()) return ReplyError(req, s, "fsync");
       fuse_reply_err(req, 0);
     });
@@ -588,7 +572,7 @@ struct FuseOperations::Request {
   static void FsyncDir(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
     Guard(req, [&] {
       FuseOperations* ops = Ops(req);
-      Status s = ops->SyncWrites(ops->ToCore(ino), /*force=*/true);
+      Status s = ops->fs_->Fsync(ops->ToCore(ino));
       if (!s.ok()) return ReplyError(req, s, "fsyncdir");
       fuse_reply_err(req, 0);
     });
@@ -643,7 +627,7 @@ struct FuseOperations::Request {
       r.size = static_cast<uint64_t>(offset) + static_cast<uint64_t>(length);
       r.size_grow_only = true;
       Attributes a;
-      Status s = ops->Durable([&] { return ops->fs_->SetAttr(ops->ToCore(ino), r, &a); });
+      Status s = ops->fs_->SetAttr(ops->ToCore(ino), r, &a);
       if (!s.ok()) return ReplyError(req, s, "fallocate");
       fuse_reply_err(req, 0);
     });
@@ -757,20 +741,6 @@ FuseOperations::FuseOperations(FileSystem* fs, FuseOperationsOptions options)
     : fs_(fs), options_(std::move(options)) {
   StatFsInfo info;
   if (fs_->StatFs(&info).ok() && info.block_size != 0) block_size_ = info.block_size;
-}
-
-Status FuseOperations::Durable(const std::function<Status()>& op) {
-  const uint64_t ticket = syncs_.Begin();
-  Status s = op();
-  if (s.ok()) syncs_.Done(ticket);
-  return s;
-}
-
-Status FuseOperations::SyncWrites(Ino ino, bool force) {
-  uint64_t needed = 0;
-  inodes_.With(ino, [&](InodeTable::Node& n) { needed = n.sync_needed; });
-  if (!force && syncs_.Covered(needed)) return Status::OK();
-  return Durable([&] { return fs_->Fsync(ino); });
 }
 
 void FuseOperations::AttachSession(fuse_session* se) {

@@ -21,7 +21,6 @@
 
 #include <sys/types.h>
 
-#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -36,25 +35,6 @@ struct fuse_lowlevel_ops;
 struct fuse_session;
 
 namespace kvfs::fusefs {
-
-// Tickets of the syncs FuseOperations runs (explicit ones and every durable
-// mutation, which syncs the store's log too), so that flush can tell whether
-// unstable writes are already durable.
-class SyncTracker {
- public:
-  // Takes the ticket of a sync about to start.
-  uint64_t Begin() { return started_.fetch_add(1) + 1; }
-  // Records that the sync with `ticket` completed.
-  void Done(uint64_t ticket);
-  // The smallest ticket of a sync that makes a write completed now durable.
-  uint64_t NeededNow() const { return started_.load() + 1; }
-  // Whether a sync with ticket >= needed has completed (true for 0).
-  bool Covered(uint64_t needed) const { return done_.load() >= needed; }
-
- private:
-  std::atomic<uint64_t> started_{0};
-  std::atomic<uint64_t> done_{0};
-};
 
 struct FuseOperationsOptions {
   // The core inode shown as the mount's root.
@@ -101,17 +81,11 @@ class FuseOperations {
 
   Ino ToCore(uint64_t node) const { return node == 1 ? options_.root : node; }
   uint64_t ToNode(Ino ino) const { return ino == options_.root ? 1 : ino; }
-  // Runs a durable mutation as a sync of the tracker.
-  Status Durable(const std::function<Status()>& op);
-  // Makes the unstable writes to `ino` durable unless they are (force: sync
-  // anyway).
-  Status SyncWrites(Ino ino, bool force);
   void InvalidateNow(fuse_session* se, Ino ino);
 
   FileSystem* const fs_;
   const FuseOperationsOptions options_;
   InodeTable inodes_;
-  SyncTracker syncs_;
   // The kernel sends no opendir/releasedir after an ENOSYS (set at init).
   bool no_opendir_ = false;
   // The store's content block size: st_blksize, the I/O size programs use.

@@ -35,9 +35,6 @@ class InodeTable {
     // directory, which whole-tree operations (ingest, eviction) may replace
     // or remove behind the kernel's back.
     std::string root_name;
-    // Unstable writes to it are durable once a sync whose ticket is at least
-    // this has completed (SyncTracker); 0: none pending.
-    uint64_t sync_needed = 0;
     // For -o auto_cache: mtime and size when last opened.
     bool opened = false;
     Timespec open_mtime;

@@ -516,19 +516,8 @@ Status RunDump(const Args& args, int*) {
 }
 
 // The entries of directory `dir`, sorted by name.
-Status ListDirectory(FileSystem* fs, Ino dir, std::vector<DirEntry>* out) {
-  out->clear();
-  uint64_t cookie = kStartCookie;
-  for (bool eof = false; !eof;) {
-    KVFS_RETURN_IF_ERROR(fs->ReadDir(
-        dir, cookie,
-        [&](const DirEntry& e) {
-          out->push_back(e);
-          cookie = e.cookie;
-          return true;
-        },
-        &eof));
-  }
+Status ListSorted(FileSystem* fs, Ino dir, std::vector<DirEntry>* out) {
+  KVFS_RETURN_IF_ERROR(ListDirectory(fs, dir, out));
   std::sort(out->begin(), out->end(),
             [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
   return Status::OK();
@@ -553,7 +542,7 @@ Status PrintLong(FileSystem* fs, const std::string& name, const Attributes& a) {
 // Lists directory `dir` at `path`; with `recursive`, then each subdirectory.
 Status ListTree(FileSystem* fs, const std::string& path, Ino dir, bool recursive) {
   std::vector<DirEntry> entries;
-  KVFS_RETURN_IF_ERROR(ListDirectory(fs, dir, &entries));
+  KVFS_RETURN_IF_ERROR(ListSorted(fs, dir, &entries));
   if (recursive) std::cout << path << ":\n";
   for (const DirEntry& e : entries) KVFS_RETURN_IF_ERROR(PrintLong(fs, e.name, e.attrs));
   if (!recursive) return Status::OK();

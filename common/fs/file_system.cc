@@ -30,6 +30,7 @@
 #include "common/fs/lock_table.h"
 #include "common/fs/schema.h"
 #include "common/fs/transaction.h"
+#include "common/fs/unstable_writes.h"
 
 namespace kvfs {
 
@@ -180,8 +181,11 @@ class FileSystemImpl final : public FileSystem, public TreeLifecycle {
                Attributes* out) override;
   Status DataExtents(Ino ino, uint64_t offset,
                      const std::function<bool(uint64_t, uint64_t)>& fn) override;
-  Status Fsync(Ino) override { return store_->Sync(); }
-  Status Sync() override { return store_->Sync(); }
+  Status Fsync(Ino ino) override {
+    if (options_.durable && unstable_.Durable(ino)) return Status::OK();
+    return SyncStore();
+  }
+  Status Sync() override { return SyncStore(); }
   Status OpenFile(Ino ino) override;
   Status CloseFile(Ino ino) override;
   Status ReadDir(Ino dir, uint64_t cookie, const std::function<bool(const DirEntry&)>& fn,
@@ -266,6 +270,9 @@ class FileSystemImpl final : public FileSystem, public TreeLifecycle {
     return open_.count(ino) > 0;
   }
   Status CleanOrphans();
+  // Syncs the store (group commit), recording which unstable writes that
+  // made durable. Every sync of the core goes through here.
+  Status SyncStore() { return unstable_.Sync(store_.get()); }
 
   // Runs `body` holding every lock stripe, so that no mutation is in flight
   // (whole-range operations), then waits for durability.
@@ -301,12 +308,30 @@ class FileSystemImpl final : public FileSystem, public TreeLifecycle {
   LockTable locks_;
   // Exact copy of part of the inode index (location_cache.h).
   mutable LocationCache locations_;
+  // Which inodes may have unstable writes not yet synced (Fsync).
+  UnstableWrites unstable_;
   // Serializes renames that move a directory to another parent, so the
   // ancestor check cannot race with another such rename.
   std::mutex rename_mu_;
   std::mutex open_mu_;
   std::unordered_map<Ino, uint32_t> open_;  // ino -> open count
 };
+
+Status ListDirectory(FileSystem* fs, Ino dir, std::vector<DirEntry>* out) {
+  out->clear();
+  uint64_t cookie = kStartCookie;
+  for (bool eof = false; !eof;) {
+    KVFS_RETURN_IF_ERROR(fs->ReadDir(
+        dir, cookie,
+        [&](const DirEntry& e) {
+          cookie = e.cookie;
+          out->push_back(e);
+          return true;
+        },
+        &eof));
+  }
+  return Status::OK();
+}
 
 Status FileSystem::Open(const FileSystemOptions& options, std::unique_ptr<KVStore> store,
                         std::unique_ptr<FileSystem>* out) {
@@ -404,7 +429,7 @@ Status FileSystemImpl::CleanOrphans() {
     txn.batch()->Delete(Column::kMeta, schema::OrphanKey(ino));
     KVFS_RETURN_IF_ERROR(txn.Commit());
   }
-  return orphans.empty() ? Status::OK() : store_->Sync();
+  return orphans.empty() ? Status::OK() : SyncStore();
 }
 
 // ---- Reads ----------------------------------------------------------------------
@@ -796,7 +821,7 @@ Status FileSystemImpl::RunLocked(const std::function<Status(std::vector<uint64_t
       }
       s = body();
     }
-    if (s.ok() && sync && options_.durable) s = store_->Sync();
+    if (s.ok() && sync && options_.durable) s = SyncStore();
     return s;
   }
 }
@@ -1252,7 +1277,12 @@ Status FileSystemImpl::Write(Ino ino, uint64_t offset, std::string_view data, St
     *out = ToAttributes(ino, *rec, loc->detached ? 0 : loc->parent);
     return txn.Commit();
   };
-  return RunLocked(plan, body, stability == Stability::kStable);
+  const bool stable = stability == Stability::kStable;
+  Status s = RunLocked(plan, body, stable);
+  // Noted even on failure: a failed Write may not be known to have applied
+  // nothing, and a needless sync at the next Fsync costs only time.
+  if (!stable) unstable_.Noted(ino);
+  return s;
 }
 
 Status FileSystemImpl::SetAttr(Ino ino, const SetAttrRequest& req, Attributes* out) {
@@ -1336,7 +1366,7 @@ Status FileSystemImpl::CloseFile(Ino ino) {
     return txn.Commit();
   };
   KVFS_RETURN_IF_ERROR(RunLocked(plan, body, /*sync=*/false));
-  return deleted && options_.durable ? store_->Sync() : Status::OK();
+  return deleted && options_.durable ? SyncStore() : Status::OK();
 }
 
 // ---- Whole top-level directories ----------------------------------------------------
@@ -1349,7 +1379,7 @@ Status FileSystemImpl::RunExclusive(const std::function<Status()>& body) {
     // Whole-tree changes delete and add index keys by ranges and bulk loads.
     locations_.Clear();
   }
-  if (s.ok() && options_.durable) s = store_->Sync();
+  if (s.ok() && options_.durable) s = SyncStore();
   return s;
 }
 
@@ -1445,7 +1475,7 @@ Status FileSystemImpl::CleanLoadingRanges() {
     KVFS_RETURN_IF_ERROR(ResetRangeToStub(&txn, schema::RangeOwnerIno(range), &r));
     KVFS_RETURN_IF_ERROR(txn.Commit());
   }
-  return loading.empty() && filling.empty() ? Status::OK() : store_->Sync();
+  return loading.empty() && filling.empty() ? Status::OK() : SyncStore();
 }
 
 Status FileSystemImpl::ReserveRange(uint64_t at_least, uint64_t* range) {

@@ -232,7 +232,10 @@ class FileSystem {
   // (what SEEK_DATA/SEEK_HOLE and sparse tarballs need).
   virtual Status DataExtents(Ino ino, uint64_t offset,
                              const std::function<bool(uint64_t offset, uint64_t length)>& fn) = 0;
-  // Makes everything written to `ino` (and everything else) durable.
+  // Makes everything written to `ino` durable. Returns at once when a sync
+  // of the store since its last unstable write already did (an NFS COMMIT
+  // of a file whose data another operation's group commit carried); with
+  // FileSystemOptions::durable off it syncs every completed operation.
   virtual Status Fsync(Ino ino) = 0;
   // Makes every completed operation durable.
   virtual Status Sync() = 0;
@@ -261,5 +264,9 @@ class FileSystem {
   // The underlying store (for tools such as fsck and dump).
   virtual KVStore* store() = 0;
 };
+
+// Every entry of directory `dir` in ReadDir's order (following cookies to the
+// end), for tools and tests: memory in proportion to the directory.
+Status ListDirectory(FileSystem* fs, Ino dir, std::vector<DirEntry>* out);
 
 }  // namespace kvfs

@@ -85,7 +85,7 @@ class CountingStore final : public ingest::PersistentStore {
 // Reads every file below directory `dir` through fs.
 Status ReadTree(FileSystem* fs, Ino dir, const std::string& prefix, Contents* out) {
   std::vector<DirEntry> entries;
-  KVFS_RETURN_IF_ERROR(kvfs::testing::ListDir(fs, dir, &entries));
+  KVFS_RETURN_IF_ERROR(ListDirectory(fs, dir, &entries));
   for (const DirEntry& e : entries) {
     const std::string path = prefix.empty() ? e.name : prefix + "/" + e.name;
     if (e.attrs.type == FileType::kDirectory) {

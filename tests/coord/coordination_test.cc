@@ -264,7 +264,7 @@ struct Walked {
 };
 Status Walk(FileSystem* fs, Ino dir, const std::string& path, std::map<std::string, Walked>* out) {
   std::vector<DirEntry> entries;
-  KVFS_RETURN_IF_ERROR(kvfs::testing::ListDir(fs, dir, &entries));
+  KVFS_RETURN_IF_ERROR(ListDirectory(fs, dir, &entries));
   for (const DirEntry& e : entries) {
     if (e.name == "." || e.name == "..") continue;
     Walked w;

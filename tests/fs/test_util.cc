@@ -44,22 +44,6 @@ std::vector<std::string> FsckProblems(KVStore* store, const NameHasher& hasher) 
   return report.problems;
 }
 
-Status ListDir(FileSystem* fs, Ino dir, std::vector<DirEntry>* out) {
-  out->clear();
-  uint64_t cookie = kStartCookie;
-  for (bool eof = false; !eof;) {
-    KVFS_RETURN_IF_ERROR(fs->ReadDir(
-        dir, cookie,
-        [&](const DirEntry& e) {
-          cookie = e.cookie;
-          out->push_back(e);
-          return true;
-        },
-        &eof));
-  }
-  return Status::OK();
-}
-
 Status ReadAll(FileSystem* fs, Ino ino, std::string* out) {
   out->clear();
   std::string chunk;

@@ -46,10 +46,6 @@ inline std::vector<std::string> FsckProblems(FileSystem* fs, const NameHasher& h
 // The whole contents of regular file `ino`.
 Status ReadAll(FileSystem* fs, Ino ino, std::string* out);
 
-// Every entry of directory `dir`, in ReadDir's order (following cookies
-// until the end).
-Status ListDir(FileSystem* fs, Ino dir, std::vector<DirEntry>* out);
-
 // Contents of local file `path` (not following a final symlink); false if it
 // cannot be read.
 bool ReadLocalFile(const std::string& path, std::string* out);

@@ -15,8 +15,8 @@
 #include "common/fs/path.h"
 #include "tests/fs/test_util.h"
 #include "tests/fuse/fuse_test_util.h"
-#include "tests/fuse/power_loss_store.h"
 #include "tests/ingest/ingest_test_util.h"
+#include "tests/kv/power_loss_store.h"
 
 namespace kvfs::fusefs {
 // For GoogleTest's messages.
@@ -30,6 +30,7 @@ namespace kvfs::fuse_test {
 namespace {
 
 using ingest_test::RandomBytes;
+using kv_test::PowerLossStore;
 using kvfs::testing::FsckProblems;
 using kvfs::testing::ReadAll;
 using kvfs::testing::TempDir;

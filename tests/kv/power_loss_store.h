@@ -15,7 +15,7 @@
 
 #include "common/kv/kv_store.h"
 
-namespace kvfs::fuse_test {
+namespace kvfs::kv_test {
 
 class PowerLossStore final : public KVStore {
  public:
@@ -40,4 +40,4 @@ class PowerLossStore final : public KVStore {
   std::vector<WriteBatch> pending_;   // guarded by mu_: written, not yet synced
 };
 
-}  // namespace kvfs::fuse_test
+}  // namespace kvfs::kv_test

@@ -1,10 +1,10 @@
-#include "tests/fuse/power_loss_store.h"
+#include "tests/kv/power_loss_store.h"
 
 #include <utility>
 
 #include "common/kv/memory_store.h"
 
-namespace kvfs::fuse_test {
+namespace kvfs::kv_test {
 
 PowerLossStore::PowerLossStore() : live_(NewMemoryStore()), durable_(NewMemoryStore()) {}
 
@@ -56,4 +56,4 @@ Status PowerLossStore::SyncLocked() {
   return Status::OK();
 }
 
-}  // namespace kvfs::fuse_test
+}  // namespace kvfs::kv_test
