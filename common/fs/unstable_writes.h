@@ -3,10 +3,10 @@
 // durable returns without syncing again.
 //
 // An NFS client writes a file UNSTABLE and then sends COMMIT; commit2 is
-// called twice per file in an NFSv3 untar (docs/benchmarks.md), and with many requests in flight the CREATEs and
-// SETATTRs of other files sync the store all the time. Each of those syncs
-// makes every write that returned before it durable, so a COMMIT that comes
-// after such a sync has nothing left to wait for.
+// called twice per file in an NFSv3 untar (docs/benchmarks.md), and with many requests in flight
+// the CREATEs and SETATTRs of other files sync the store all the time. Each of those syncs makes
+// every write that returned before it durable, so a COMMIT that comes after such a sync has nothing
+// left to wait for.
 //
 // Bookkeeping in fixed memory: every unstable write takes the next number
 // of a counter after it returned from the store, and raises the slot of its
