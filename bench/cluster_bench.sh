@@ -59,7 +59,8 @@ done
 
 cmake --build "$BUILD" -j2 --target cluster_bench >/dev/null
 CLIENT="$BUILD/bench/nfs_bench_client"
-WORK="$BUILD/cluster-bench$([ "$SMOKE" -eq 1 ] && echo -smoke)"
+WORK="$BUILD/cluster-bench"
+[ "$SMOKE" -eq 0 ] || WORK="$BUILD/cluster-bench-smoke"
 rm -rf "$WORK"
 mkdir -p "$WORK"
 if [ "$SMOKE" -eq 1 ]; then
