@@ -16,7 +16,7 @@
 //     client is done. Also: each server's and the clients' CPU seconds in
 //     the pass (/proc/PID/stat), the load average before and after.
 //
-//   cluster_bench coordcost --tarball=FILE --etcd=etcd://H:P --work=DIR [--rounds=3]
+//   cluster_bench coordcost --tarball=FILE --etcd=etcd://H:P --work=DIR [--rounds=5]
 //     What coordination adds to a load and to a write-back: the cache
 //     manager (as a server runs it) over a directory store holding FILE,
 //     without a coordination (the store's own claims) and with etcd (a fresh
@@ -205,7 +205,7 @@ bool RunLayout(const Args& a, int servers, int per_server) {
     const int s = i / per_server;
     clients.push_back(SpawnClient(
         {a.Get("client"), "--tarball=" + tarball, "--connect=" + nfsd[s]->address(),
-         "--mount=/kvfs", "--version=4", "--root=/" + name,
+         "--mount=/kvfs", "--version=4", "--tree=" + name,
          "--share=" + std::to_string(i) + "/" + std::to_string(total), "--rounds=2", "--wait",
          "--label=server" + std::to_string(s) + "-client" + std::to_string(i)},
         s));
@@ -433,7 +433,7 @@ int CoordCost(const Args& a) {
     Die("--etcd is etcd://HOST:PORT (one member, no prefix)");
   }
   const std::string metrics_url = "http://" + etcd.substr(7) + "/metrics";
-  const int rounds = std::stoi(a.Get("rounds", "3"));
+  const int rounds = std::stoi(a.Get("rounds", "5"));
   for (int r = 0; r < rounds; ++r) {
     // Alternate which goes first (the machine's state drifts).
     CostRound(a, r, r % 2 == 1, metrics_url);

@@ -4,7 +4,7 @@
 # namespaces, with one etcd member started for it, data under
 # ${KVFS_BUILD_DIR:-build}/cluster-bench on this machine's disk.
 #
-#   bench/cluster_bench.sh [--layouts 1x2,2x2,3x2,1x6] [--rounds 3] [--tarball FILE]
+#   bench/cluster_bench.sh [--layouts 1x2,2x2,3x2,1x6] [--rounds 5] [--tarball FILE]
 #                          [--out DIR] [--docs]
 #   bench/cluster_bench.sh --smoke     # a generated 300-file tarball, layouts 1x1,2x1,
 #                                      # one round: checks every byte (ctest cluster_bench_smoke)
@@ -36,7 +36,7 @@ if [ "${1:-}" = "--inside" ]; then
 fi
 
 LAYOUTS=1x2,2x2,3x2,1x6
-ROUNDS=3
+ROUNDS=5
 TARBALL=""
 OUT=""
 DOCS=0

@@ -300,9 +300,10 @@ struct Options {
   // FSAL_MEM keeps only this many bytes of a file (0: no limit); larger
   // files are not checksummed.
   uint64_t truncates_beyond = 0;
-  // Where the corpus lives below the export's root over NFS ("" or
-  // "/DIR"), e.g. the top directory of a tree the cache manager loads.
-  std::string root;
+  // --tree=NAME: the corpus is tarball NAME.tar as the cache manager
+  // serves it, top-level directory NAME, where a leading member component
+  // NAME stands for the top itself (docs/cache.md); "": the export's root.
+  std::string tree;
   // --share=I/N: the read phase opens its share of the files by path (the
   // i-th regular file when i % N == I) instead of walking the tree, so that
   // N clients read disjoint shares.
@@ -663,7 +664,11 @@ class NfsPhases {
   }
 
  private:
-  std::string Abs(const std::string& path) const { return opt_.root + "/" + path; }
+  std::string Abs(const std::string& path) const {
+    if (opt_.tree.empty()) return "/" + path;
+    const std::string alias = opt_.tree + "/";
+    return "/" + alias + (path.rfind(alias, 0) == 0 ? path.substr(alias.size()) : path);
+  }
 
   // True if a call failed with NFS3ERR_JUKEBOX ("try again later"). libnfs
   // 4.0 passes -EAGAIN for some calls and another code for READ (its message
@@ -1192,7 +1197,7 @@ void Usage() {
                "          [--fsal-dir=DIR] [--version=3|4] [--cold] [--kv-backend=NAME]\n"
                "          [--ganesha-config=FILE]\n"
                "          | --connect=ADDR --mount=PATH [--version=3|4] [--rounds=N] [--wait])\n"
-               "         [--root=DIR] [--share=I/N]\n"
+               "         [--tree=NAME] [--share=I/N]\n"
                "         [--phases=untar,read,stat,lookup,bigdir] [--inflight=32]\n"
                "         [--bigdir=N] [--lookups=N] [--seed=N] [--label=NAME]\n");
   std::exit(2);
@@ -1359,8 +1364,8 @@ int Main(int argc, char** argv) {
       flags.rounds = std::stoi(*v);
     else if (a == "--wait")
       flags.wait = true;
-    else if (auto v = FlagValue(a, "root"))
-      opt.root = *v;
+    else if (auto v = FlagValue(a, "tree"))
+      opt.tree = *v;
     else if (auto v = FlagValue(a, "share")) {
       const size_t slash = v->find('/');
       if (slash == std::string::npos) Usage();
