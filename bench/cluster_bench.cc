@@ -129,6 +129,56 @@ std::string StoreWithTarball(const std::string& tarball, const std::string& dir)
   return name;
 }
 
+size_t AppendTo(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+// Requests etcd has started serving so far, by method (its /metrics:
+// grpc_server_started_total; the JSON gateway forwards each HTTP request
+// as one gRPC call).
+std::map<std::string, uint64_t> EtcdRequests(const std::string& metrics_url) {
+  std::string body;
+  CURL* curl = curl_easy_init();
+  curl_easy_setopt(curl, CURLOPT_URL, metrics_url.c_str());
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, AppendTo);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
+  const CURLcode rc = curl_easy_perform(curl);
+  curl_easy_cleanup(curl);
+  if (rc != CURLE_OK) Die("GET " + metrics_url + ": " + curl_easy_strerror(rc));
+  std::map<std::string, uint64_t> out;
+  std::istringstream lines(body);
+  std::string line;
+  const std::string kPrefix = "grpc_server_started_total{", kMethod = "grpc_method=\"";
+  while (std::getline(lines, line)) {
+    if (line.rfind(kPrefix, 0) != 0) continue;
+    const size_t m = line.find(kMethod), end = line.find('"', m + kMethod.size());
+    if (m == std::string::npos || end == std::string::npos) continue;
+    out[line.substr(m + kMethod.size(), end - m - kMethod.size())] +=
+        std::stoull(line.substr(line.rfind(' ') + 1));
+  }
+  return out;
+}
+
+// http://HOST:PORT/metrics of --etcd=etcd://HOST:PORT (one member, no
+// prefix: the benchmark adds its own prefixes).
+std::string MetricsUrl(const Args& a) {
+  const std::string etcd = a.Get("etcd");
+  if (etcd.rfind("etcd://", 0) != 0 || etcd.find('/', 7) != std::string::npos ||
+      etcd.find(',') != std::string::npos) {
+    Die("--etcd is etcd://HOST:PORT (one member, no prefix)");
+  }
+  return "http://" + etcd.substr(7) + "/metrics";
+}
+
+// Requests etcd served so far, all methods.
+uint64_t EtcdRequestTotal(const std::string& metrics_url) {
+  uint64_t total = 0;
+  for (const auto& [method, n] : EtcdRequests(metrics_url)) total += n;
+  return total;
+}
+
 // ---- throughput -------------------------------------------------------------------------
 
 // One nfs_bench_client process reading its share through one server.
@@ -219,6 +269,7 @@ bool RunLayout(const Args& a, int servers, int per_server) {
     // just read it to know the expected contents).
     if (std::string(pass) == "cold" && !DropPageCache()) Die("cannot drop the page cache");
     const std::string load_before = LoadAverage();
+    const uint64_t etcd_before = EtcdRequestTotal(MetricsUrl(a));
     std::vector<double> cpu0;
     for (auto& s : nfsd) cpu0.push_back(CpuSeconds(s->pid()));
     double client_cpu0 = 0;
@@ -268,6 +319,7 @@ bool RunLayout(const Args& a, int servers, int per_server) {
                 {"ok", pass_ok},
                 {"per_server", per_server},
                 {"client_cpu_seconds", client_cpu - client_cpu0},
+                {"etcd_requests", EtcdRequestTotal(MetricsUrl(a)) - etcd_before},
                 {"load_before", load_before},
                 {"load_after", LoadAverage()}};
     if (!first_error.empty()) out["first_error"] = first_error;
@@ -307,38 +359,6 @@ int Throughput(const Args& a) {
 }
 
 // ---- coordcost ----------------------------------------------------------------------------
-
-size_t AppendTo(char* data, size_t size, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
-  return size * n;
-}
-
-// Requests etcd has started serving so far, by method (its /metrics:
-// grpc_server_started_total; the JSON gateway forwards each HTTP request
-// as one gRPC call).
-std::map<std::string, uint64_t> EtcdRequests(const std::string& metrics_url) {
-  std::string body;
-  CURL* curl = curl_easy_init();
-  curl_easy_setopt(curl, CURLOPT_URL, metrics_url.c_str());
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, AppendTo);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
-  const CURLcode rc = curl_easy_perform(curl);
-  curl_easy_cleanup(curl);
-  if (rc != CURLE_OK) Die("GET " + metrics_url + ": " + curl_easy_strerror(rc));
-  std::map<std::string, uint64_t> out;
-  std::istringstream lines(body);
-  std::string line;
-  const std::string kPrefix = "grpc_server_started_total{", kMethod = "grpc_method=\"";
-  while (std::getline(lines, line)) {
-    if (line.rfind(kPrefix, 0) != 0) continue;
-    const size_t m = line.find(kMethod), end = line.find('"', m + kMethod.size());
-    if (m == std::string::npos || end == std::string::npos) continue;
-    out[line.substr(m + kMethod.size(), end - m - kMethod.size())] +=
-        std::stoull(line.substr(line.rfind(' ') + 1));
-  }
-  return out;
-}
 
 // Counts etcd's requests and the time of one step.
 class Step {
@@ -426,13 +446,7 @@ void CostRound(const Args& a, int round, bool with_etcd, const std::string& metr
 }
 
 int CoordCost(const Args& a) {
-  // etcd://HOST:PORT -> http://HOST:PORT/metrics
-  std::string etcd = a.Get("etcd");
-  if (etcd.rfind("etcd://", 0) != 0 || etcd.find('/', 7) != std::string::npos ||
-      etcd.find(',') != std::string::npos) {
-    Die("--etcd is etcd://HOST:PORT (one member, no prefix)");
-  }
-  const std::string metrics_url = "http://" + etcd.substr(7) + "/metrics";
+  const std::string metrics_url = MetricsUrl(a);
   const int rounds = std::stoi(a.Get("rounds", "5"));
   for (int r = 0; r < rounds; ++r) {
     // Alternate which goes first (the machine's state drifts).

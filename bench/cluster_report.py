@@ -27,8 +27,9 @@ if tp:
           "and checks every byte; cold includes each server's load of the tree from the store):")
     print()
     print("| servers x clients each | pass | seconds | files/s | MB/s | files/s per server | "
-          "server CPU s (each) | client CPU s (all) | load before -> after | ok |")
-    print("|---|---|---:|---:|---:|---|---|---:|---|---|")
+          "server CPU s (each) | server CPU ms per file | client CPU s (all) | etcd requests | "
+          "load before -> after | ok |")
+    print("|---|---|---:|---:|---:|---|---|---:|---:|---:|---|---|")
     for r in tp:
         s = r["seconds"]
         per = ", ".join(f"{p['files'] / s:,.0f}" for p in r["per_server"])
@@ -36,7 +37,9 @@ if tp:
         ok = "yes" if r["ok"] else f"**no**: {r.get('first_error', '?')}"
         failed = failed or not r["ok"]
         print(f"| {r['layout']} | {r['pass']} | {s:.2f} | {r['files'] / s:,.0f} | "
-              f"{r['bytes'] / s / MB:,.1f} | {per} | {cpu} | {r['client_cpu_seconds']:.1f} | "
+              f"{r['bytes'] / s / MB:,.1f} | {per} | {cpu} | "
+              f"{1000 * sum(p['cpu_seconds'] for p in r['per_server']) / max(r['files'], 1):.2f} | "
+              f"{r['client_cpu_seconds']:.1f} | {r.get('etcd_requests', '?')} | "
               f"{r['load_before'].split()[0]} -> {r['load_after'].split()[0]} | {ok} |")
     print()
 
@@ -48,7 +51,8 @@ if cc:
           "which goes first; medians with the range; requests: what etcd served during the "
           "step, from its `grpc_server_started_total`):")
     print()
-    print("| step | none ms | etcd ms | etcd - none ms | etcd requests (per round) | by method |")
+    print("| step | none ms | etcd ms | etcd / none (per round) | etcd requests (per round) | "
+          "by method |")
     print("|---|---:|---:|---:|---:|---|")
     for step in ["open", "load", "change", "flush", "close"]:
         def ms(mode):
@@ -64,8 +68,14 @@ if cc:
         by = ", ".join(f"{m} {min(v)}" + (f"-{max(v)}" if max(v) != min(v) else "")
                        for m, v in sorted(methods.items()))
         rng = lambda v: f"{statistics.median(v):,.1f} ({min(v):,.0f}-{max(v):,.0f})"
-        print(f"| {step} | {rng(none)} | {rng(etcd)} | "
-              f"{statistics.median(etcd) - statistics.median(none):+,.1f} | "
+        # Each etcd step against the same round's step without coordination.
+        by_round = {(r["round"], r["coordination"]): r["steps"][step]["ms"] for r in cc}
+        ratios = [by_round[(n, "etcd")] / by_round[(n, "none")]
+                  for n in sorted({r["round"] for r in cc})
+                  if (n, "etcd") in by_round and by_round.get((n, "none"), 0) > 0]
+        ratio = (f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
+                 if ratios else "-")
+        print(f"| {step} | {rng(none)} | {rng(etcd)} | {ratio} | "
               f"{min(reqs)}" + (f"-{max(reqs)}" if max(reqs) != min(reqs) else "") +
               f" | {by or '-'}" + (f" (and {stray} without coordination?)" if stray else "") + " |")
     print()
