@@ -27,17 +27,19 @@ if tp:
           "and checks every byte; cold includes each server's load of the tree from the store):")
     print()
     print("| servers x clients each | pass | seconds | files/s | MB/s | files/s per server | "
+          "MB/s per server | "
           "server CPU s (each) | server CPU ms per file | client CPU s (all) | etcd requests | "
           "load before -> after | ok |")
-    print("|---|---|---:|---:|---:|---|---|---:|---:|---:|---|---|")
+    print("|---|---|---:|---:|---:|---|---|---|---:|---:|---:|---|---|")
     for r in tp:
         s = r["seconds"]
         per = ", ".join(f"{p['files'] / s:,.0f}" for p in r["per_server"])
+        per_mb = ", ".join(f"{p['bytes'] / s / MB:,.1f}" for p in r["per_server"])
         cpu = ", ".join(f"{p['cpu_seconds']:.1f}" for p in r["per_server"])
         ok = "yes" if r["ok"] else f"**no**: {r.get('first_error', '?')}"
         failed = failed or not r["ok"]
         print(f"| {r['layout']} | {r['pass']} | {s:.2f} | {r['files'] / s:,.0f} | "
-              f"{r['bytes'] / s / MB:,.1f} | {per} | {cpu} | "
+              f"{r['bytes'] / s / MB:,.1f} | {per} | {per_mb} | {cpu} | "
               f"{1000 * sum(p['cpu_seconds'] for p in r['per_server']) / max(r['files'], 1):.2f} | "
               f"{r['client_cpu_seconds']:.1f} | {r.get('etcd_requests', '?')} | "
               f"{r['load_before'].split()[0]} -> {r['load_after'].split()[0]} | {ok} |")
