@@ -7,7 +7,8 @@
 namespace kvfs::bench {
 
 Status OpenBenchCache(const std::string& dir, std::unique_ptr<ingest::PersistentStore> store,
-                      std::unique_ptr<cache::TreeCache>* out, std::string_view kv_options) {
+                      std::unique_ptr<cache::TreeCache>* out, std::string_view kv_options,
+                      std::shared_ptr<coord::Coordination> coordination) {
   std::unique_ptr<KVStore> kv;
   std::filesystem::create_directories(dir);
   KVStoreSpec spec;
@@ -19,6 +20,7 @@ Status OpenBenchCache(const std::string& dir, std::unique_ptr<ingest::Persistent
   o.refresh_seconds = 0;
   o.writeback_delay_seconds = 0;
   o.staging_dir = dir + "/db/ingest-staging";
+  o.coordination = std::move(coordination);
   std::filesystem::create_directories(o.staging_dir);
   return cache::TreeCache::Open(std::move(fs), std::move(store), o, out);
 }

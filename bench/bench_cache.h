@@ -14,9 +14,11 @@
 namespace kvfs::bench {
 
 // Opens (creating) the key/value store DIR/db (RocksDB, with `kv_options`,
-// "name=value,...") and the cache manager over it and `store`; bulk loads
-// stage in DIR/db/ingest-staging.
+// "name=value,...") and the cache manager over it and `store`, claiming in
+// `coordination` (null: the store's own claims); bulk loads stage in
+// DIR/db/ingest-staging.
 Status OpenBenchCache(const std::string& dir, std::unique_ptr<ingest::PersistentStore> store,
-                      std::unique_ptr<cache::TreeCache>* out, std::string_view kv_options = "");
+                      std::unique_ptr<cache::TreeCache>* out, std::string_view kv_options = "",
+                      std::shared_ptr<coord::Coordination> coordination = nullptr);
 
 }  // namespace kvfs::bench

@@ -54,6 +54,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <memory>
 #include <optional>
 #include <random>
@@ -96,8 +97,9 @@ struct Entry {
   int64_t mtime = 0;
   // File contents or symlink target.
   std::string data;
-  // XXH3 of data (files).
+  // XXH3 of data, and its size (files; kept when data is not).
   uint64_t hash = 0;
+  uint64_t size = 0;
   // Depth: number of '/' in path.
   int depth = 0;
 };
@@ -110,8 +112,10 @@ struct Corpus {
   uint64_t file_count = 0;
   uint64_t file_bytes = 0;
 
-  // Appends e (and any missing parent directory before it).
-  void Add(Entry e) {
+  // Appends e (and any missing parent directory before it); without
+  // keep_data, a file's contents are dropped once hashed (a client that
+  // only reads needs the hash and size, not 1.4 GB of the linux tree).
+  void Add(Entry e, bool keep_data = true) {
     if (e.path.empty() || by_path.count(e.path)) return;
     size_t slash = e.path.rfind('/');
     if (slash != std::string::npos && !by_path.count(e.path.substr(0, slash))) {
@@ -125,8 +129,10 @@ struct Corpus {
     e.depth = static_cast<int>(std::count(e.path.begin(), e.path.end(), '/'));
     if (e.type == Entry::kFile) {
       e.hash = XXH3_64bits(e.data.data(), e.data.size());
+      e.size = e.data.size();
       ++file_count;
       file_bytes += e.data.size();
+      if (!keep_data) std::string().swap(e.data);
     }
     by_path[e.path] = entries.size();
     entries.push_back(std::move(e));
@@ -143,7 +149,8 @@ std::string NormalizePath(std::string p) {
 
 // Reads a tarball (any format libarchive knows) into a corpus; stops after
 // max_files entries (0: all). Hard links and special files are skipped.
-Corpus LoadTarball(const std::string& file, size_t max_files) {
+// Without keep_data only the files' hashes and sizes are kept.
+Corpus LoadTarball(const std::string& file, size_t max_files, bool keep_data = true) {
   Corpus corpus;
   struct archive* a = archive_read_new();
   archive_read_support_filter_all(a);
@@ -175,7 +182,7 @@ Corpus LoadTarball(const std::string& file, size_t max_files) {
     } else {
       continue;
     }
-    corpus.Add(std::move(e));
+    corpus.Add(std::move(e), keep_data);
   }
   archive_read_free(a);
   return corpus;
@@ -293,6 +300,16 @@ struct Options {
   // FSAL_MEM keeps only this many bytes of a file (0: no limit); larger
   // files are not checksummed.
   uint64_t truncates_beyond = 0;
+  // --tree=NAME: the corpus is tarball NAME.tar as the cache manager
+  // serves it, top-level directory NAME, where a leading member component
+  // NAME stands for the top itself (docs/cache.md); "": the export's root.
+  std::string tree;
+  // --share=I/N: the read phase opens its share of the files by path (the
+  // i-th regular file when i % N == I) instead of walking the tree, so that
+  // N clients read disjoint shares.
+  bool by_share = false;
+  uint64_t share_index = 0;
+  uint64_t share_count = 1;
 };
 
 // Prints one result line.
@@ -504,6 +521,7 @@ class NfsPhases {
   // Walks the tree with READDIRPLUS and reads every file, comparing
   // checksums with the corpus.
   PhaseResult Read() {
+    if (opt_.by_share) return ReadShare();
     PhaseResult r("read");
     Clock::time_point start = Clock::now();
     AsyncPool pool(nfs_, opt_.inflight);
@@ -516,6 +534,28 @@ class NfsPhases {
       if (e.type == Entry::kFile && !seen.count(e.path)) ++missing;
     }
     if (missing > 0) r.Fail(std::to_string(missing) + " files not found by the walk");
+    return r;
+  }
+
+  // Opens this client's share of the files by path (--share) and reads
+  // each, comparing checksums with the corpus.
+  PhaseResult ReadShare() {
+    PhaseResult r("read");
+    Clock::time_point start = Clock::now();
+    AsyncPool pool(nfs_, opt_.inflight);
+    std::set<std::string> seen;
+    uint64_t ordinal = 0, share = 0;
+    for (const Entry& e : corpus_.entries) {
+      if (e.type != Entry::kFile || ordinal++ % opt_.share_count != opt_.share_index) continue;
+      ++share;
+      pool.Add(MakeReadTask(pool, e.path, e.size, &r, &seen));
+    }
+    if (!pool.Run()) r.Fail(pool.failure());
+    r.seconds = Seconds(start);
+    if (r.files != share) {
+      r.Fail("read " + std::to_string(r.files) + " of the share's " + std::to_string(share) +
+             " files");
+    }
     return r;
   }
 
@@ -624,7 +664,11 @@ class NfsPhases {
   }
 
  private:
-  static std::string Abs(const std::string& path) { return "/" + path; }
+  std::string Abs(const std::string& path) const {
+    if (opt_.tree.empty()) return "/" + path;
+    const std::string alias = opt_.tree + "/";
+    return "/" + alias + (path.rfind(alias, 0) == 0 ? path.substr(alias.size()) : path);
+  }
 
   // True if a call failed with NFS3ERR_JUKEBOX ("try again later"). libnfs
   // 4.0 passes -EAGAIN for some calls and another code for READ (its message
@@ -646,7 +690,7 @@ class NfsPhases {
     uint64_t type = st.nfs_mode & S_IFMT;
     bool ok = (e.type == Entry::kDir && type == S_IFDIR) ||
               (e.type == Entry::kSymlink && type == S_IFLNK) ||
-              (e.type == Entry::kFile && type == S_IFREG && st.nfs_size == e.data.size());
+              (e.type == Entry::kFile && type == S_IFREG && st.nfs_size == e.size);
     if (!ok) r->Fail("wrong type or size: " + e.path);
   }
 
@@ -888,8 +932,8 @@ class NfsPhases {
     auto it = corpus_.by_path.find(path);
     if (it == corpus_.by_path.end()) return r->Fail("unexpected file " + path);
     const Entry& e = corpus_.entries[it->second];
-    if (opt_.truncates_beyond != 0 && e.data.size() > opt_.truncates_beyond) return;
-    if (size != e.data.size() || hash != e.hash) r->Fail("wrong contents: " + path);
+    if (opt_.truncates_beyond != 0 && e.size > opt_.truncates_beyond) return;
+    if (size != e.size || hash != e.hash) r->Fail("wrong contents: " + path);
   }
 
   e2e::NfsClient* client_;
@@ -1054,7 +1098,7 @@ class PosixPhases {
     auto it = corpus_.by_path.find(path);
     if (it == corpus_.by_path.end()) return r->Fail("unexpected file " + path);
     const Entry& e = corpus_.entries[it->second];
-    if (size != e.data.size() || XXH3_64bits_digest(&st) != e.hash) {
+    if (size != e.size || XXH3_64bits_digest(&st) != e.hash) {
       r->Fail("wrong contents: " + path);
     }
   }
@@ -1118,6 +1162,16 @@ struct Flags {
   size_t max_files = 0;
   int version = 3;
   bool cold = false;
+  // --connect=ADDR: read from a server already running at ADDR (a cluster
+  // of servers: bench/cluster_bench.sh) instead of starting one; its export
+  // is --mount (NFSv3 path or NFSv4 pseudo path).
+  std::string connect;
+  std::string mount;
+  // With --connect: read passes, and whether each waits for a line on
+  // stdin after printing "ready" (so that a driver starts every client's
+  // pass at once).
+  int rounds = 1;
+  bool wait = false;
 };
 
 // Value of "--name=value" in arg, if arg is that flag.
@@ -1141,7 +1195,9 @@ void Usage() {
                "usage: nfs_bench_client (--tarball=FILE [--max-files=N] | --generate=N:SEED)\n"
                "         (--write-tar=FILE | --posix=DIR | --server=kvfs|mem|vfs --work=DIR\n"
                "          [--fsal-dir=DIR] [--version=3|4] [--cold] [--kv-backend=NAME]\n"
-               "          [--ganesha-config=FILE])\n"
+               "          [--ganesha-config=FILE]\n"
+               "          | --connect=ADDR --mount=PATH [--version=3|4] [--rounds=N] [--wait])\n"
+               "         [--tree=NAME] [--share=I/N]\n"
                "         [--phases=untar,read,stat,lookup,bigdir] [--inflight=32]\n"
                "         [--bigdir=N] [--lookups=N] [--seed=N] [--label=NAME]\n");
   std::exit(2);
@@ -1226,6 +1282,34 @@ e2e::GaneshaOptions ServerOptions(const Flags& flags, const Corpus& corpus, Opti
   Die("unknown --server " + flags.server);
 }
 
+// --connect: `rounds` read passes through a server that runs already (each
+// after "ready" on stdout and a line on stdin, with --wait).
+int RunConnected(const Flags& flags, const Corpus& corpus, Options opt) {
+  if (flags.mount.empty() || flags.rounds < 1) Usage();
+  opt.target = flags.label.empty() ? flags.connect : flags.label;
+  e2e::NfsClientOptions copts;
+  copts.server = flags.connect;
+  // A cold first touch waits for the server to load the whole tree.
+  copts.timeout_ms = 600000;
+  e2e::NfsClient client(flags.version == 4 ? e2e::NfsVersion::kV4 : e2e::NfsVersion::kV3, copts);
+  if (client.Mount(flags.mount) != 0) Die("mount " + flags.mount + ": " + client.LastError());
+  NfsPhases phases(&client, corpus, opt);
+  bool ok = true;
+  for (int round = 1; round <= flags.rounds; ++round) {
+    if (flags.wait) {
+      std::printf("ready\n");
+      std::fflush(stdout);
+      std::string line;
+      if (!std::getline(std::cin, line)) Die("no go on stdin");
+    }
+    PhaseResult r = phases.Read();
+    r.extra = ", \"round\": " + std::to_string(round);
+    Report(opt, r);
+    ok = ok && r.errors == 0;
+  }
+  return ok ? 0 : 1;
+}
+
 int Main(int argc, char** argv) {
   Flags flags;
   Options opt;
@@ -1272,7 +1356,24 @@ int Main(int argc, char** argv) {
       opt.seed = std::stoull(*v);
     else if (a == "--cold")
       flags.cold = true;
-    else
+    else if (auto v = FlagValue(a, "connect"))
+      flags.connect = *v;
+    else if (auto v = FlagValue(a, "mount"))
+      flags.mount = *v;
+    else if (auto v = FlagValue(a, "rounds"))
+      flags.rounds = std::stoi(*v);
+    else if (a == "--wait")
+      flags.wait = true;
+    else if (auto v = FlagValue(a, "tree"))
+      opt.tree = *v;
+    else if (auto v = FlagValue(a, "share")) {
+      const size_t slash = v->find('/');
+      if (slash == std::string::npos) Usage();
+      opt.by_share = true;
+      opt.share_index = std::stoull(v->substr(0, slash));
+      opt.share_count = std::stoull(v->substr(slash + 1));
+      if (opt.share_count == 0 || opt.share_index >= opt.share_count) Usage();
+    } else
       Usage();
   }
   if (flags.tarball.empty() == flags.generate.empty()) Usage();
@@ -1284,7 +1385,8 @@ int Main(int argc, char** argv) {
 
   Corpus corpus;
   if (!flags.tarball.empty()) {
-    corpus = LoadTarball(flags.tarball, flags.max_files);
+    // A connected client only reads: hashes and sizes suffice.
+    corpus = LoadTarball(flags.tarball, flags.max_files, flags.connect.empty());
     std::filesystem::path tar_path(flags.tarball);
     opt.corpus_name =
         (tar_path.extension() == ".tar" ? tar_path.stem() : tar_path.filename()).string();
@@ -1304,6 +1406,7 @@ int Main(int argc, char** argv) {
     WriteTarball(corpus, flags.write_tar);
     return 0;
   }
+  if (!flags.connect.empty()) return RunConnected(flags, corpus, opt);
   if (!flags.posix_dir.empty()) {
     opt.target = flags.label.empty() ? "posix" : flags.label;
     std::filesystem::create_directories(flags.posix_dir);
