@@ -34,6 +34,14 @@ class StoreClaimsImpl final : public Coordination {
 
 }  // namespace
 
+Status CheckLeaseSeconds(int seconds) {
+  if (seconds >= kMinLeaseSeconds && seconds <= kMaxLeaseSeconds) return Status::OK();
+  return Status::InvalidArgument("coordination lease of " + std::to_string(seconds) +
+                                 " s is out of range: " + std::to_string(kMinLeaseSeconds) +
+                                 " to " + std::to_string(kMaxLeaseSeconds) +
+                                 " seconds (coordination_lease, --coordination-lease)");
+}
+
 std::unique_ptr<Coordination> StoreClaims(store::PersistentStore* store) {
   return std::make_unique<StoreClaimsImpl>(store);
 }
@@ -47,6 +55,7 @@ Status OpenCoordination(const std::string& url, store::PersistentStore* store,
     *out = StoreClaims(store);
     return Status::OK();
   }
+  KVFS_RETURN_IF_ERROR(CheckLeaseSeconds(options.lease_seconds));
   if (url.rfind("etcd://", 0) != 0) {
     return Status::InvalidArgument("coordination '" + url +
                                    "': expected etcd://HOST[:PORT][,HOST[:PORT]...][/PREFIX]");

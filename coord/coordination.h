@@ -91,6 +91,18 @@ class Coordination : public store::Claims {
 // outlive the result).
 std::unique_ptr<Coordination> StoreClaims(store::PersistentStore* store);
 
+// The range of lease lengths (CoordinationOptions::lease_seconds, the
+// `coordination_lease` setting): etcd grants no lease shorter than 2 s (its
+// minimum with the default election timeout), and an hour is far past any
+// useful length (a dead server's trees stay taken that long).
+constexpr int kMinLeaseSeconds = 2;
+constexpr int kMaxLeaseSeconds = 3600;
+
+// OK if `seconds` is in [kMinLeaseSeconds, kMaxLeaseSeconds]; else EINVAL
+// naming the value, the range and the settings (coordination_lease,
+// --coordination-lease).
+Status CheckLeaseSeconds(int seconds);
+
 struct CoordinationOptions {
   // One request to the coordination service fails after this long on one
   // member (then the next member is tried; see coord/etcd_client.h).
@@ -98,7 +110,9 @@ struct CoordinationOptions {
   // Passes over every member before a request fails.
   int rounds = 3;
   // TTL of the lease tree ownership lives under (renewed every third of
-  // it): how long after a server's death another may take its trees.
+  // it): how long after a server's death another may take its trees, and
+  // how long a server that lost etcd keeps changing the trees it owns.
+  // CheckLeaseSeconds: OpenCoordination refuses other values.
   int lease_seconds = 10;
   // Receives failovers and other lines for the operator; any thread. Null:
   // stderr.
@@ -109,7 +123,8 @@ struct CoordinationOptions {
 // then not be null), "etcd://HOST[:PORT][,HOST[:PORT]...][/PREFIX]" for etcd
 // (PORT 2379, PREFIX "kvfs" by default). An etcd that does not answer is an
 // error naming its endpoints (a server must not serve without the
-// coordination it was configured with). EINVAL for a URL of another form.
+// coordination it was configured with). EINVAL for a URL of another form or
+// a lease length out of range (CheckLeaseSeconds).
 Status OpenCoordination(const std::string& url, store::PersistentStore* store,
                         const CoordinationOptions& options, std::unique_ptr<Coordination>* out);
 

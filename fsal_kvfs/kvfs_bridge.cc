@@ -183,6 +183,9 @@ int kvfs_fs_acquire(const kvfs_fs_options* options, kvfs_fs** out, char** canoni
       if (options->cache_compression != nullptr) o.cache_compression = options->cache_compression;
       if (options->metrics_port != nullptr) o.metrics_listen = options->metrics_port;
       if (options->coordination != nullptr) o.coordination = options->coordination;
+      if (options->coordination_lease != 0) {
+        o.coordination_lease_seconds = options->coordination_lease;
+      }
       if (options->log != nullptr) {
         void (*log)(const char*) = options->log;
         o.log = [log](const std::string& line) { log(line.c_str()); };

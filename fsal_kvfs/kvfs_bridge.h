@@ -148,6 +148,10 @@ struct kvfs_fs_options {
   // "etcd://HOST:PORT[,...]/PREFIX" (docs/coordination.md); NULL or "":
   // none. An etcd that does not answer fails the open (no export).
   const char* coordination;
+  // Its lease length in seconds (ServerStackOptions::
+  // coordination_lease_seconds): 2..3600, 0 for the default (10); other
+  // values fail the open.
+  int32_t coordination_lease;
   // Receives the cache manager's and the persistent store's log lines (load
   // and write-back failures, conflicts, the store's fallbacks); NULL:
   // stderr. Called from any thread.

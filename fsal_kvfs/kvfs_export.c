@@ -16,8 +16,7 @@
 /* Parameters of the FSAL block inside an EXPORT block. Ranges are checked by
  * Ganesha's parser; an out-of-range or malformed value fails the export. */
 static struct config_item kvfs_export_params[] = {
-    CONF_ITEM_NOOP("name"),
-    CONF_MAND_PATH("db_path", 1, MAXPATHLEN, NULL, kvfs_export, db_path),
+    CONF_ITEM_NOOP("name"), CONF_MAND_PATH("db_path", 1, MAXPATHLEN, NULL, kvfs_export, db_path),
     CONF_ITEM_PATH("subtree", 1, MAXPATHLEN, "/", kvfs_export, subtree),
     CONF_ITEM_UI64("capacity_bytes", UINT64_C(1) << 20, UINT64_C(1) << 62,
                    KVFS_DEFAULT_CAPACITY_BYTES, kvfs_export, capacity_bytes),
@@ -40,6 +39,9 @@ static struct config_item kvfs_export_params[] = {
     CONF_ITEM_STR("cache_compression", 1, 16, NULL, kvfs_export, cache_compression),
     CONF_ITEM_STR("metrics_port", 1, 64, NULL, kvfs_export, metrics_port),
     CONF_ITEM_STR("coordination", 1, 4096, NULL, kvfs_export, coordination),
+    /* Any number: the bridge checks the range (2..3600) with a message that
+     * names the setting, where Ganesha's parser would name only the line. */
+    CONF_ITEM_I32("coordination_lease", INT32_MIN, INT32_MAX, 10, kvfs_export, coordination_lease),
     CONFIG_EOL};
 
 /* What the parameters must look like, for the log line of a rejected block
@@ -52,7 +54,8 @@ static const char kvfs_params_help[] =
     "(docs/stores.md), cache_quota_bytes and cache_quota_inodes in [0, 2^62], "
     "cache_refresh_seconds, cache_writeback_delay_seconds and cache_retry_seconds in "
     "[0, 86400], cache_compression = none|gzip|zstd|xz, metrics_port = PORT or ADDRESS:PORT, "
-    "coordination = etcd://host:port[,host:port...]/prefix (docs/coordination.md)";
+    "coordination = etcd://host:port[,host:port...]/prefix, coordination_lease in [2, 3600] "
+    "seconds (0: 10) (docs/coordination.md)";
 
 static struct config_block kvfs_export_param_block = {
     .dbus_interface_name = "org.ganesha.nfsd.config.fsal.kvfs-export%d",
@@ -219,6 +222,7 @@ static fsal_status_t kvfs_open_export(struct kvfs_export* exp, const char* expor
       .cache_compression = exp->cache_compression,
       .metrics_port = exp->metrics_port,
       .coordination = exp->coordination,
+      .coordination_lease = exp->coordination_lease,
       .log = kvfs_cache_log,
   };
   struct kvfs_attr root;
@@ -364,6 +368,7 @@ fsal_status_t kvfs_update_export(struct fsal_module* fsal_hdl, void* parse_node,
       !kvfs_same_string(parsed.cache_compression, orig->cache_compression) ||
       !kvfs_same_string(parsed.metrics_port, orig->metrics_port) ||
       !kvfs_same_string(parsed.coordination, orig->coordination) ||
+      parsed.coordination_lease != orig->coordination_lease ||
       parsed.cache_quota_bytes != orig->cache_quota_bytes ||
       parsed.cache_quota_inodes != orig->cache_quota_inodes ||
       parsed.cache_refresh_seconds != orig->cache_refresh_seconds ||

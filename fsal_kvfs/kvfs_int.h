@@ -54,6 +54,10 @@ struct kvfs_export {
   /* The coordination of servers sharing the persistent store
    * (docs/coordination.md): etcd://HOST:PORT[,...]/PREFIX, NULL: none. */
   char* coordination;
+  /* Its lease length in seconds (coordination_lease; 2..3600, 0 for the
+   * default 10, checked by the bridge: a bad value fails the export with a
+   * clear log line). */
+  int32_t coordination_lease;
   /* The shared file system (one reference held by this export). */
   kvfs_fs* fs;
   /* Canonical database path (malloc'ed by the bridge). */

@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "common/plugin/plugin_options.h"
+#include "coord/coordination.h"
 #include "ingest/persistent_store.h"
 #include "store/store.h"
 
@@ -189,6 +190,13 @@ Status ApplyStoreOption(const std::string& name, const std::string& value, Comma
   if (name == "--db") return path(&s.db_path);
   if (name == "--store") return path(&s.persistent_store);
   if (name == "--coordination") return path(&s.coordination);
+  if (name == "--coordination-lease") {
+    uint64_t n = 0;
+    KVFS_RETURN_IF_ERROR(
+        ParseUnsigned(name, value, coord::kMinLeaseSeconds, coord::kMaxLeaseSeconds, &n));
+    s.coordination_lease_seconds = static_cast<int>(n);
+    return Status::OK();
+  }
   if (name == "--log") return path(&cmd->log_file);
   if (name == "--subtree") {
     if (value.empty() || value[0] != '/') {
@@ -258,6 +266,7 @@ bool TakesValue(const std::string& name) {
       "--cache-compression",
       "--metrics-port",
       "--coordination",
+      "--coordination-lease",
       "--log",
   };
   for (const char* n : kNames) {
@@ -320,7 +329,7 @@ Status ParseCommandLine(const std::vector<std::string>& argv, CommandLine* out) 
         return Bad(name + " needs a value");
       }
       KVFS_RETURN_IF_ERROR(ApplyStoreOption(name, value, &cmd));
-      if (name.rfind("--cache-", 0) == 0 || name == "--coordination" ||
+      if (name.rfind("--cache-", 0) == 0 || name.rfind("--coordination", 0) == 0 ||
           store::StoreSettingOfOption(name) != nullptr) {
         store_settings_without_store = true;
       }
@@ -341,7 +350,7 @@ Status ParseCommandLine(const std::vector<std::string>& argv, CommandLine* out) 
   }
   if (store_settings_without_store && cmd.store.persistent_store.empty()) {
     return Bad(
-        "--cache-*, --coordination and --s3-* settings need --store (the cache manager runs "
+        "--cache-*, --coordination* and --s3-* settings need --store (the cache manager runs "
         "only over a persistent store)");
   }
   cmd.mountpoint = positional[0];
@@ -377,6 +386,9 @@ The store (the NFS export's settings, docs/fsal.md and docs/cache.md):
   --coordination URL              etcd://HOST:PORT[,HOST:PORT...]/PREFIX: claims
                                   shared with the other servers of the store
                                   (docs/coordination.md; default: in the store)
+  --coordination-lease SECONDS    this server's etcd lease, 2-3600 (default 10):
+                                  how long its trees stay its own after it
+                                  died, or while it cannot reach etcd
   --s3-*                          the persistent store's settings (below)
 
 The process:

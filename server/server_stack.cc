@@ -125,6 +125,8 @@ ServerStack::~ServerStack() {
 int ServerStack::metrics_port() const { return metrics_ != nullptr ? metrics_->port() : 0; }
 
 Status ServerStack::Open(const ServerStackOptions& options, std::unique_ptr<ServerStack>* out) {
+  // Settings first: a bad one opens nothing.
+  KVFS_RETURN_IF_ERROR(coord::CheckLeaseSeconds(options.coordination_lease_seconds));
   std::unique_ptr<ServerStack> stack(new ServerStack());
   KVFS_RETURN_IF_ERROR(CanonicalDbPath(options.db_path, &stack->db_path_));
   const std::string& path = stack->db_path_;
@@ -186,6 +188,7 @@ Status ServerStack::Open(const ServerStackOptions& options, std::unique_ptr<Serv
     if (!options.coordination.empty()) {
       coord::CoordinationOptions co;
       co.log = options.log;
+      co.lease_seconds = options.coordination_lease_seconds;
       std::unique_ptr<coord::Coordination> coordination;
       KVFS_RETURN_IF_ERROR(
           coord::OpenCoordination(options.coordination, persistent.get(), co, &coordination));

@@ -63,6 +63,12 @@ struct ServerStackOptions {
   // persistent store itself), or "etcd://HOST:PORT[,HOST:PORT...]/PREFIX".
   // Needs a persistent store. An etcd that does not answer fails Open.
   std::string coordination;
+  // The length of this server's etcd lease, which tree ownership lives
+  // under (coord::CoordinationOptions::lease_seconds): how long a dead
+  // server's trees stay its own, and how long a server cut off from etcd
+  // goes on changing them. coord::kMinLeaseSeconds..kMaxLeaseSeconds (2 to
+  // 3600); Open refuses other values.
+  int coordination_lease_seconds = 10;
   // Cache manager settings (cache::TreeCacheOptions; docs/cache.md).
   uint64_t cache_quota_bytes = 0;
   uint64_t cache_quota_inodes = 0;

@@ -603,5 +603,50 @@ TEST_F(CoordinationTest, AServerStackClaimsThroughItsCoordination) {
   EXPECT_EQ(server::ServerStack::Open(o, &stack).posix_errno(), EINVAL);
 }
 
+// The lease length is a setting (ServerStackOptions::coordination_lease_seconds,
+// `coordination_lease`, `--coordination-lease`): the lease a server's trees
+// live under has that TTL in etcd; values out of 2..3600 open nothing.
+TEST_F(CoordinationTest, AServerStacksLeaseHasItsSetLength) {
+  ingest_test::WriteTarball(dir_.path() + "/store/tree.tar", {ingest_test::File("tree/f", "x")});
+  server::ServerStackOptions o;
+  o.db_path = dir_.path() + "/db";
+  o.persistent_store = dir_.path() + "/store";
+  o.cache_refresh_seconds = 0;
+  o.cache_writeback_delay_seconds = 0;
+  o.coordination = Url();
+  o.coordination_lease_seconds = 3;
+  std::unique_ptr<server::ServerStack> stack;
+  ASSERT_OK(server::ServerStack::Open(o, &stack));
+  Attributes top, f;
+  ASSERT_OK(stack->fs()->Lookup(kRootIno, "tree", &top));
+  ASSERT_OK(stack->fs()->Create(top.ino, "g", NewObject{0644, 0, 0}, true, &f));
+
+  EtcdClientOptions eo;
+  eo.endpoints = endpoints_;
+  std::unique_ptr<EtcdClient> client;
+  ASSERT_OK(EtcdClient::Open(eo, &client));
+  EtcdKeyValue owner;
+  ASSERT_OK(client->Get("/" + prefix_ + "/owners/tree", &owner));
+  ASSERT_NE(owner.lease, 0);
+  int64_t ttl = 0;
+  ASSERT_OK(client->LeaseKeepAlive(owner.lease, &ttl));
+  EXPECT_EQ(ttl, 3);
+  stack.reset();
+
+  for (int bad : {-1, 0, 1, 3601}) {
+    o.coordination_lease_seconds = bad;
+    Status s = server::ServerStack::Open(o, &stack);
+    EXPECT_EQ(s.posix_errno(), EINVAL) << bad << ": " << s.ToString();
+    EXPECT_NE(s.message().find("coordination lease of " + std::to_string(bad) +
+                               " s is out of range: 2 to 3600 seconds"),
+              std::string::npos)
+        << s.message();
+  }
+  CoordinationOptions co;
+  co.lease_seconds = 1;
+  std::unique_ptr<Coordination> c;
+  EXPECT_EQ(OpenCoordination(Url(), nullptr, co, &c).posix_errno(), EINVAL);
+}
+
 }  // namespace
 }  // namespace kvfs::coord

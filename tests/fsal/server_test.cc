@@ -604,6 +604,13 @@ TEST(KvfsServer, BadConfigurationStopsOnlyThatExport) {
       {17, "/bucket",
        "db_path = \"" + dir.path() + "/bucket\"; persistent_store = \"s3://Bad_Bucket\";",
        "bucket name 'Bad_Bucket' is not 3-63 lower-case letters"},
+      // Coordination (docs/coordination.md): a lease length out of range.
+      {18, "/lease",
+       "db_path = \"" + dir.path() + "/lease\"; persistent_store = \"" + dir.path() +
+           "\"; coordination = \"etcd://127.0.0.1:1/x\"; coordination_lease = 1;",
+       "KVFS export /lease: cannot open database " + dir.path() +
+           "/lease with persistent store " + dir.path() +
+           ": Invalid argument: coordination lease of 1 s is out of range: 2 to 3600 seconds"},
   };
   for (const Bad& b : bad) {
     opts.raw_exports += "EXPORT {\n  Export_Id = " + std::to_string(b.id) + ";\n  Path = \"" +

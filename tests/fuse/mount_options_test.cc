@@ -41,6 +41,7 @@ TEST(MountOptions, Defaults) {
   EXPECT_EQ(cmd.store.cache_refresh_seconds, 60);
   EXPECT_EQ(cmd.store.cache_writeback_delay_seconds, 30);
   EXPECT_EQ(cmd.store.cache_retry_seconds, 10);
+  EXPECT_EQ(cmd.store.coordination_lease_seconds, 10);
   EXPECT_FALSE(cmd.foreground);
   EXPECT_FALSE(cmd.debug);
   const FuseSettings& f = cmd.fuse;
@@ -92,6 +93,10 @@ TEST(MountOptions, EveryOption) {
                    "5",
                    "--cache-compression",
                    "zstd",
+                   "--coordination",
+                   "etcd://e1:2379,e2:2379/p",
+                   "--coordination-lease",
+                   "3",
                    "--log",
                    "/var/log/kvfs-fuse.log",
                    "-s",
@@ -118,6 +123,8 @@ TEST(MountOptions, EveryOption) {
   EXPECT_EQ(cmd.store.cache_writeback_delay_seconds, 86400);
   EXPECT_EQ(cmd.store.cache_retry_seconds, 5);
   EXPECT_EQ(cmd.store.cache_compression, "zstd");
+  EXPECT_EQ(cmd.store.coordination, "etcd://e1:2379,e2:2379/p");
+  EXPECT_EQ(cmd.store.coordination_lease_seconds, 3);
   EXPECT_EQ(cmd.log_file, "/var/log/kvfs-fuse.log");
   const FuseSettings& f = cmd.fuse;
   EXPECT_TRUE(f.single_thread);
@@ -201,6 +208,8 @@ TEST(MountOptions, HelpAndVersionNeedNothingElse) {
                         "--cache-writeback-delay-seconds",
                         "--cache-retry-seconds",
                         "--cache-compression",
+                        "--coordination",
+                        "--coordination-lease",
                         "--log",
                         "--foreground",
                         "--debug"}) {
@@ -246,11 +255,17 @@ TEST(MountOptions, MistakesSayWhatIsWrong) {
       {{"--db", "/d", "--store", "/s", "--cache-compression", "rar", "/m"},
        "--cache-compression 'rar' is not none, gzip, zstd or xz"},
       {{"--db", "/d", "--cache-quota-bytes", "1G", "/m"},
-       "--cache-*, --coordination and --s3-* settings need --store"},
+       "--cache-*, --coordination* and --s3-* settings need --store"},
       {{"--db", "/d", "--s3-region", "eu-west-1", "/m"},
-       "--cache-*, --coordination and --s3-* settings need --store"},
+       "--cache-*, --coordination* and --s3-* settings need --store"},
       {{"--db", "/d", "--coordination", "etcd://e:2379/p", "/m"},
-       "--cache-*, --coordination and --s3-* settings need --store"},
+       "--cache-*, --coordination* and --s3-* settings need --store"},
+      {{"--db", "/d", "--coordination-lease", "5", "/m"},
+       "--cache-*, --coordination* and --s3-* settings need --store"},
+      {{"--db", "/d", "--store", "/s", "--coordination-lease", "1", "/m"},
+       "--coordination-lease='1' is not a number in [2, 3600]"},
+      {{"--db", "/d", "--store", "/s", "--coordination-lease", "3601", "/m"},
+       "--coordination-lease='3601' is not a number in [2, 3600]"},
       {{"--db", "/d", "--store", "s3://b", "--s3-colour", "red", "/m"},
        "unknown option '--s3-colour'"},
   };
