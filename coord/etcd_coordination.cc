@@ -24,7 +24,7 @@ class EtcdCoordination final : public Coordination {
       : client_(std::move(client)),
         root_("/" + prefix + "/"),
         url_(url),
-        lease_seconds_(std::max(lease_seconds, 2)) {
+        lease_seconds_(std::max(lease_seconds, kMinLeaseSeconds)) {
     std::random_device rd;
     nonce_base_ = (uint64_t(rd()) << 32) ^ rd();
   }
@@ -159,6 +159,10 @@ class EtcdCoordination final : public Coordination {
   int64_t lease_ = 0;                    // guarded by lease_mu_; 0: none
   SteadyClock::time_point valid_until_;  // guarded by lease_mu_
   std::set<std::string> owned_;          // guarded by lease_mu_: under lease_
+  // Leases of ours given up as lost (not renewed in time, etcd unreachable)
+  // that etcd may still hold, with owner keys attached, once it is back: we
+  // revoke one when it keeps us from a tree. Guarded by lease_mu_.
+  std::set<int64_t> past_leases_;
   std::thread keeper_;
 
   // The ranges of tarball versions, as read from and claimed in etcd; a
@@ -177,6 +181,7 @@ Status EtcdCoordination::ValidLease(std::unique_lock<std::mutex>* l, int64_t* le
     return Status::OK();
   }
   // None, or lost: every ownership under it is gone.
+  if (lease_ != 0) past_leases_.insert(lease_);
   lease_ = 0;
   owned_.clear();
   const SteadyClock::time_point asked = SteadyClock::now();
@@ -223,25 +228,40 @@ Status EtcdCoordination::AcquireTree(const std::string& name, std::string_view o
   int64_t lease = 0;
   KVFS_RETURN_IF_ERROR(ValidLease(&l, &lease));
   if (owned_.count(name) > 0) return Status::OK();
-  l.unlock();
   bool created = false;
   EtcdKeyValue existing;
-  Status s = client_->CreateIfAbsent(OwnerKey(name),
-                                     std::string(owner) + " lease=" + std::to_string(lease), lease,
-                                     &created, &existing);
-  l.lock();
+  // The owner key, created unless it exists (lease_mu_ released meanwhile).
+  auto create = [&] {
+    l.unlock();
+    Status s = client_->CreateIfAbsent(OwnerKey(name),
+                                       std::string(owner) + " lease=" + std::to_string(lease),
+                                       lease, &created, &existing);
+    l.lock();
+    return s;
+  };
+  Status s = create();
   if (s.IsNotFound()) {
     // Our lease is gone (revoked, expired before the keeper noticed): a new
     // one, once.
     if (lease_ == lease) lease_ = 0;
     KVFS_RETURN_IF_ERROR(ValidLease(&l, &lease));
-    l.unlock();
-    s = client_->CreateIfAbsent(OwnerKey(name),
-                                std::string(owner) + " lease=" + std::to_string(lease), lease,
-                                &created, &existing);
-    l.lock();
+    s = create();
   }
   KVFS_RETURN_IF_ERROR(Wrap(s));
+  if (!created && existing.lease != lease && past_leases_.count(existing.lease) > 0) {
+    // The tree is still attached to a lease of ours we gave up as lost (etcd
+    // was unreachable longer than the TTL, and etcd, back with a new leader,
+    // extended that lease): nobody else took it. Revoke the old lease (every
+    // tree under it was given up with it) and take the tree under the new.
+    const int64_t old = existing.lease;
+    past_leases_.erase(old);
+    l.unlock();
+    Status r = client_->LeaseRevoke(old);
+    l.lock();
+    if (!r.ok() && !r.IsNotFound()) return Wrap(r);
+    s = create();
+    KVFS_RETURN_IF_ERROR(Wrap(s));
+  }
   if (created || existing.lease == lease) {
     if (lease_ == lease) owned_.insert(name);
     if (lease_ == lease) return Status::OK();

@@ -18,12 +18,16 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <thread>
 
 #include "cache/tree_cache.h"
 #include "coord/coordination.h"
+#include "coord/etcd_client.h"
 #include "store/store.h"
 #include "tests/e2e/ganesha_server.h"
 #include "tests/e2e/nfs_client.h"
@@ -155,11 +159,21 @@ TEST_P(CoordinationE2E, EtcdLostDuringServiceFailsOnlyWhatNeedsIt) {
 }
 
 // Two servers (ganesha.nfsd + FSAL_KVFS, each its own key/value store) over
-// one directory store and one etcd, on 127.0.0.2 and 127.0.0.3.
+// one directory store and one etcd, on 127.0.0.2 and 127.0.0.3, with a short
+// lease (coordination_lease) so that the tests waiting for one to run out
+// wait little.
 class TwoServersE2E : public ::testing::Test {
  protected:
+  static constexpr int kLeaseSeconds = 3;
+
+  // etcd with `members` (1 or 3) members.
+  explicit TwoServersE2E(int members = 1) : members_(members) {}
+
   void SetUp() override {
-    ASSERT_OK(etcd_test::EtcdCluster::Start(dir_.path() + "/etcd", 1, &etcd_));
+    ASSERT_OK(etcd_test::EtcdCluster::Start(dir_.path() + "/etcd", members_, &etcd_));
+    for (const std::string& e : etcd_.endpoints()) {
+      hosts_ += (hosts_.empty() ? "" : ",") + e.substr(std::string("http://").size());
+    }
     store_dir_ = dir_.path() + "/store";
     ASSERT_EQ(::mkdir(store_dir_.c_str(), 0755), 0);
   }
@@ -174,7 +188,9 @@ class TwoServersE2E : public ::testing::Test {
       e.db_path = dir_.path() + "/db" + std::to_string(i);
       e.fsal_extra = "persistent_store = \"" + store_dir_ +
                      "\";\ncache_refresh_seconds = 0;\ncache_writeback_delay_seconds = 0;\n"
-                     "coordination = \"etcd://127.0.0.1:2379/two\";\n";
+                     "coordination = \"etcd://" +
+                     hosts_ + "/two\";\ncoordination_lease = " + std::to_string(kLeaseSeconds) +
+                     ";\n";
       e2e::GaneshaOptions opts = KvfsServerOptions({e});
       opts.bind_addr = i == 0 ? "127.0.0.2" : "127.0.0.3";
       opts.nfsv3 = false;
@@ -185,9 +201,12 @@ class TwoServersE2E : public ::testing::Test {
     }
   }
 
-  std::unique_ptr<NfsClient> Client(int i) {
+  // `timeout_ms`: while etcd has no quorum, a change that needs it waits for
+  // the coordination's rounds (3 x 5 s) before it fails.
+  std::unique_ptr<NfsClient> Client(int i, int timeout_ms = 10000) {
     e2e::NfsClientOptions o;
     o.server = servers_[i]->address();
+    o.timeout_ms = timeout_ms;
     auto c = std::make_unique<NfsClient>(NfsVersion::kV4, o);
     EXPECT_EQ(c->Mount("/kvfs"), 0) << c->LastError();
     return c;
@@ -228,8 +247,10 @@ class TwoServersE2E : public ::testing::Test {
     }
   }
 
+  const int members_;
   TempDir dir_{"kvfs-two-servers"};
   etcd_test::EtcdCluster etcd_;
+  std::string hosts_;  // "127.0.0.1:2379[,...]"
   std::string store_dir_;
   std::string db_[2];
   std::unique_ptr<GaneshaServer> servers_[2];
@@ -328,7 +349,7 @@ TEST_F(TwoServersE2E, AKilledOwnersTreeIsTakenOverAfterItsLeaseAndItsChangeIsKep
     auto a = Client(0);
     ASSERT_EQ(a->WriteFile("/tree/d0/by-a", "A's change"), 0) << a->LastError();
   }
-  // A dies holding the tree: B gets EROFS until A's lease (10 s) expires,
+  // A dies holding the tree: B gets EROFS until A's lease (3 s) expires,
   // then takes it over.
   ASSERT_OK(servers_[0]->Kill9());
   auto b = Client(1);
@@ -375,6 +396,131 @@ TEST_F(TwoServersE2E, ClientsOfTwoServersRacingForATopLevelNameGetOneWinner) {
     EXPECT_NE(rc_a == 0, rc_b == 0) << name << ": A " << rc_a << ", B " << rc_b;
     EXPECT_EQ(std::min(rc_a, rc_b), -EEXIST) << name << ": A " << rc_a << ", B " << rc_b;
   }
+}
+
+// The same two servers over a three-member etcd cluster whose members are
+// killed (SIGKILL, by the pids tests/etcd/etcd-server.sh started) and
+// restarted while server A owns and writes a tree.
+class EtcdClusterFailsE2E : public TwoServersE2E {
+ protected:
+  EtcdClusterFailsE2E() : TwoServersE2E(3) {}
+
+  // Every file of the persistent store: relative path -> contents.
+  std::map<std::string, std::string> StoreFiles() {
+    std::map<std::string, std::string> files;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(store_dir_)) {
+      if (!e.is_regular_file()) continue;
+      std::ifstream in(e.path(), std::ios::binary);
+      files[e.path().lexically_relative(store_dir_).string()] =
+          std::string(std::istreambuf_iterator<char>(in), {});
+    }
+    return files;
+  }
+
+  // The owner key of `tree` in etcd (ENOENT if nobody owns it).
+  Status Owner(const std::string& tree, EtcdKeyValue* kv) {
+    EtcdClientOptions o;
+    o.endpoints = etcd_.endpoints();
+    o.log = [](const std::string&) {};
+    std::unique_ptr<EtcdClient> client;
+    KVFS_RETURN_IF_ERROR(EtcdClient::Open(o, &client));
+    return client->Get("/two/owners/" + tree, kv);
+  }
+};
+
+TEST_F(EtcdClusterFailsE2E, AnOwnerWritesThroughAMembersDeathStopsWithoutQuorumAndLosesNothing) {
+  ingest_test::WriteTarball(store_dir_ + "/tree.tar", TreeVersion(1));
+  StartServers();
+  // Clients mount again after each long wait (libnfs does not renew its
+  // NFSv4 lease with the server on its own).
+  auto a = Client(0, 60000);
+  auto b = Client(1, 60000);
+  std::map<std::string, std::string> acknowledged;  // path -> contents A acknowledged
+  auto write_on_a = [&](const std::string& path, const std::string& data) {
+    const int rc = a->WriteFile(path, data);
+    if (rc == 0) acknowledged[path] = data;
+    return rc;
+  };
+  ASSERT_EQ(write_on_a("/tree/d0/first", "before any failure"), 0) << a->LastError();
+  EtcdKeyValue owner;
+  ASSERT_OK(Owner("tree", &owner));
+  const int64_t lease = owner.lease;
+  ASSERT_NE(lease, 0);
+  {
+    // Its length is the export's coordination_lease.
+    EtcdClientOptions o;
+    o.endpoints = etcd_.endpoints();
+    std::unique_ptr<EtcdClient> client;
+    ASSERT_OK(EtcdClient::Open(o, &client));
+    int64_t ttl = 0;
+    ASSERT_OK(client->LeaseKeepAlive(lease, &ttl));
+    EXPECT_EQ(ttl, kLeaseSeconds);
+  }
+
+  // (a) The leader dies: A's keep-alives go to the other members; A goes on
+  // writing for several lease lengths, keeps the tree and writes back; B
+  // still gets EROFS. (The election can outlast what A may count on of a
+  // 3 s lease: A then takes a new lease and, its old one being its own, the
+  // tree with it. Either way every write succeeds.)
+  int leader = -1;
+  ASSERT_OK(etcd_.Leader(&leader));
+  ASSERT_OK(etcd_.StopMember(leader, "KILL"));
+  for (int i = 0; i < 4 * kLeaseSeconds; ++i) {
+    ASSERT_EQ(write_on_a("/tree/d1/one-down-" + std::to_string(i),
+                         "member " + std::to_string(leader) + " down, write " + std::to_string(i)),
+              0)
+        << a->LastError();
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  ASSERT_OK(Owner("tree", &owner));
+  EXPECT_NE(owner.value.find(" pid=" + std::to_string(servers_[0]->pid()) + " "), std::string::npos)
+      << owner.value;
+  if (owner.lease != lease) std::printf("A's lease was renewed late: it took a new one\n");
+  EXPECT_EQ(b->WriteFile("/tree/d0/by-b", "B"), -EROFS) << b->LastError();
+  Cache(0, "flush tree");
+
+  // (b) A second member dies: no quorum. A's change acknowledged now is in
+  // its own database; once its lease has run out (it cannot be renewed),
+  // changes fail cleanly with EIO, and nothing is written back: the store
+  // does not change.
+  ASSERT_EQ(write_on_a("/tree/d2/acknowledged", "acknowledged before the quorum was lost"), 0)
+      << a->LastError();
+  const int second = (leader + 1) % 3;
+  ASSERT_OK(etcd_.StopMember(second, "KILL"));
+  const std::map<std::string, std::string> before = StoreFiles();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  for (int i = 0;; ++i) {
+    const int rc = write_on_a("/tree/d2/no-quorum-" + std::to_string(i), "while the lease lasts");
+    if (rc == -EIO) break;
+    ASSERT_EQ(rc, 0) << a->LastError();
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "A's lease never ran out";
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  const std::string flush = Cache(0, "flush tree", 2);
+  EXPECT_NE(flush.find("etcd unreachable"), std::string::npos) << flush;
+  // Another server cannot take the tree either.
+  b = Client(1, 60000);
+  EXPECT_EQ(b->WriteFile("/tree/d0/by-b", "B"), -EIO) << b->LastError();
+  EXPECT_TRUE(StoreFiles() == before) << "the store changed while etcd had no quorum";
+  // Reads go on.
+  a = Client(0, 60000);
+  std::string data;
+  ASSERT_EQ(a->ReadFile("/tree/d2/acknowledged", &data), 0) << a->LastError();
+  EXPECT_EQ(data, acknowledged["/tree/d2/acknowledged"]);
+
+  // (c) The members return: A takes its tree again and writes back every
+  // change it acknowledged; B reads them all, and the tree is A's again.
+  ASSERT_OK(etcd_.StartMembers({leader, second}));
+  Cache(0, "flush tree");
+  EXPECT_FALSE(StoreFiles() == before) << "nothing was written back";
+  Cache(1, "refresh");
+  b = Client(1, 60000);
+  for (const auto& [path, contents] : acknowledged) {
+    ASSERT_EQ(b->ReadFile(path, &data), 0) << path << ": " << b->LastError();
+    EXPECT_EQ(data, contents) << path;
+  }
+  EXPECT_EQ(b->WriteFile("/tree/d0/by-b", "B"), -EROFS) << b->LastError();
+  ASSERT_EQ(write_on_a("/tree/d0/after", "after the members returned"), 0) << a->LastError();
 }
 
 INSTANTIATE_TEST_SUITE_P(Versions, CoordinationE2E,

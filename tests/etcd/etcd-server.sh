@@ -17,6 +17,9 @@
 #   tests/etcd/etcd-server.sh stop DIR             stops every member (SIGKILL)
 #   tests/etcd/etcd-server.sh endpoints DIR        prints the client URLs,
 #                                                  comma-separated
+#   tests/etcd/etcd-server.sh leader DIR           prints the index I of the
+#                                                  member that leads (waits up
+#                                                  to 30 s for an election)
 #
 # Member I listens for clients on http://127.0.0.1:(2379 + 10000*I) and for
 # its peers on the next port (2380, 12380, 22380). Data, logs and pids are in
@@ -114,7 +117,33 @@ stop_member() {
   kill -9 "$pid" 2>/dev/null || true
 }
 
-usage="usage: $0 start DIR [1|3] | stop-member DIR I [SIG] | start-member DIR I... | stop DIR | endpoints DIR"
+# Prints the index of the leading member, as the live members report it
+# (etcdctl endpoint status: each member's id and its leader's id).
+leader() {
+  local dir=$1 n i out id lead ids=()
+  n=$(members "$dir")
+  for _ in $(seq 300); do
+    lead=""
+    for ((i = 0; i < n; i++)); do
+      ids[i]=""
+      out=$(ETCDCTL_API=3 etcdctl --endpoints="http://127.0.0.1:$(client_port "$i")" \
+        --dial-timeout=1s --command-timeout=2s endpoint status -w json 2>/dev/null) || continue
+      id=$(sed -n 's/.*"member_id":\([0-9]*\).*/\1/p' <<<"$out")
+      ids[i]=$id
+      [ -z "$lead" ] && lead=$(sed -n 's/.*"leader":\([0-9]*\).*/\1/p' <<<"$out")
+    done
+    for ((i = 0; i < n; i++)); do
+      if [ -n "$lead" ] && [ "$lead" != 0 ] && [ "${ids[i]}" = "$lead" ]; then
+        echo "$i"
+        return 0
+      fi
+    done
+    sleep 0.1
+  done
+  die "no member of $dir leads (no quorum?)"
+}
+
+usage="usage: $0 start DIR [1|3] | stop-member DIR I [SIG] | start-member DIR I... | stop DIR | endpoints DIR | leader DIR"
 case ${1:-} in
   start) [ $# -ge 2 ] || die "$usage"; start "$(realpath -m "$2")" "${3:-1}" ;;
   stop-member) [ $# -ge 3 ] || die "$usage"; stop_member "$(realpath -m "$2")" "$3" "${4:-TERM}" ;;
@@ -131,5 +160,6 @@ case ${1:-} in
     for ((i = 0; i < n; i++)); do stop_member "$dir" "$i" KILL; done
     ;;
   endpoints) [ $# -eq 2 ] || die "$usage"; endpoints "$(realpath -m "$2")" ;;
+  leader) [ $# -eq 2 ] || die "$usage"; leader "$(realpath -m "$2")" ;;
   *) die "$usage" ;;
 esac

@@ -98,4 +98,13 @@ Status EtcdCluster::StartMembers(const std::vector<int>& which) {
   return Run(args);
 }
 
+Status EtcdCluster::Leader(int* i) {
+  std::string out;
+  KVFS_RETURN_IF_ERROR(Run("leader " + dir_, &out));
+  if (std::sscanf(out.c_str(), "%d", i) != 1 || *i < 0 || *i >= int(endpoints_.size())) {
+    return Status::IOError("etcd-server.sh leader said '" + out + "'");
+  }
+  return Status::OK();
+}
+
 }  // namespace kvfs::etcd_test

@@ -39,6 +39,9 @@ class EtcdCluster {
   Status StopMember(int i, const std::string& signal = "TERM");
   // Starts members `which` again on their data; returns when each answers.
   Status StartMembers(const std::vector<int>& which);
+  // Sets *i to the index of the member that leads the cluster now (waits
+  // for an election, up to 30 s).
+  Status Leader(int* i);
   const std::vector<std::string>& endpoints() const { return endpoints_; }
 
  private:
