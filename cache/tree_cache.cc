@@ -126,6 +126,7 @@ class TreeCacheImpl final : public TreeCache, public TreeLifecycle {
         ownership_(claims_->OwnsTrees()) {}
 
   ~TreeCacheImpl() override {
+    watch_.reset();  // no more refresh requests
     {
       std::lock_guard<std::mutex> l(mu_);
       stop_ = true;
@@ -143,6 +144,20 @@ class TreeCacheImpl final : public TreeCache, public TreeLifecycle {
     // setting up, and crashed ganesha.nfsd.)
     announce_.store(true);
     thread_ = std::thread([this] { Background(); });
+    if (numbered_) {
+      // Another server's new version of a tarball (its write-back): list the
+      // store now, which drops this server's copy of the old version,
+      // instead of at the next periodic refresh (docs/coordination.md).
+      KVFS_RETURN_IF_ERROR(claims_->WatchVersions(
+          [this](const std::string&) {
+            {
+              std::lock_guard<std::mutex> l(mu_);
+              refresh_requested_ = true;
+            }
+            bg_cv_.notify_all();
+          },
+          &watch_));
+    }
     return Status::OK();
   }
 
@@ -640,9 +655,11 @@ class TreeCacheImpl final : public TreeCache, public TreeLifecycle {
   std::map<std::string, ObjectInfo> listing_;  // guarded by mu_
   std::vector<Ino> invalidations_;             // guarded by mu_
   bool stop_ = false;                          // guarded by mu_
+  bool refresh_requested_ = false;             // guarded by mu_: by a watch event
   std::atomic<bool> announce_{false};          // Invalidate() passes changes on
   std::condition_variable bg_cv_;
   std::thread thread_;
+  std::unique_ptr<coord::VersionWatch> watch_;  // with numbered_: new versions
 };
 
 Status TreeCacheImpl::Enter(Ino ino, Access access, Pin* pin, bool retry_now) {
@@ -952,6 +969,15 @@ Status TreeCacheImpl::WriteBack(const std::shared_ptr<Tree>& t, bool* written) {
   if (s.ok()) s = ingest::ExportTree(base_.get(), t->name, store_.get(), eo, &es);
   ObjectInfo info;
   if (s.ok()) s = store_->Stat(es.object, &info);
+  if (s.ok() && numbered_) {
+    // Record the new version now: other servers watching the records drop
+    // their copy of the old one at once (docs/coordination.md). Should this
+    // fail, they number it at their next refresh.
+    std::vector<uint64_t> ranges;
+    Status n = VersionRanges({info}, &ranges);
+    if (!n.ok())
+      Log("cannot number " + info.name + " in " + claims_->Describe() + ": " + n.ToString());
+  }
   step.event.ok = s.ok();
   step.event.bytes = s.ok() ? info.size : es.object_bytes;
   std::lock_guard<std::mutex> l(mu_);
@@ -1413,10 +1439,13 @@ void TreeCacheImpl::Background() {
     bool refresh;
     {
       std::unique_lock<std::mutex> l(mu_);
-      bg_cv_.wait_for(l, std::chrono::seconds(1), [&] { return stop_ || !invalidations_.empty(); });
+      bg_cv_.wait_for(l, std::chrono::seconds(1),
+                      [&] { return stop_ || !invalidations_.empty() || refresh_requested_; });
       if (stop_) return;
       invalidations.swap(invalidations_);
-      refresh = options_.refresh_seconds > 0 && Clock::now() >= next_refresh;
+      refresh =
+          refresh_requested_ || (options_.refresh_seconds > 0 && Clock::now() >= next_refresh);
+      refresh_requested_ = false;
     }
     for (Ino ino : invalidations) options_.invalidate(ino);
     if (refresh) {

@@ -37,6 +37,13 @@ struct TarballVersion {
   uint64_t version = 0;
 };
 
+// A watch started by Coordination::WatchVersions; destroying it stops it
+// (waits for its thread, up to about a second).
+class VersionWatch {
+ public:
+  virtual ~VersionWatch() = default;
+};
+
 class Coordination : public store::Claims {
  public:
   // The claims (store/claims.h) of every server sharing the coordination;
@@ -55,6 +62,18 @@ class Coordination : public store::Claims {
   virtual Status VersionRanges(const std::vector<TarballVersion>& versions, std::string_view owner,
                                std::vector<uint64_t>* ranges) {
     (void)versions, (void)owner, (void)ranges;
+    return Status::FromErrno(ENOTSUP, Describe() + " does not number tarball versions");
+  }
+
+  // Calls `on_new_version(object)`, on a thread of the watch's own, each time
+  // a version of tarball `object` is recorded that this coordination did not
+  // know yet (another server wrote the tree back, or listed a new tarball
+  // first); with "" when some may have been missed. Lets a server drop its
+  // copy of an old version at once instead of at its next refresh. ENOTSUP
+  // unless NumbersTrees().
+  virtual Status WatchVersions(std::function<void(const std::string& object)> on_new_version,
+                               std::unique_ptr<VersionWatch>* out) {
+    (void)on_new_version, (void)out;
     return Status::FromErrno(ENOTSUP, Describe() + " does not number tarball versions");
   }
 

@@ -112,6 +112,31 @@ size_t Collect(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
+// What a watch stream's write callback keeps: the bytes of a line not yet
+// complete, and what to do with each complete one.
+struct WatchStream {
+  std::string partial;
+  std::function<void(const std::string&)> line;
+  std::function<bool()> stopped;
+};
+
+size_t WatchData(char* data, size_t size, size_t n, void* user) {
+  auto* w = static_cast<WatchStream*>(user);
+  w->partial.append(data, size * n);
+  if (w->partial.size() > kMaxResponse) return 0;  // fails the transfer
+  size_t nl;
+  while ((nl = w->partial.find('\n')) != std::string::npos) {
+    const std::string line = w->partial.substr(0, nl);
+    w->partial.erase(0, nl + 1);
+    w->line(line);
+  }
+  return size * n;
+}
+
+int WatchProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<WatchStream*>(user)->stopped() ? 1 : 0;  // non-zero aborts
+}
+
 // The outcome of one attempt on one member.
 struct Attempt {
   Status status;
@@ -256,6 +281,93 @@ struct EtcdClient::Impl {
     return Status::FromErrno(last.posix_errno() == EAGAIN ? EAGAIN : EHOSTUNREACH, message);
   }
 };
+
+Status EtcdClient::Watch(const std::string& prefix,
+                         const std::function<void(const EtcdKeyValue*)>& on_put,
+                         const std::function<bool()>& stopped) {
+  const EtcdClientOptions& o = impl_->options;
+  const size_t n = o.endpoints.size();
+  int64_t next = 0;  // the revision to go on from; 0: now
+  int backoff = o.backoff_ms;
+  size_t i;
+  {
+    std::lock_guard<std::mutex> l(impl_->mu);
+    i = impl_->current;
+  }
+  while (!stopped()) {
+    json create = {{"key", Base64Encode(prefix)}, {"range_end", Base64Encode(PrefixEnd(prefix))}};
+    if (next > 0) create["start_revision"] = std::to_string(next);
+    const std::string body = json{{"create_request", create}}.dump();
+    std::string problem;
+    WatchStream w;
+    w.stopped = stopped;
+    w.line = [&](const std::string& line) {
+      json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (j.is_discarded() || !j.is_object()) return;
+      if (j.contains("error")) {
+        problem = j["error"].is_object() ? j["error"].value("message", "?") : line.substr(0, 200);
+        return;
+      }
+      const json& r = j.value("result", json::object());
+      if (r.contains("compact_revision") && r.value("canceled", false)) {
+        // The revisions we needed are gone: start again from now.
+        next = 0;
+        on_put(nullptr);
+        return;
+      }
+      for (const json& e : r.value("events", json::array())) {
+        if (e.value("type", std::string("PUT")) != "PUT" || !e.contains("kv")) continue;
+        EtcdKeyValue kv;
+        if (!DecodeKeyValue(e["kv"], &kv).ok()) continue;
+        next = std::max(next, kv.mod_revision + 1);
+        on_put(&kv);
+      }
+      // A watch from now starts after the revision its creation reports.
+      if (next == 0 && r.value("created", false) && r.contains("header")) {
+        next = Int(r["header"], "revision") + 1;
+      }
+    };
+    CURL* h = curl_easy_init();
+    if (h == nullptr) return Status::FromErrno(ENOMEM, "curl_easy_init failed");
+    char error[CURL_ERROR_SIZE] = "";
+    const std::string url = o.endpoints[i] + "/v3/watch";
+    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, WatchData);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &w);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, WatchProgress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &w);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(o.connect_timeout_ms));
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    const CURLcode rc = curl_easy_perform(h);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(h);
+    if (stopped()) break;
+    if (problem.empty()) {
+      problem =
+          rc != CURLE_OK ? (error[0] != '\0' ? error : curl_easy_strerror(rc)) : "the stream ended";
+    }
+    const size_t to = (i + 1) % n;
+    if (o.log) {
+      o.log("etcd: watch of " + prefix + " at " + o.endpoints[i] + " failed (" + problem +
+            "); going on at " + o.endpoints[to]);
+    }
+    i = to;
+    // Wait before the next attempt, still answering `stopped`.
+    for (int waited = 0; waited < backoff && !stopped(); waited += 50) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    backoff = std::min(backoff * 2, 5000);
+  }
+  return Status::OK();
+}
 
 EtcdClient::EtcdClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 EtcdClient::~EtcdClient() = default;

@@ -97,6 +97,16 @@ class EtcdClient {
   // not exist.
   Status LeaseRevoke(int64_t id);
 
+  // Watches the keys under `prefix` until `stopped()` is true (asked about
+  // once a second): calls `on_put` with each key put there from now on, in
+  // revision order, on this thread; with nullptr when events may have been
+  // missed (etcd compacted the revisions the watch needed): read again what
+  // matters. Streams from one member; when it fails (dies, closes) goes on
+  // from the next revision on the next member, after a backoff (logged).
+  // Returns OK once stopped.
+  Status Watch(const std::string& prefix, const std::function<void(const EtcdKeyValue*)>& on_put,
+               const std::function<bool()>& stopped);
+
   // The endpoints, comma-separated, for messages.
   std::string Describe() const;
 

@@ -88,6 +88,8 @@ class EtcdCoordination final : public Coordination {
 
   Status VersionRanges(const std::vector<TarballVersion>& versions, std::string_view owner,
                        std::vector<uint64_t>* ranges) override;
+  Status WatchVersions(std::function<void(const std::string& object)> on_new_version,
+                       std::unique_ptr<VersionWatch>* out) override;
 
  private:
   using VersionKey = std::pair<std::string, uint64_t>;  // object, version
@@ -375,6 +377,54 @@ Status EtcdCoordination::NumberBatch(std::vector<VersionKey> batch, std::string_
   if (batch.empty()) return Status::OK();
   return Status::FromErrno(EAGAIN,
                            "could not number tarball versions in " + url_ + " after 1000 attempts");
+}
+
+namespace {
+
+// A thread running EtcdClient::Watch until destroyed.
+class EtcdVersionWatch final : public VersionWatch {
+ public:
+  explicit EtcdVersionWatch(std::function<void(const std::atomic<bool>*)> run)
+      : thread_([this, run = std::move(run)] { run(&stop_); }) {}
+  ~EtcdVersionWatch() override {
+    stop_ = true;
+    thread_.join();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace
+
+Status EtcdCoordination::WatchVersions(std::function<void(const std::string&)> on_new_version,
+                                       std::unique_ptr<VersionWatch>* out) {
+  *out = std::make_unique<EtcdVersionWatch>([this, on_new_version](const std::atomic<bool>* stop) {
+    const std::string under = root_ + "versions/";
+    auto on_put = [&](const EtcdKeyValue* kv) {
+      if (kv == nullptr) return on_new_version("");
+      if (kv->key.size() <= under.size()) return;
+      const std::string rest = kv->key.substr(under.size());
+      const size_t slash = rest.rfind('/');
+      uint64_t version = 0, range = 0;
+      if (slash == std::string::npos ||
+          std::sscanf(rest.c_str() + slash + 1, "%16" SCNx64, &version) != 1 ||
+          !ParseVersionValue(*kv, &range).ok()) {
+        return;
+      }
+      const VersionKey k{rest.substr(0, slash), version};
+      {
+        // Known already (numbered here, or read): nothing new to this server.
+        std::lock_guard<std::mutex> l(versions_mu_);
+        if (versions_.count(k) > 0) return;
+        if (versions_loaded_) versions_[k] = range;
+      }
+      on_new_version(k.first);
+    };
+    (void)client_->Watch(under, on_put, [stop] { return stop->load(); });
+  });
+  return Status::OK();
 }
 
 Status EtcdCoordination::VersionRanges(const std::vector<TarballVersion>& versions,

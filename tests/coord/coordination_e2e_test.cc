@@ -383,6 +383,37 @@ TEST_F(TwoServersE2E, AKilledOwnersTreeIsTakenOverAfterItsLeaseAndItsChangeIsKep
   EXPECT_EQ(data, "A's change");
 }
 
+// A write-back on A reaches B through etcd's watch of the version records,
+// not through a refresh of B (both refresh only on demand here): B drops its
+// loaded copy of the old version (its handles become ESTALE) and serves the
+// new one.
+TEST_F(TwoServersE2E, AWriteBackOnOneServerReachesTheOtherWithoutARefresh) {
+  ingest_test::WriteTarball(store_dir_ + "/tree.tar", TreeVersion(1));
+  StartServers();
+  auto a = Client(0);
+  auto b = Client(1);
+  e2e::NfsFile f;
+  ASSERT_EQ(b->Open("/tree/d0/f0", O_RDONLY, &f), 0) << b->LastError();
+  const std::string old_handle = f.Handle();
+  ASSERT_EQ(f.Close(), 0) << b->LastError();
+  std::string data;
+  ASSERT_EQ(b->ReadByHandle(old_handle, 0, 1 << 20, &data), 0) << b->LastError();
+
+  ASSERT_EQ(a->WriteFile("/tree/d0/by-a", "written on A"), 0) << a->LastError();
+  Cache(0, "flush tree");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  int rc;
+  while ((rc = b->ReadFile("/tree/d0/by-a", &data)) != 0) {
+    // Not there yet, or B is moving the tree to the new version's range
+    // while the client looks it up.
+    ASSERT_TRUE(rc == -ENOENT || rc == -ESTALE) << b->LastError();
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "B never saw A's write-back";
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(data, "written on A");
+  EXPECT_EQ(b->ReadByHandle(old_handle, 0, 1 << 20, &data), -ESTALE) << data;
+}
+
 TEST_F(TwoServersE2E, ClientsOfTwoServersRacingForATopLevelNameGetOneWinner) {
   StartServers();
   auto a = Client(0);

@@ -7,7 +7,11 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <mutex>
+#include <thread>
 
 #include "coord/coordination.h"
 #include "coord/etcd_client.h"
@@ -33,12 +37,12 @@ class EtcdRestartTest : public ::testing::Test {
     if (!dir_.empty()) std::system(("rm -rf " + dir_).c_str());
   }
 
-  std::unique_ptr<EtcdClient> Client(int rounds) {
+  std::unique_ptr<EtcdClient> Client(int rounds, int backoff_ms = 50) {
     EtcdClientOptions o;
     o.endpoints = cluster_.endpoints();
     o.request_timeout_ms = 3000;
     o.rounds = rounds;
-    o.backoff_ms = 50;
+    o.backoff_ms = backoff_ms;
     o.log = [this](const std::string& line) {
       std::lock_guard<std::mutex> l(mu_);
       log_.push_back(line);
@@ -147,6 +151,79 @@ TEST_F(EtcdRestartTest, ClaimsFailCleanlyWhileEtcdIsDownAndWorkWhenItIsBack) {
   EXPECT_EQ(c->ClaimName("before", "other").posix_errno(), EEXIST);
   ASSERT_OK(c->IsNameClaimed("before", &claimed));
   EXPECT_TRUE(claimed);
+}
+
+// A watch (EtcdClient::Watch) gets every key put under its prefix, in
+// order, and nothing else; when the member it streams from dies it goes on
+// at another from the next revision, so that nothing put meanwhile is
+// missed; it returns once told to stop.
+TEST_F(EtcdRestartTest, AWatchGoesOnAtAnotherMemberWithoutMissingAPut) {
+  std::unique_ptr<EtcdClient> c = Client(20);
+  // The watch waits 3 s before it moves to another member: the puts made
+  // meanwhile come before its new stream starts, which must still see them.
+  std::unique_ptr<EtcdClient> watcher = Client(20, 3000);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::string> seen;
+  std::atomic<bool> stop{false}, watched{false};
+  std::thread t([&] {
+    EXPECT_OK(watcher->Watch(
+        "/w/",
+        [&](const EtcdKeyValue* kv) {
+          ASSERT_NE(kv, nullptr);
+          std::lock_guard<std::mutex> l(mu);
+          seen.push_back(kv->key + "=" + kv->value);
+          cv.notify_all();
+        },
+        [&] { return stop.load(); }));
+    watched = true;
+  });
+  // Stops and joins the watch however the test ends.
+  struct Joiner {
+    std::atomic<bool>* stop;
+    std::thread* t;
+    ~Joiner() {
+      *stop = true;
+      if (t->joinable()) t->join();
+    }
+  } joiner{&stop, &t};
+  // Waits until `n` puts were seen (a deadline, not a timing claim).
+  auto wait_for = [&](size_t n) {
+    std::unique_lock<std::mutex> l(mu);
+    return cv.wait_for(l, std::chrono::seconds(60), [&] { return seen.size() >= n; });
+  };
+  // The watch starts "from now": put until the first put is seen.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (int i = 0;; ++i) {
+    ASSERT_OK(c->Put("/w/start", std::to_string(i)));
+    std::unique_lock<std::mutex> l(mu);
+    if (cv.wait_for(l, std::chrono::milliseconds(200), [&] { return !seen.empty(); })) break;
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the watch never started";
+  }
+  {
+    std::lock_guard<std::mutex> l(mu);
+    seen.clear();
+  }
+  ASSERT_OK(c->Put("/w/a", "1"));
+  ASSERT_OK(c->Put("/other", "not watched"));
+  ASSERT_OK(c->Put("/w/b", "2"));
+  ASSERT_TRUE(wait_for(2));
+  // Every member in turn dies and returns (the one streaming among them);
+  // keys put while the watch is moving are all seen.
+  for (int m = 0; m < 3; ++m) {
+    ASSERT_OK(cluster_.StopMember(m, "KILL"));
+    ASSERT_OK(c->Put("/w/down-" + std::to_string(m), "3"));
+    ASSERT_OK(cluster_.StartMembers({m}));
+    ASSERT_OK(c->Put("/w/up-" + std::to_string(m), "4"));
+  }
+  EXPECT_TRUE(wait_for(8));
+  stop = true;
+  t.join();
+  EXPECT_TRUE(watched);
+  std::lock_guard<std::mutex> l(mu);
+  EXPECT_EQ(seen,
+            (std::vector<std::string>{"/w/a=1", "/w/b=2", "/w/down-0=3", "/w/up-0=4", "/w/down-1=3",
+                                      "/w/up-1=4", "/w/down-2=3", "/w/up-2=4"}));
 }
 
 }  // namespace
