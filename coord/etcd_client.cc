@@ -112,6 +112,23 @@ size_t Collect(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
+// Sets `h` up to POST JSON `body` (which must outlive the transfer) to
+// `url`, without signals, its error text into `error` (CURL_ERROR_SIZE
+// bytes). Returns the header list to free after the transfer.
+curl_slist* SetUpPost(CURL* h, const std::string& url, const std::string& body, char* error,
+                      int connect_timeout_ms) {
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_POST, 1L);
+  curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
+  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_timeout_ms));
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+  return headers;
+}
+
 // What a watch stream's write callback keeps: the bytes of a line not yet
 // complete, and what to do with each complete one.
 struct WatchStream {
@@ -181,18 +198,10 @@ struct EtcdClient::Impl {
     char error[CURL_ERROR_SIZE] = "";
     const std::string url = endpoint + path;
     curl_easy_reset(h);
-    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+    curl_slist* headers = SetUpPost(h, url, body, error, options.connect_timeout_ms);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, Collect);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &response);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(options.request_timeout_ms));
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options.connect_timeout_ms));
-    curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
     const CURLcode rc = curl_easy_perform(h);
     long http = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &http);
@@ -331,21 +340,13 @@ Status EtcdClient::Watch(const std::string& prefix,
     if (h == nullptr) return Status::FromErrno(ENOMEM, "curl_easy_init failed");
     char error[CURL_ERROR_SIZE] = "";
     const std::string url = o.endpoints[i] + "/v3/watch";
-    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+    curl_slist* headers = SetUpPost(h, url, body, error, o.connect_timeout_ms);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, WatchData);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &w);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, WatchProgress);
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, &w);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(o.connect_timeout_ms));
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
     const CURLcode rc = curl_easy_perform(h);
     curl_slist_free_all(headers);
     curl_easy_cleanup(h);

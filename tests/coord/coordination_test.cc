@@ -63,12 +63,18 @@ class CoordinationTest : public ::testing::Test {
     return c;
   }
 
-  // The keys under this test's prefix, straight from etcd.
-  std::vector<std::string> EtcdKeys(const std::string& under) {
+  // A client of the fixture's etcd.
+  std::unique_ptr<EtcdClient> Client() {
     EtcdClientOptions o;
     o.endpoints = endpoints_;
     std::unique_ptr<EtcdClient> client;
     EXPECT_OK(EtcdClient::Open(o, &client));
+    return client;
+  }
+
+  // The keys under this test's prefix, straight from etcd.
+  std::vector<std::string> EtcdKeys(const std::string& under) {
+    std::unique_ptr<EtcdClient> client = Client();
     std::vector<EtcdKeyValue> kvs;
     EXPECT_OK(client->List("/" + prefix_ + "/" + under, 0, false, &kvs));
     std::vector<std::string> keys;
@@ -494,10 +500,7 @@ TEST_F(CoordinationTest, OneWriterPerTreeUnderALease) {
   // version; with a new lease it writes again.
   ASSERT_OK(a->Refresh());
   ASSERT_OK(create(a.get(), "by-a3"));
-  EtcdClientOptions eo;
-  eo.endpoints = endpoints_;
-  std::unique_ptr<EtcdClient> client;
-  ASSERT_OK(EtcdClient::Open(eo, &client));
+  std::unique_ptr<EtcdClient> client = Client();
   EtcdKeyValue owner;
   ASSERT_OK(client->Get("/" + prefix_ + "/owners/owned", &owner));
   ASSERT_NE(owner.lease, 0);
@@ -621,10 +624,7 @@ TEST_F(CoordinationTest, AServerStacksLeaseHasItsSetLength) {
   ASSERT_OK(stack->fs()->Lookup(kRootIno, "tree", &top));
   ASSERT_OK(stack->fs()->Create(top.ino, "g", NewObject{0644, 0, 0}, true, &f));
 
-  EtcdClientOptions eo;
-  eo.endpoints = endpoints_;
-  std::unique_ptr<EtcdClient> client;
-  ASSERT_OK(EtcdClient::Open(eo, &client));
+  std::unique_ptr<EtcdClient> client = Client();
   EtcdKeyValue owner;
   ASSERT_OK(client->Get("/" + prefix_ + "/owners/tree", &owner));
   ASSERT_NE(owner.lease, 0);
