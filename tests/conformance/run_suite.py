@@ -33,6 +33,7 @@ import argparse
 import fnmatch
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -259,8 +260,11 @@ FUSE_DAEMON_DATA_LIMIT = 2 * 1024 ** 3
 
 def pjdfstest_target(args):
     """(context manager of the file system under test, its directory, what
-    is checked alive after every test file)."""
+    is checked alive after every test file). Every run starts on empty
+    storage: what an earlier run left (its pjdfstest directory) is removed."""
     mnt = os.path.join(args.out, "mnt")
+    for leftover in ("db", "source", "local"):
+        shutil.rmtree(os.path.join(args.out, leftover), ignore_errors=True)
     if args.target == "kvfs-fuse":
         fs = FuseDaemon([args.kvfs_fuse, "-f", "--db", os.path.join(args.out, "db"),
                          "-o", "allow_other", mnt],
