@@ -1129,22 +1129,13 @@ Status TreeCacheImpl::RmdirTop(std::string_view name_view) {
 }
 
 Status TreeCacheImpl::Adopt() {
-  std::vector<std::pair<std::string, Ino>> tops;
-  uint64_t cookie = kStartCookie;
-  for (bool eof = false; !eof;) {
-    KVFS_RETURN_IF_ERROR(base_->ReadDir(
-        kRootIno, cookie,
-        [&](const DirEntry& e) {
-          cookie = e.cookie;
-          if (e.attrs.type == FileType::kDirectory && schema::IsRangeOwner(e.attrs.ino)) {
-            tops.emplace_back(e.name, e.attrs.ino);
-          }
-          return true;
-        },
-        &eof));
-  }
+  std::vector<DirEntry> entries;
+  KVFS_RETURN_IF_ERROR(ListDirectory(base_.get(), kRootIno, &entries));
   std::lock_guard<std::mutex> l(mu_);
-  for (const auto& [name, ino] : tops) {
+  for (const DirEntry& e : entries) {
+    if (e.attrs.type != FileType::kDirectory || !schema::IsRangeOwner(e.attrs.ino)) continue;
+    const std::string& name = e.name;
+    const Ino ino = e.attrs.ino;
     TreeState ts;
     KVFS_RETURN_IF_ERROR(base_trees_->ReadTreeState(ino, &ts));
     Tree t;

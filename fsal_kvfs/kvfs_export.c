@@ -16,7 +16,8 @@
 /* Parameters of the FSAL block inside an EXPORT block. Ranges are checked by
  * Ganesha's parser; an out-of-range or malformed value fails the export. */
 static struct config_item kvfs_export_params[] = {
-    CONF_ITEM_NOOP("name"), CONF_MAND_PATH("db_path", 1, MAXPATHLEN, NULL, kvfs_export, db_path),
+    CONF_ITEM_NOOP("name"), /* the FSAL's name: Ganesha's, not ours */
+    CONF_MAND_PATH("db_path", 1, MAXPATHLEN, NULL, kvfs_export, db_path),
     CONF_ITEM_PATH("subtree", 1, MAXPATHLEN, "/", kvfs_export, subtree),
     CONF_ITEM_UI64("capacity_bytes", UINT64_C(1) << 20, UINT64_C(1) << 62,
                    KVFS_DEFAULT_CAPACITY_BYTES, kvfs_export, capacity_bytes),
