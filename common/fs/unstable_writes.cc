@@ -4,7 +4,7 @@ namespace kvfs {
 
 size_t UnstableWrites::SlotOf(Ino ino) {
   // Fibonacci hashing: neighbouring inode numbers land in different slots.
-  return static_cast<size_t>((ino * 0x9E3779B97F4A7C15ull) >> 52) % kSlots;
+  return static_cast<size_t>((ino * 0x9E3779B97F4A7C15ull) >> (64 - kSlotBits));
 }
 
 void UnstableWrites::Noted(Ino ino) {

@@ -41,7 +41,8 @@ class UnstableWrites {
   Status Sync(KVStore* store);
 
  private:
-  static constexpr size_t kSlots = 4096;
+  static constexpr int kSlotBits = 12;
+  static constexpr size_t kSlots = size_t{1} << kSlotBits;
   static size_t SlotOf(Ino ino);
 
   std::atomic<uint64_t> noted_{0};
