@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "cache/tree_cache.h"
+#include "tests/cache/other_server.h"
 #include "tests/e2e/ganesha_server.h"
 #include "tests/e2e/nfs_client.h"
 #include "tests/fsal/fsal_test_util.h"
@@ -333,42 +334,18 @@ TEST_P(CacheE2E, ANameTakenByAnotherServerIsRefused) {
   ASSERT_EQ(client.Mount("/kvfs"), 0) << client.LastError();
 
   // The other server: its own key/value store, the same persistent store.
-  std::unique_ptr<FileSystem> fs;
-  ASSERT_OK(ingest_test::OpenRocksFileSystem(dir_.path() + "/other-db", &fs));
   std::unique_ptr<ingest::PersistentStore> store;
   ASSERT_OK(t_->Open(&store));
-  cache::TreeCacheOptions o;
-  o.refresh_seconds = 0;
-  o.writeback_delay_seconds = 0;
-  o.staging_dir = dir_.path() + "/other-staging";
-  ASSERT_EQ(::mkdir(o.staging_dir.c_str(), 0755), 0);
-  o.owner = "other server";
   std::unique_ptr<cache::TreeCache> other;
-  ASSERT_OK(cache::TreeCache::Open(std::move(fs), std::move(store), o, &other));
+  ASSERT_OK(cache_test::OpenOtherServer(dir_.path() + "/other", std::move(store), nullptr, &other));
 
   Attributes a;
   ASSERT_OK(other->Mkdir(kRootIno, "taken", NewObject{0755, 0, 0}, &a));
   EXPECT_EQ(client.Mkdir("/taken"), -EEXIST) << client.LastError();
   ASSERT_EQ(client.Mkdir("/mine"), 0) << client.LastError();
   EXPECT_EQ(other->Mkdir(kRootIno, "mine", NewObject{0755, 0, 0}, &a).posix_errno(), EEXIST);
-
-  // Racing: exactly one of the two gets each name.
-  for (int round = 0; round < 10; ++round) {
-    const std::string name = "race" + std::to_string(round);
-    int nfs_rc = 0;
-    Status other_status;
-    std::thread t([&] { other_status = other->Mkdir(kRootIno, name, NewObject{0755, 0, 0}, &a); });
-    nfs_rc = client.Mkdir("/" + name);
-    t.join();
-    EXPECT_NE(nfs_rc == 0, other_status.ok())
-        << name << ": " << nfs_rc << " / " << other_status.ToString();
-    if (nfs_rc != 0) {
-      EXPECT_EQ(nfs_rc, -EEXIST);
-    }
-    if (!other_status.ok()) {
-      EXPECT_EQ(other_status.posix_errno(), EEXIST);
-    }
-  }
+  cache_test::ExpectOneMkdirWinsEachName(
+      other.get(), [&](const std::string& path) { return client.Mkdir(path); });
 }
 
 TEST_P(CacheE2E, AKilledServerLosesNothing) {

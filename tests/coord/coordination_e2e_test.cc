@@ -29,6 +29,7 @@
 #include "coord/coordination.h"
 #include "coord/etcd_client.h"
 #include "store/store.h"
+#include "tests/cache/other_server.h"
 #include "tests/e2e/ganesha_server.h"
 #include "tests/e2e/nfs_client.h"
 #include "tests/etcd/etcd_test_server.h"
@@ -90,36 +91,14 @@ TEST_P(CoordinationE2E, TopLevelNamesAreClaimedInEtcd) {
 
   // Another server (a cache manager in this process, its own key/value
   // store, the same store and etcd) racing the NFS client for names.
-  std::unique_ptr<FileSystem> fs;
-  ASSERT_OK(ingest_test::OpenRocksFileSystem(dir_.path() + "/other-db", &fs));
   std::unique_ptr<store::PersistentStore> st;
   ASSERT_OK(store::OpenStore(store::StoreAt(store_dir_), &st));
-  cache::TreeCacheOptions o;
-  o.refresh_seconds = 0;
-  o.writeback_delay_seconds = 0;
-  o.staging_dir = dir_.path() + "/other-staging";
-  ASSERT_EQ(::mkdir(o.staging_dir.c_str(), 0755), 0);
-  o.owner = "other server";
-  o.coordination = Open();
   std::unique_ptr<cache::TreeCache> other;
-  ASSERT_OK(cache::TreeCache::Open(std::move(fs), std::move(st), o, &other));
+  ASSERT_OK(cache_test::OpenOtherServer(dir_.path() + "/other", std::move(st), Open(), &other));
   Attributes a;
   EXPECT_EQ(other->Mkdir(kRootIno, "mine", NewObject{0755, 0, 0}, &a).posix_errno(), EEXIST);
-  for (int round = 0; round < 10; ++round) {
-    const std::string name = "race" + std::to_string(round);
-    Status other_status;
-    std::thread t([&] { other_status = other->Mkdir(kRootIno, name, NewObject{0755, 0, 0}, &a); });
-    const int nfs_rc = client.Mkdir("/" + name);
-    t.join();
-    EXPECT_NE(nfs_rc == 0, other_status.ok())
-        << name << ": " << nfs_rc << " / " << other_status.ToString();
-    if (nfs_rc != 0) {
-      EXPECT_EQ(nfs_rc, -EEXIST) << client.LastError();
-    }
-    if (!other_status.ok()) {
-      EXPECT_EQ(other_status.posix_errno(), EEXIST);
-    }
-  }
+  cache_test::ExpectOneMkdirWinsEachName(
+      other.get(), [&](const std::string& path) { return client.Mkdir(path); });
 }
 
 TEST_P(CoordinationE2E, NoExportWithoutAnAnsweringEtcd) {
