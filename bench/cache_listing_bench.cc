@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "bench/bench_cache.h"
+#include "bench/bench_program.h"
 #include "cache/tree_cache.h"
 #include "common/kv/kv_backend.h"
 #include "store/store.h"
@@ -40,16 +41,10 @@
 namespace kvfs {
 namespace {
 
+using bench::Die;
+using bench::SecondsSince;
+
 using Clock = std::chrono::steady_clock;
-
-double Since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-void Die(const std::string& what, const Status& s) {
-  std::fprintf(stderr, "cache_listing_bench: %s: %s\n", what.c_str(), s.ToString().c_str());
-  std::exit(2);
-}
 
 // readdir + stat of every entry of `dir`; the number of entries.
 size_t PosixList(const std::string& dir) {
@@ -122,7 +117,7 @@ int Main(int argc, char** argv) {
     std::filesystem::remove_all(dir + "/db");
     Clock::time_point t0 = Clock::now();
     size_t listed = PosixList(store);
-    Report(&times, "posix_list", listed, Since(t0), round);
+    Report(&times, "posix_list", listed, SecondsSince(t0), round);
 
     std::unique_ptr<ingest::PersistentStore> ps;
     if (Status s = kvfs::store::OpenStore(kvfs::store::StoreAt(store), &ps); !s.ok())
@@ -130,16 +125,16 @@ int Main(int argc, char** argv) {
     std::vector<ingest::ObjectInfo> objects;
     t0 = Clock::now();
     if (Status s = ps->List(&objects); !s.ok()) Die("list", s);
-    Report(&times, "store_list", objects.size(), Since(t0), round);
+    Report(&times, "store_list", objects.size(), SecondsSince(t0), round);
 
     std::unique_ptr<cache::TreeCache> cache;
     t0 = Clock::now();
     if (Status s = OpenCache(dir, &cache); !s.ok()) Die("open", s);
-    Report(&times, "first_open", n, Since(t0), round);
+    Report(&times, "first_open", n, SecondsSince(t0), round);
 
     t0 = Clock::now();
     if (Status s = cache->Refresh(); !s.ok()) Die("refresh", s);
-    Report(&times, "refresh", n, Since(t0), round);
+    Report(&times, "refresh", n, SecondsSince(t0), round);
 
     size_t entries = 0;
     uint64_t cookie = kStartCookie;
@@ -155,13 +150,13 @@ int Main(int argc, char** argv) {
           &eof);
       if (!s.ok()) Die("readdir", s);
     }
-    Report(&times, "root_readdir", entries, Since(t0), round);
+    Report(&times, "root_readdir", entries, SecondsSince(t0), round);
     if (entries != n) Die("readdir", Status::IOError("listed " + std::to_string(entries)));
 
     cache.reset();
     t0 = Clock::now();
     if (Status s = OpenCache(dir, &cache); !s.ok()) Die("reopen", s);
-    Report(&times, "reopen", n, Since(t0), round);
+    Report(&times, "reopen", n, SecondsSince(t0), round);
   }
   const double posix = Median(times["posix_list"]);
   std::printf(

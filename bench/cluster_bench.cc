@@ -48,6 +48,7 @@
 #include <curl/curl.h>
 
 #include "bench/bench_cache.h"
+#include "bench/bench_program.h"
 #include "bench/host_probe.h"
 #include "coord/coordination.h"
 #include "store/store.h"
@@ -59,16 +60,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using Json = nlohmann::ordered_json;
-
-double Since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-[[noreturn]] void Die(const std::string& what, const Status& s = Status::OK()) {
-  std::fprintf(stderr, "cluster_bench: %s%s%s\n", what.c_str(), s.ok() ? "" : ": ",
-               s.ok() ? "" : s.ToString().c_str());
-  std::exit(2);
-}
 
 // --name=value flags.
 class Args {
@@ -302,7 +293,7 @@ bool RunLayout(const Args& a, int servers, int per_server) {
         if (first_error.empty()) first_error = r.value("first_error", std::string("?"));
       }
     }
-    const double seconds = Since(t0);
+    const double seconds = SecondsSince(t0);
     for (int i = 0; i < servers; ++i) {
       per_server[i]["cpu_seconds"] = CpuSeconds(nfsd[i]->pid()) - cpu0[i];
     }
@@ -368,7 +359,7 @@ class Step {
     t0_ = Clock::now();
   }
   void Done(const std::string& name) {
-    const double ms = Since(t0_) * 1000;
+    const double ms = SecondsSince(t0_) * 1000;
     Json by_method = Json::object();
     uint64_t total = 0;
     for (const auto& [method, n] : EtcdRequests(url_)) {

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_program.h"
 #include "bench/host_probe.h"
 #include "common/fs/file_system.h"
 #include "common/kv/rocksdb/rocksdb_store.h"
@@ -25,18 +26,13 @@
 namespace kvfs {
 namespace {
 
+using bench::Check;
+
 using bench::DiskUsage;
 using bench::DropPageCache;
 
 double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
-}
-
-void Check(const Status& s, const char* what) {
-  if (!s.ok()) {
-    std::fprintf(stderr, "%s: %s\n", what, s.ToString().c_str());
-    std::exit(1);
-  }
 }
 
 struct Result {

@@ -58,12 +58,15 @@
 #include <typeinfo>
 #include <vector>
 
+#include "bench/bench_program.h"
 #include "common/fs/file_system.h"
 #include "common/kv/kv_backend.h"
 #include "common/kv/rocksdb/rocksdb_store.h"
 
 namespace kvfs {
 namespace {
+
+using bench::Check;
 
 constexpr size_t kDirs = 100;
 constexpr size_t kFileBytes = 1024;
@@ -77,13 +80,6 @@ struct Config {
   size_t gets = 1000000;
   std::filesystem::path dir;
 };
-
-void Check(const Status& s, const char* what) {
-  if (!s.ok()) {
-    std::fprintf(stderr, "%s: %s\n", what, s.ToString().c_str());
-    std::exit(1);
-  }
-}
 
 void Require(bool ok, const char* what) {
   if (!ok) {

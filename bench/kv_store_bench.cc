@@ -45,6 +45,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_program.h"
 #include "bench/host_probe.h"
 #include "common/fs/file_system.h"
 #include "common/kv/kv_backend.h"
@@ -71,15 +72,6 @@ struct Flags {
     return ("," + phases + ",").find("," + phase + ",") != std::string::npos;
   }
 };
-
-[[noreturn]] void Die(const std::string& what) {
-  std::fprintf(stderr, "kv_store_bench: %s\n", what.c_str());
-  std::exit(1);
-}
-
-void Check(const Status& s, const std::string& what) {
-  if (!s.ok()) Die(what + ": " + s.ToString());
-}
 
 // A number from /proc/self/<file>'s line "<key> <value>...".
 uint64_t ProcValue(const char* file, const std::string& key) {

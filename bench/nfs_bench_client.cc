@@ -35,6 +35,7 @@
 #include <nfsc/libnfs.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -64,6 +65,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bench/bench_program.h"
 #include "bench/host_probe.h"
 #include "tests/e2e/ganesha_server.h"
 #include "tests/e2e/nfs_client.h"
@@ -80,11 +82,6 @@ double Seconds(Clock::time_point since) {
 }
 
 // Prints a message and exits with status 2 (a setup failure, not a result).
-[[noreturn]] void Die(const std::string& what) {
-  std::fprintf(stderr, "nfs_bench_client: %s\n", what.c_str());
-  std::exit(2);
-}
-
 // One entry of a corpus.
 struct Entry {
   enum Type { kDir, kFile, kSymlink };
@@ -1203,6 +1200,31 @@ void Usage() {
   std::exit(2);
 }
 
+// CPU seconds (user + system) process `pid` has used so far (0: this
+// process); -1 if it cannot be read.
+double ProcessCpuSeconds(pid_t pid) {
+  if (pid == 0) {
+    rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  }
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Fields after the command name (which may hold spaces) end with ')';
+  // utime and stime are fields 14 and 15, the 12th and 13th after it.
+  const size_t end = stat.rfind(')');
+  if (end == std::string::npos) return -1;
+  std::istringstream fields(stat.substr(end + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
+}
+
 // Runs the phases listed in flags.phases through `phases` (NfsPhases or
 // PosixPhases); before "read", calls before_read (restart + drop caches) if
 // set. With flags.perf_dir and server_pid, the server is profiled during
@@ -1216,7 +1238,21 @@ bool RunPhases(P& phases, const Flags& flags, const Options& opt,
     return flags.perf_dir + "/" + opt.target + "-" + opt.corpus_name + "-" + phase + ".data";
   };
   bool ok = true;
-  auto report = [&](const PhaseResult& r) {
+  // Reports a phase's result with the CPU seconds the server (if its pid is
+  // known) and this client used during it.
+  auto report = [&](const std::function<PhaseResult()>& phase) {
+    const pid_t pid = server_pid ? server_pid() : -1;
+    const double server_before = ProcessCpuSeconds(pid), client_before = ProcessCpuSeconds(0);
+    PhaseResult r = phase();
+    char cpu[96];
+    std::snprintf(cpu, sizeof cpu, ", \"client_cpu_s\": %.2f",
+                  ProcessCpuSeconds(0) - client_before);
+    r.extra += cpu;
+    if (pid > 0 && server_before >= 0) {
+      std::snprintf(cpu, sizeof cpu, ", \"server_cpu_s\": %.2f",
+                    ProcessCpuSeconds(pid) - server_before);
+      r.extra += cpu;
+    }
     Report(opt, r);
     ok = ok && r.errors == 0;
   };
@@ -1227,18 +1263,21 @@ bool RunPhases(P& phases, const Flags& flags, const Options& opt,
   if (want("untar")) {
     std::string file = perf_file("untar");
     PerfRecorder perf(file.empty() ? 0 : server_pid(), file);
-    report(p->Untar());
+    report([&] { return p->Untar(); });
   }
   if (want("read")) {
     if (before_read) p = &before_read();
     std::string file = perf_file("read");
     PerfRecorder perf(file.empty() ? 0 : server_pid(), file);
-    report(p->Read());
+    report([&] { return p->Read(); });
   }
-  if (want("stat")) report(p->Stat());
-  if (want("lookup") && opt.lookups > 0) report(p->Lookup());
+  if (want("stat")) report([&] { return p->Stat(); });
+  if (want("lookup") && opt.lookups > 0) report([&] { return p->Lookup(); });
   if (want("bigdir") && opt.bigdir > 0) {
-    for (const PhaseResult& r : p->BigDir()) report(r);
+    for (const PhaseResult& r : p->BigDir()) {
+      Report(opt, r);  // two phases in one run: no CPU of its own each
+      ok = ok && r.errors == 0;
+    }
   }
   return ok;
 }

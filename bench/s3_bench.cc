@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "bench/bench_cache.h"
+#include "bench/bench_program.h"
 #include "store/s3/credentials.h"
 #include "store/s3/s3_client.h"
 #include "store/store.h"
@@ -52,20 +53,13 @@
 namespace kvfs {
 namespace {
 
+using bench::Die;
+using bench::SecondsSince;
+
 using Clock = std::chrono::steady_clock;
 using store::s3::S3Client;
 using store::s3::S3Request;
 using store::s3::S3Response;
-
-double Since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-[[noreturn]] void Die(const std::string& what, const Status& s = Status::OK()) {
-  std::fprintf(stderr, "s3_bench: %s%s%s\n", what.c_str(), s.ok() ? "" : ": ",
-               s.ok() ? "" : s.ToString().c_str());
-  std::exit(2);
-}
 
 struct Args {
   std::string command;
@@ -165,7 +159,7 @@ int Load(const Args& a, bool writeback) {
   if (proxy != nullptr && !writeback) proxy->ClearRequests();  // the load only
   Clock::time_point t0 = Clock::now();
   if (Status s = cache->Load(tree); !s.ok()) Die("load " + tree, s);
-  double seconds = Since(t0);
+  double seconds = SecondsSince(t0);
   StatFsInfo st;
   (void)cache->StatFs(&st);
   if (writeback) {
@@ -180,7 +174,7 @@ int Load(const Args& a, bool writeback) {
     t0 = Clock::now();
     bool written = false;
     if (Status s = cache->Flush(tree, &written); !s.ok() || !written) Die("flush " + tree, s);
-    seconds = Since(t0);
+    seconds = SecondsSince(t0);
   }
   std::printf(
       "{\"phase\": \"%s\", \"tree\": \"%s\", \"seconds\": %.3f, \"bytes\": %llu, "
@@ -202,7 +196,7 @@ int List(const Args& a) {
   Clock::time_point t0 = Clock::now();
   if (Status s = store->List(&objects); !s.ok()) Die("list", s);
   std::printf("{\"phase\": \"list\", \"objects\": %zu, \"seconds\": %.3f%s%s}\n", objects.size(),
-              Since(t0), proxy ? ", " : "", proxy ? Json(Count(*proxy)).c_str() : "");
+              SecondsSince(t0), proxy ? ", " : "", proxy ? Json(Count(*proxy)).c_str() : "");
   return 0;
 }
 
@@ -217,7 +211,7 @@ int Startup(const Args& a) {
     if (Status s = store::OpenStore(spec, &store); !s.ok()) Die("open " + spec.url, s);
     std::unique_ptr<cache::TreeCache> cache;
     if (Status s = bench::OpenBenchCache(dir, std::move(store), &cache); !s.ok()) Die("cache", s);
-    const double seconds = Since(t0);
+    const double seconds = SecondsSince(t0);
     cache::QuotaInfo q;
     (void)cache->Quota(&q);
     std::printf("{\"phase\": \"%s\", \"trees\": %llu, \"seconds\": %.3f}\n", phase,
@@ -245,7 +239,7 @@ int Put(const Args& a) {
   }
   if (Status s = w->Commit(); !s.ok()) Die("commit", s);
   std::printf("{\"phase\": \"put\", \"bytes\": %llu, \"seconds\": %.3f}\n",
-              static_cast<unsigned long long>(w->size()), Since(t0));
+              static_cast<unsigned long long>(w->size()), SecondsSince(t0));
   return 0;
 }
 
@@ -290,7 +284,7 @@ int Fill(const Args& a) {
     if (!client->Perform(req, &r).ok()) ++failed;
   });
   if (failed > 0) Die(std::to_string(failed.load()) + " PUTs failed");
-  std::printf("{\"phase\": \"fill\", \"objects\": %zu, \"seconds\": %.3f}\n", n, Since(t0));
+  std::printf("{\"phase\": \"fill\", \"objects\": %zu, \"seconds\": %.3f}\n", n, SecondsSince(t0));
   return 0;
 }
 
@@ -322,7 +316,7 @@ int PutFiles(const Args& a) {
   });
   if (failed > 0) Die(std::to_string(failed.load()) + " PUTs failed");
   std::printf("{\"phase\": \"put_files\", \"files\": %zu, \"bytes\": %llu, \"seconds\": %.3f}\n",
-              files.size(), static_cast<unsigned long long>(bytes.load()), Since(t0));
+              files.size(), static_cast<unsigned long long>(bytes.load()), SecondsSince(t0));
   return 0;
 }
 
@@ -417,7 +411,7 @@ int ReadFiles(const Args& a) {
       "{\"phase\": \"read_files\", \"files\": %llu, \"directories\": %llu, \"bytes\": %llu, "
       "\"seconds\": %.3f%s%s}\n",
       static_cast<unsigned long long>(files.load()), static_cast<unsigned long long>(dirs.load()),
-      static_cast<unsigned long long>(bytes.load()), Since(t0), proxy ? ", " : "",
+      static_cast<unsigned long long>(bytes.load()), SecondsSince(t0), proxy ? ", " : "",
       proxy ? Json(Count(*proxy)).c_str() : "");
   return 0;
 }

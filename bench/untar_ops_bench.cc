@@ -1,6 +1,12 @@
-// untar_ops_bench: what one untarred file costs the core, with and without
-// the inode-location cache, side by side in one run (docs/benchmarks.md,
-// "Issue 17"). Each of THREADS threads creates FILES / THREADS files in a
+// untar_ops_bench: what one untarred file costs the core, side by side in
+// one run (docs/benchmarks.md, "Issue 17"), in three configurations:
+//   location cache off   without the inode-location cache (before issue 17);
+//   location cache on    with it: the server's configuration;
+//   no syncs             with it, but FileSystemOptions::durable off: nothing
+//                        waits for a WAL sync. Not a server mode (NFS's
+//                        stable replies need the syncs); it measures what
+//                        durability itself costs.
+// Each of THREADS threads creates FILES / THREADS files in a
 // directory of its own with the FSAL call sequence Ganesha makes for one
 // file of an NFS untar: LOOKUP (a miss), CREATE, a FILE_SYNC WRITE of 8 KiB,
 // SETATTRs of mode, owner and times, and a GETATTR after each change (what
@@ -25,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_program.h"
 #include "common/fs/file_system.h"
 #include "common/kv/fault_injection_store.h"
 #include "common/kv/kv_backend.h"
@@ -32,11 +39,7 @@
 namespace kvfs {
 namespace {
 
-void Check(const Status& s, const std::string& what) {
-  if (s.ok()) return;
-  std::fprintf(stderr, "untar_ops_bench: %s: %s\n", what.c_str(), s.ToString().c_str());
-  std::exit(1);
-}
+using bench::Check;
 
 double CpuSeconds() {
   rusage ru;
@@ -73,7 +76,14 @@ void OneFile(FileSystem* fs, Ino dir, const std::string& name, const std::string
   Check(fs->GetAttr(ino, &a), "getattr");
 }
 
-void Run(const std::string& dir, size_t cache_entries, int files, int threads) {
+// One configuration of the core, a row of the output table.
+struct Config {
+  const char* name;
+  size_t location_cache_entries;
+  bool durable;
+};
+
+void Run(const std::string& dir, const Config& config, int files, int threads) {
   std::filesystem::remove_all(dir);
   KVStoreSpec spec;
   spec.path = dir;
@@ -83,7 +93,8 @@ void Run(const std::string& dir, size_t cache_entries, int files, int threads) {
   auto counting = std::make_unique<FaultInjectionStore>(std::move(base));
   FaultInjectionStore* counter = counting.get();
   FileSystemOptions o;
-  o.location_cache_entries = cache_entries;
+  o.location_cache_entries = config.location_cache_entries;
+  o.durable = config.durable;
   std::unique_ptr<FileSystem> fs;
   Check(FileSystem::Open(o, std::move(counting), &fs), "open file system");
   Attributes top;
@@ -109,11 +120,9 @@ void Run(const std::string& dir, size_t cache_entries, int files, int threads) {
     });
   }
   for (auto& w : workers) w.join();
-  const double wall =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double wall = bench::SecondsSince(start);
   const double per = 1.0 / files;
-  std::printf("| %s | %d | %.2f | %.1f | %.2f | %.2f | %.2f |\n",
-              cache_entries == 0 ? "off (before)" : "on (after)", files, wall,
+  std::printf("| %s | %d | %.2f | %.1f | %.2f | %.2f | %.2f |\n", config.name, files, wall,
               (CpuSeconds() - cpu) * 1e6 * per, (counter->CallCount(Op::kGet) - gets) * per,
               (counter->CallCount(Op::kWrite) - batches) * per,
               (counter->CallCount(Op::kSync) - syncs) * per);
@@ -135,11 +144,14 @@ int main(int argc, char** argv) {
   const int rounds = argc > 4 ? std::atoi(argv[4]) : 2;
   kvfs::unstable_writes = argc > 5 && std::string(argv[5]) == "unstable";
   std::printf(
-      "| location cache | files | wall s | CPU us per file | key/value reads per file |"
+      "| core | files | wall s | CPU us per file | key/value reads per file |"
       " write batches per file | syncs per file |\n|---|---:|---:|---:|---:|---:|---:|\n");
+  const size_t cache = kvfs::FileSystemOptions().location_cache_entries;
+  const kvfs::Config configs[] = {{"location cache off (before)", 0, true},
+                                  {"location cache on (the server)", cache, true},
+                                  {"no syncs (not a server mode)", cache, false}};
   for (int r = 0; r < rounds; ++r) {
-    kvfs::Run(dir, 0, files, threads);
-    kvfs::Run(dir, kvfs::FileSystemOptions().location_cache_entries, files, threads);
+    for (const kvfs::Config& c : configs) kvfs::Run(dir, c, files, threads);
   }
   std::filesystem::remove_all(dir);
   return 0;
