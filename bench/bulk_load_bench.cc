@@ -114,8 +114,8 @@ int Main(int argc, char** argv) {
   Status s = OpenRocksDBStore(ro, &base);
   std::unique_ptr<FileSystem> fs;
   if (s.ok()) {
-    s = FileSystem::Open(FileSystemOptions(),
-                         std::make_unique<ModeStore>(std::move(base), mode), &fs);
+    s = FileSystem::Open(FileSystemOptions(), std::make_unique<ModeStore>(std::move(base), mode),
+                         &fs);
   }
   ingest::IngestOptions o;
   o.staging_dir = db + "/ingest-staging";
@@ -131,8 +131,8 @@ int Main(int argc, char** argv) {
   fs.reset();
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  std::printf("%s %.2f s, peak RSS %ld MB, store %.0f MB, loaded %.0f MB\n", mode.c_str(),
-              seconds, ru.ru_maxrss / 1024, DirBytes(db) / 1e6, st.loaded_bytes / 1e6);
+  std::printf("%s %.2f s, peak RSS %ld MB, store %.0f MB, loaded %.0f MB\n", mode.c_str(), seconds,
+              ru.ru_maxrss / 1024, DirBytes(db) / 1e6, st.loaded_bytes / 1e6);
   return 0;
 }
 
