@@ -48,8 +48,8 @@ store options (every command):
 // Runs each request against the store given by the store options of `cl`
 // in turn and prints one line per request (stdout on success, stderr with
 // the error otherwise). While a request runs, a progress line is drawn on
-// stderr if it is a terminal (and --no-progress was not given). Returns the exit status: 0 if every request
-// succeeded, 2 otherwise (also for bad store options).
+// stderr if it is a terminal (and --no-progress was not given). Returns the exit status: 0 if every
+// request succeeded, 2 otherwise (also for bad store options).
 int RunRequests(const CommandLine& cl, const std::vector<Message>& requests);
 
 // Prints `usage`, kStoreUsage and `error` (if any) to stderr; returns exit

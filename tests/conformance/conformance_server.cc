@@ -56,10 +56,9 @@ struct Args {
 };
 
 int Usage(const char* argv0) {
-  std::cerr
-      << "usage: " << argv0
-      << " --work-dir DIR [--step-timeout SECONDS] [--fsal VFS] [--data-limit BYTES] -- STEP "
-         "[--restart STEP]...\n";
+  std::cerr << "usage: " << argv0
+            << " --work-dir DIR [--step-timeout SECONDS] [--fsal VFS] [--data-limit BYTES] -- STEP "
+               "[--restart STEP]...\n";
   return 2;
 }
 

@@ -596,8 +596,9 @@ TEST(KvfsServer, BadConfigurationStopsOnlyThatExport) {
            "\"; s3_region = \"eu-west-1\";",
        "setting s3_region applies to s3 stores, not to the posix store " + dir.path()},
       {15, "/s3addr",
-       "db_path = \"" + dir.path() + "/s3addr\"; persistent_store = \"s3://kvfs-bucket/trees\"; "
-       "s3_addressing = \"sideways\";",
+       "db_path = \"" + dir.path() +
+           "/s3addr\"; persistent_store = \"s3://kvfs-bucket/trees\"; "
+           "s3_addressing = \"sideways\";",
        "s3_addressing 'sideways' is neither path nor virtual"},
       {16, "/gs", "db_path = \"" + dir.path() + "/gs\"; persistent_store = \"gs://bucket\";",
        "unknown persistent store 'gs'"},
@@ -608,8 +609,8 @@ TEST(KvfsServer, BadConfigurationStopsOnlyThatExport) {
       {18, "/lease",
        "db_path = \"" + dir.path() + "/lease\"; persistent_store = \"" + dir.path() +
            "\"; coordination = \"etcd://127.0.0.1:1/x\"; coordination_lease = 1;",
-       "KVFS export /lease: cannot open database " + dir.path() +
-           "/lease with persistent store " + dir.path() +
+       "KVFS export /lease: cannot open database " + dir.path() + "/lease with persistent store " +
+           dir.path() +
            ": Invalid argument: coordination lease of 1 s is out of range: 2 to 3600 seconds"},
   };
   for (const Bad& b : bad) {

@@ -34,10 +34,10 @@
 #include <vector>
 
 #include "common/kv/kv_backend.h"
-#include "common/plugin/plugin_options.h"
 #include "common/kv/kv_store.h"
 #include "common/kv/memory_store.h"
 #include "common/kv/write_queue.h"
+#include "common/plugin/plugin_options.h"
 #include "tests/status_assertions.h"
 #include "tests/test_backends.h"
 

@@ -77,9 +77,9 @@
 #include <vector>
 
 #include "common/kv/error_iterator.h"
-#include "common/plugin/plugin_options.h"
 #include "common/kv/kv_plugin.h"
 #include "common/kv/write_queue.h"
+#include "common/plugin/plugin_options.h"
 
 namespace kvfs {
 namespace {

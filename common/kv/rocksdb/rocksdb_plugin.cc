@@ -2,9 +2,9 @@
 // optional) are the RocksDBOptions fields: block_cache_bytes,
 // write_buffer_bytes (sizes, e.g. 64M), max_background_jobs,
 // bloom_bits_per_key, bulk_load_threads, bulk_load_compression.
-#include "common/plugin/plugin_options.h"
 #include "common/kv/kv_plugin.h"
 #include "common/kv/rocksdb/rocksdb_store.h"
+#include "common/plugin/plugin_options.h"
 
 namespace kvfs {
 namespace {
