@@ -1,12 +1,18 @@
 // What every benchmark program needs besides its measurement: stopping on an
-// error with a message that names the program, and timing a phase.
+// error with a message that names the program, and timing a phase (wall
+// clock and CPU).
 #pragma once
 
 #include <errno.h>  // program_invocation_short_name (GNU)
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 #include <string>
 
 #include "common/status.h"
@@ -29,6 +35,32 @@ inline void Check(const Status& s, const std::string& what) {
 // Seconds of the steady clock since `start`.
 inline double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// User + system CPU seconds this process has used so far.
+inline double ThisProcessCpuSeconds() {
+  rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+         (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+// User + system CPU seconds process `pid` (all its threads) has used so far,
+// from /proc; 0 if it is gone.
+inline double ProcessCpuSeconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t close = text.rfind(')');  // the command name may hold spaces
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(text.substr(close + 2));
+  std::string f;
+  // Fields 3.. after the name; utime and stime are fields 14 and 15.
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && (fields >> f); ++i) {
+    if (i == 14) utime = std::stoull(f);
+    if (i == 15) stime = std::stoull(f);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 }  // namespace kvfs::bench

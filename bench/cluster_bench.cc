@@ -91,23 +91,6 @@ std::string LoadAverage() {
   return a + " " + b + " " + c;
 }
 
-// User + system CPU seconds of process `pid` so far (0 if it is gone).
-double CpuSeconds(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const size_t close = text.rfind(')');  // the command name may hold spaces
-  if (close == std::string::npos) return 0;
-  std::istringstream fields(text.substr(close + 2));
-  std::string f;
-  // Fields 3.. after the name; utime and stime are fields 14 and 15.
-  unsigned long long utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && (fields >> f); ++i) {
-    if (i == 14) utime = std::stoull(f);
-    if (i == 15) stime = std::stoull(f);
-  }
-  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
 // dir/NAME.tar as a hard link to `tarball` (a copy across file systems):
 // a store holding the one tarball. Returns NAME.
 std::string StoreWithTarball(const std::string& tarball, const std::string& dir) {
@@ -262,9 +245,9 @@ bool RunLayout(const Args& a, int servers, int per_server) {
     const std::string load_before = LoadAverage();
     const uint64_t etcd_before = EtcdRequestTotal(MetricsUrl(a));
     std::vector<double> cpu0;
-    for (auto& s : nfsd) cpu0.push_back(CpuSeconds(s->pid()));
+    for (auto& s : nfsd) cpu0.push_back(ProcessCpuSeconds(s->pid()));
     double client_cpu0 = 0;
-    for (ClientProcess& c : clients) client_cpu0 += CpuSeconds(c.pid);
+    for (ClientProcess& c : clients) client_cpu0 += ProcessCpuSeconds(c.pid);
     const Clock::time_point t0 = Clock::now();
     for (ClientProcess& c : clients) {
       std::fputs("go\n", c.to);
@@ -295,10 +278,10 @@ bool RunLayout(const Args& a, int servers, int per_server) {
     }
     const double seconds = SecondsSince(t0);
     for (int i = 0; i < servers; ++i) {
-      per_server[i]["cpu_seconds"] = CpuSeconds(nfsd[i]->pid()) - cpu0[i];
+      per_server[i]["cpu_seconds"] = ProcessCpuSeconds(nfsd[i]->pid()) - cpu0[i];
     }
     double client_cpu = 0;
-    for (ClientProcess& c : clients) client_cpu += CpuSeconds(c.pid);
+    for (ClientProcess& c : clients) client_cpu += ProcessCpuSeconds(c.pid);
     Json out = {{"bench", "throughput"},
                 {"layout", label},
                 {"servers", servers},

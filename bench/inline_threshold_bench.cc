@@ -27,13 +27,10 @@ namespace kvfs {
 namespace {
 
 using bench::Check;
+using bench::SecondsSince;
 
 using bench::DiskUsage;
 using bench::DropPageCache;
-
-double Seconds(std::chrono::steady_clock::time_point since) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
-}
 
 struct Result {
   bool cold = false;
@@ -86,7 +83,7 @@ Result RunOne(uint32_t threshold, uint32_t block_size, const std::vector<size_t>
             "write");
     }
     Check(fs->Sync(), "sync");
-    r.write_s = Seconds(t0);
+    r.write_s = SecondsSince(t0);
   }
   // Reopen with a dropped page cache: nothing cached anywhere (needs root;
   // without it the reads are warm in the OS cache and the row says so).
@@ -114,7 +111,7 @@ Result RunOne(uint32_t threshold, uint32_t block_size, const std::vector<size_t>
                 &eof),
             "readdir");
     }
-    r.list_s = Seconds(t1);
+    r.list_s = SecondsSince(t1);
     auto t2 = std::chrono::steady_clock::now();
     uint64_t bytes = 0;
     std::string out;
@@ -123,7 +120,7 @@ Result RunOne(uint32_t threshold, uint32_t block_size, const std::vector<size_t>
       Check(fs->Read(f.ino, 0, f.size, &out, &eof), "read");
       bytes += out.size();
     }
-    r.read_s = Seconds(t2);
+    r.read_s = SecondsSince(t2);
     uint64_t want = 0;
     for (const auto& f : files) want += f.size;
     if (files.size() != sizes.size() || bytes != want) std::exit(1);

@@ -35,7 +35,6 @@
 #include <nfsc/libnfs.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -76,12 +75,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Seconds elapsed since `since`.
-double Seconds(Clock::time_point since) {
-  return std::chrono::duration<double>(Clock::now() - since).count();
-}
-
-// Prints a message and exits with status 2 (a setup failure, not a result).
 // One entry of a corpus.
 struct Entry {
   enum Type { kDir, kFile, kSymlink };
@@ -509,7 +502,7 @@ class NfsPhases {
       if (e.type == Entry::kDir && !v4_) times.Add(MakeTimesTask(times, e, &r));
     }
     if (!times.Run()) r.Fail(times.failure());
-    r.seconds = Seconds(start);
+    r.seconds = SecondsSince(start);
     r.files = corpus_.file_count;
     r.bytes = corpus_.file_bytes;
     return r;
@@ -525,7 +518,7 @@ class NfsPhases {
     std::set<std::string> seen;
     pool.Add(MakeListTask(pool, "", &r, &seen));
     if (!pool.Run()) r.Fail(pool.failure());
-    r.seconds = Seconds(start);
+    r.seconds = SecondsSince(start);
     uint64_t missing = 0;
     for (const Entry& e : corpus_.entries) {
       if (e.type == Entry::kFile && !seen.count(e.path)) ++missing;
@@ -548,7 +541,7 @@ class NfsPhases {
       pool.Add(MakeReadTask(pool, e.path, e.size, &r, &seen));
     }
     if (!pool.Run()) r.Fail(pool.failure());
-    r.seconds = Seconds(start);
+    r.seconds = SecondsSince(start);
     if (r.files != share) {
       r.Fail("read " + std::to_string(r.files) + " of the share's " + std::to_string(share) +
              " files");
@@ -577,7 +570,7 @@ class NfsPhases {
       });
     }
     if (!pool.Run()) r.Fail(pool.failure());
-    r.seconds = Seconds(start);
+    r.seconds = SecondsSince(start);
     return r;
   }
 
@@ -604,7 +597,7 @@ class NfsPhases {
       });
     }
     if (!pool.Run()) r.Fail(pool.failure());
-    r.seconds = Seconds(start);
+    r.seconds = SecondsSince(start);
     return r;
   }
 
@@ -636,7 +629,7 @@ class NfsPhases {
               CloseFile(pool, static_cast<struct nfsfh*>(data), &c, [&c, n, &marks, start, done] {
                 ++c.files;
                 if (c.files * 10 / n != (c.files - 1) * 10 / n) {
-                  marks.push_back(Seconds(start));
+                  marks.push_back(SecondsSince(start));
                 }
                 done();
               });
@@ -645,7 +638,7 @@ class NfsPhases {
     };
     for (uint64_t i = 0; i < n; ++i) pool.Add(make(i));
     if (!pool.Run()) c.Fail(pool.failure());
-    c.seconds = Seconds(start);
+    c.seconds = SecondsSince(start);
     if (marks.size() == 11) c.extra = DecileField(marks);
 
     PhaseResult l("bigdir_list");
@@ -654,7 +647,7 @@ class NfsPhases {
     if (int rc = client_->ReadDir("/bigdir", &entries); rc != 0) {
       l.Fail("readdir /bigdir: " + client_->LastError());
     }
-    l.seconds = Seconds(start);
+    l.seconds = SecondsSince(start);
     l.files = entries.size();
     if (entries.size() != n) l.Fail("listed " + std::to_string(entries.size()) + " entries");
     return {c, l};
@@ -979,7 +972,7 @@ class PosixPhases {
       utimensat(AT_FDCWD, Abs(it->path).c_str(), ts, AT_SYMLINK_NOFOLLOW);
     }
     sync();  // as `tar xf && sync`: everything on disk before the clock stops
-    r.seconds = Seconds(start);
+    r.seconds = SecondsSince(start);
     r.files = corpus_.file_count;
     r.bytes = corpus_.file_bytes;
     return r;
@@ -1010,7 +1003,7 @@ class PosixPhases {
       }
       closedir(d);
     }
-    r.seconds = Seconds(start);
+    r.seconds = SecondsSince(start);
     if (r.files != corpus_.file_count) {
       r.Fail("read " + std::to_string(r.files) + " of " + std::to_string(corpus_.file_count));
     }
@@ -1028,7 +1021,7 @@ class PosixPhases {
       }
       ++r.files;
     }
-    r.seconds = Seconds(start);
+    r.seconds = SecondsSince(start);
     return r;
   }
 
@@ -1041,7 +1034,7 @@ class PosixPhases {
       if ((lstat(Abs(path).c_str(), &st) == 0) != exists) r.Fail("lookup " + path);
       ++r.files;
     }
-    r.seconds = Seconds(start);
+    r.seconds = SecondsSince(start);
     return r;
   }
 
@@ -1059,10 +1052,10 @@ class PosixPhases {
       }
       ++c.files;
       if (c.files * 10 / opt_.bigdir != (c.files - 1) * 10 / opt_.bigdir) {
-        marks.push_back(Seconds(start));
+        marks.push_back(SecondsSince(start));
       }
     }
-    c.seconds = Seconds(start);
+    c.seconds = SecondsSince(start);
     if (marks.size() == 11) c.extra = DecileField(marks);
     PhaseResult l("bigdir_list");
     start = Clock::now();
@@ -1070,7 +1063,7 @@ class PosixPhases {
     while (d != nullptr && readdir(d) != nullptr) ++l.files;
     if (d != nullptr) closedir(d);
     l.files -= std::min<uint64_t>(l.files, 2);
-    l.seconds = Seconds(start);
+    l.seconds = SecondsSince(start);
     if (l.files != opt_.bigdir) l.Fail("listed " + std::to_string(l.files));
     return {c, l};
   }
@@ -1200,31 +1193,6 @@ void Usage() {
   std::exit(2);
 }
 
-// CPU seconds (user + system) process `pid` has used so far (0: this
-// process); -1 if it cannot be read.
-double ProcessCpuSeconds(pid_t pid) {
-  if (pid == 0) {
-    rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
-           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-  }
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  // Fields after the command name (which may hold spaces) end with ')';
-  // utime and stime are fields 14 and 15, the 12th and 13th after it.
-  const size_t end = stat.rfind(')');
-  if (end == std::string::npos) return -1;
-  std::istringstream fields(stat.substr(end + 2));
-  std::string field;
-  unsigned long long utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && fields >> field; ++i) {
-    if (i == 14) utime = std::stoull(field);
-    if (i == 15) stime = std::stoull(field);
-  }
-  return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
-}
-
 // Runs the phases listed in flags.phases through `phases` (NfsPhases or
 // PosixPhases); before "read", calls before_read (restart + drop caches) if
 // set. With flags.perf_dir and server_pid, the server is profiled during
@@ -1242,13 +1210,14 @@ bool RunPhases(P& phases, const Flags& flags, const Options& opt,
   // known) and this client used during it.
   auto report = [&](const std::function<PhaseResult()>& phase) {
     const pid_t pid = server_pid ? server_pid() : -1;
-    const double server_before = ProcessCpuSeconds(pid), client_before = ProcessCpuSeconds(0);
+    const double server_before = pid > 0 ? ProcessCpuSeconds(pid) : 0;
+    const double client_before = ThisProcessCpuSeconds();
     PhaseResult r = phase();
     char cpu[96];
     std::snprintf(cpu, sizeof cpu, ", \"client_cpu_s\": %.2f",
-                  ProcessCpuSeconds(0) - client_before);
+                  ThisProcessCpuSeconds() - client_before);
     r.extra += cpu;
-    if (pid > 0 && server_before >= 0) {
+    if (pid > 0) {
       std::snprintf(cpu, sizeof cpu, ", \"server_cpu_s\": %.2f",
                     ProcessCpuSeconds(pid) - server_before);
       r.extra += cpu;

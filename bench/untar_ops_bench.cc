@@ -21,7 +21,6 @@
 //
 // DIR is emptied first; each round opens a fresh RocksDB store in it for
 // each configuration, alternating them.
-#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
@@ -40,13 +39,6 @@ namespace kvfs {
 namespace {
 
 using bench::Check;
-
-double CpuSeconds() {
-  rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
-         (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 bool unstable_writes = false;  // WRITE=unstable
 
@@ -108,7 +100,7 @@ void Run(const std::string& dir, const Config& config, int files, int threads) {
   using Op = FaultInjectionStore::Operation;
   const uint64_t gets = counter->CallCount(Op::kGet), batches = counter->CallCount(Op::kWrite),
                  syncs = counter->CallCount(Op::kSync);
-  const double cpu = CpuSeconds();
+  const double cpu = bench::ThisProcessCpuSeconds();
   const auto start = std::chrono::steady_clock::now();
   const std::string data(8192, 'x');
   std::vector<std::thread> workers;
@@ -123,7 +115,8 @@ void Run(const std::string& dir, const Config& config, int files, int threads) {
   const double wall = bench::SecondsSince(start);
   const double per = 1.0 / files;
   std::printf("| %s | %d | %.2f | %.1f | %.2f | %.2f | %.2f |\n", config.name, files, wall,
-              (CpuSeconds() - cpu) * 1e6 * per, (counter->CallCount(Op::kGet) - gets) * per,
+              (bench::ThisProcessCpuSeconds() - cpu) * 1e6 * per,
+              (counter->CallCount(Op::kGet) - gets) * per,
               (counter->CallCount(Op::kWrite) - batches) * per,
               (counter->CallCount(Op::kSync) - syncs) * per);
   std::fflush(stdout);
