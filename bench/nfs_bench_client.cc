@@ -1211,6 +1211,7 @@ bool RunPhases(P& phases, const Flags& flags, const Options& opt,
   auto report = [&](const std::function<PhaseResult()>& phase) {
     const pid_t pid = server_pid ? server_pid() : -1;
     const double server_before = pid > 0 ? ProcessCpuSeconds(pid) : 0;
+    const long switches_before = pid > 0 ? ProcessContextSwitches(pid) : 0;
     const double client_before = ThisProcessCpuSeconds();
     PhaseResult r = phase();
     char cpu[96];
@@ -1218,8 +1219,9 @@ bool RunPhases(P& phases, const Flags& flags, const Options& opt,
                   ThisProcessCpuSeconds() - client_before);
     r.extra += cpu;
     if (pid > 0) {
-      std::snprintf(cpu, sizeof cpu, ", \"server_cpu_s\": %.2f",
-                    ProcessCpuSeconds(pid) - server_before);
+      std::snprintf(cpu, sizeof cpu, ", \"server_cpu_s\": %.2f, \"server_switches\": %ld",
+                    ProcessCpuSeconds(pid) - server_before,
+                    ProcessContextSwitches(pid) - switches_before);
       r.extra += cpu;
     }
     Report(opt, r);

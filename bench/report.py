@@ -87,14 +87,17 @@ def main():
                 c = res.get((t, phase))
                 cells.append(None if not c or "server_cpu_s" not in c or not c["files"] else
                              f"{1000 * c['server_cpu_s'] / c['files']:.3f} "
-                             f"({1000 * c['client_cpu_s'] / c['files']:.3f})")
+                             f"({1000 * c['client_cpu_s'] / c['files']:.3f})"
+                             + (f" / {c['server_switches'] / c['files']:.1f}"
+                                if "server_switches" in c else ""))
             if any(cells):
                 cpu_rows.append(f"| {corpus} | {phase} | " +
                                 " | ".join(x or "—" for x in cells) + " |")
     if cpu_rows:
         print()
         print("CPU per file, ms: the server's (the NFS client's in parentheses), "
-              "from /proc during each phase:")
+              "from /proc during each phase; after the slash, the server's context "
+              "switches per file (a thread blocking and being woken):")
         print()
         print("| corpus | phase | vfs-v3 | mem-v3 | kvfs-v3 |")
         print("|---|---|---:|---:|---:|")

@@ -12,7 +12,9 @@
 // SETATTRs of mode, owner and times, and a GETATTR after each change (what
 // MDCACHE asks for) plus one. Every mutation is durable (group commit), as
 // in the server. Counts key/value reads, write batches and syncs per file
-// (a counting wrapper around the store) and the process's CPU per file.
+// (a counting wrapper around the store), the process's CPU per file, and its
+// context switches per file (threads blocking and being woken: waiting for a
+// sync, a lock, a write group).
 // WRITE=unstable writes UNSTABLE and commits twice instead (FSAL commit2 is
 // called twice per file in an NFSv3 untar: docs/benchmarks.md), which is
 // where Fsync's skipping of covered commits shows.
@@ -21,6 +23,8 @@
 //
 // DIR is emptied first; each round opens a fresh RocksDB store in it for
 // each configuration, alternating them.
+
+#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
@@ -68,6 +72,13 @@ void OneFile(FileSystem* fs, Ino dir, const std::string& name, const std::string
   Check(fs->GetAttr(ino, &a), "getattr");
 }
 
+// Voluntary and involuntary context switches of all this process's threads.
+long ContextSwitches() {
+  rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_nvcsw + ru.ru_nivcsw;
+}
+
 // One configuration of the core, a row of the output table.
 struct Config {
   const char* name;
@@ -101,6 +112,7 @@ void Run(const std::string& dir, const Config& config, int files, int threads) {
   const uint64_t gets = counter->CallCount(Op::kGet), batches = counter->CallCount(Op::kWrite),
                  syncs = counter->CallCount(Op::kSync);
   const double cpu = bench::ThisProcessCpuSeconds();
+  const long switches = ContextSwitches();
   const auto start = std::chrono::steady_clock::now();
   const std::string data(8192, 'x');
   std::vector<std::thread> workers;
@@ -114,8 +126,9 @@ void Run(const std::string& dir, const Config& config, int files, int threads) {
   for (auto& w : workers) w.join();
   const double wall = bench::SecondsSince(start);
   const double per = 1.0 / files;
-  std::printf("| %s | %d | %.2f | %.1f | %.2f | %.2f | %.2f |\n", config.name, files, wall,
+  std::printf("| %s | %d | %.2f | %.1f | %.1f | %.2f | %.2f | %.2f |\n", config.name, files, wall,
               (bench::ThisProcessCpuSeconds() - cpu) * 1e6 * per,
+              static_cast<double>(ContextSwitches() - switches) * per,
               (counter->CallCount(Op::kGet) - gets) * per,
               (counter->CallCount(Op::kWrite) - batches) * per,
               (counter->CallCount(Op::kSync) - syncs) * per);
@@ -137,8 +150,9 @@ int main(int argc, char** argv) {
   const int rounds = argc > 4 ? std::atoi(argv[4]) : 2;
   kvfs::unstable_writes = argc > 5 && std::string(argv[5]) == "unstable";
   std::printf(
-      "| core | files | wall s | CPU us per file | key/value reads per file |"
-      " write batches per file | syncs per file |\n|---|---:|---:|---:|---:|---:|---:|\n");
+      "| core | files | wall s | CPU us per file | context switches per file |"
+      " key/value reads per file | write batches per file | syncs per file |\n"
+      "|---|---:|---:|---:|---:|---:|---:|---:|\n");
   const size_t cache = kvfs::FileSystemOptions().location_cache_entries;
   const kvfs::Config configs[] = {{"location cache off (before)", 0, true},
                                   {"location cache on (the server)", cache, true},
