@@ -23,8 +23,8 @@
 #include <string>
 
 #include "bench/bench_program.h"
+#include "bench/fresh_store.h"
 #include "common/fs/file_system.h"
-#include "common/kv/kv_backend.h"
 
 namespace kvfs {
 namespace {
@@ -32,12 +32,7 @@ namespace {
 using bench::Check;
 
 void Run(const std::string& dir, const char* name, size_t location_cache_entries, int files) {
-  std::filesystem::remove_all(dir);
-  KVStoreSpec spec;
-  spec.path = dir;
-  spec.backend = "rocksdb";
-  std::unique_ptr<KVStore> store;
-  Check(OpenKVStore(spec, &store), "open " + dir);
+  std::unique_ptr<KVStore> store = bench::OpenFreshRocksDB(dir);
   FileSystemOptions o;
   o.location_cache_entries = location_cache_entries;
   o.durable = false;

@@ -35,9 +35,9 @@
 #include <vector>
 
 #include "bench/bench_program.h"
+#include "bench/fresh_store.h"
 #include "common/fs/file_system.h"
 #include "common/kv/fault_injection_store.h"
-#include "common/kv/kv_backend.h"
 
 namespace kvfs {
 namespace {
@@ -87,13 +87,7 @@ struct Config {
 };
 
 void Run(const std::string& dir, const Config& config, int files, int threads) {
-  std::filesystem::remove_all(dir);
-  KVStoreSpec spec;
-  spec.path = dir;
-  spec.backend = "rocksdb";
-  std::unique_ptr<KVStore> base;
-  Check(OpenKVStore(spec, &base), "open " + dir);
-  auto counting = std::make_unique<FaultInjectionStore>(std::move(base));
+  auto counting = std::make_unique<FaultInjectionStore>(bench::OpenFreshRocksDB(dir));
   FaultInjectionStore* counter = counting.get();
   FileSystemOptions o;
   o.location_cache_entries = config.location_cache_entries;
