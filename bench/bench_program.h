@@ -46,6 +46,14 @@ inline double ThisProcessCpuSeconds() {
          (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
+// Context switches (voluntary and involuntary) of all this process's
+// threads so far, those that have ended included.
+inline long ThisProcessContextSwitches() {
+  rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_nvcsw + ru.ru_nivcsw;
+}
+
 // User + system CPU seconds process `pid` (all its threads) has used so far,
 // from /proc; 0 if it is gone.
 inline double ProcessCpuSeconds(pid_t pid) {

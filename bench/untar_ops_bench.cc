@@ -24,8 +24,6 @@
 // DIR is emptied first; each round opens a fresh RocksDB store in it for
 // each configuration, alternating them.
 
-#include <sys/resource.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -72,13 +70,6 @@ void OneFile(FileSystem* fs, Ino dir, const std::string& name, const std::string
   Check(fs->GetAttr(ino, &a), "getattr");
 }
 
-// Voluntary and involuntary context switches of all this process's threads.
-long ContextSwitches() {
-  rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_nvcsw + ru.ru_nivcsw;
-}
-
 // One configuration of the core, a row of the output table.
 struct Config {
   const char* name;
@@ -106,7 +97,7 @@ void Run(const std::string& dir, const Config& config, int files, int threads) {
   const uint64_t gets = counter->CallCount(Op::kGet), batches = counter->CallCount(Op::kWrite),
                  syncs = counter->CallCount(Op::kSync);
   const double cpu = bench::ThisProcessCpuSeconds();
-  const long switches = ContextSwitches();
+  const long switches = bench::ThisProcessContextSwitches();
   const auto start = std::chrono::steady_clock::now();
   const std::string data(8192, 'x');
   std::vector<std::thread> workers;
@@ -122,7 +113,7 @@ void Run(const std::string& dir, const Config& config, int files, int threads) {
   const double per = 1.0 / files;
   std::printf("| %s | %d | %.2f | %.1f | %.1f | %.2f | %.2f | %.2f |\n", config.name, files, wall,
               (bench::ThisProcessCpuSeconds() - cpu) * 1e6 * per,
-              static_cast<double>(ContextSwitches() - switches) * per,
+              static_cast<double>(bench::ThisProcessContextSwitches() - switches) * per,
               (counter->CallCount(Op::kGet) - gets) * per,
               (counter->CallCount(Op::kWrite) - batches) * per,
               (counter->CallCount(Op::kSync) - syncs) * per);
