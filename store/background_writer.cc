@@ -1,12 +1,15 @@
 #include "store/background_writer.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace kvfs::store {
 
-BackgroundWriter::BackgroundWriter(std::unique_ptr<ObjectWriter> target, size_t max_pending_bytes)
+BackgroundWriter::BackgroundWriter(std::unique_ptr<ObjectWriter> target, size_t buffer_bytes,
+                                   size_t buffers)
     : target_(std::move(target)),
-      max_pending_bytes_(max_pending_bytes),
+      buffer_bytes_(std::max<size_t>(buffer_bytes, 1)),
+      buffers_(std::max<size_t>(buffers, 1)),
       thread_([this] { WriteQueued(); }) {}
 
 BackgroundWriter::~BackgroundWriter() {
@@ -14,21 +17,41 @@ BackgroundWriter::~BackgroundWriter() {
   (void)Drain();
 }
 
+bool BackgroundWriter::TakeBuffer(std::unique_lock<std::mutex>& lock) {
+  written_.wait(lock, [&] { return !error_.ok() || !spare_.empty() || allocated_ < buffers_; });
+  if (!error_.ok()) return false;
+  if (!spare_.empty()) {
+    filling_ = std::move(spare_.back());
+    spare_.pop_back();
+  } else {
+    ++allocated_;
+    filling_ = std::string();
+    filling_.reserve(buffer_bytes_);
+  }
+  have_filling_ = true;
+  return true;
+}
+
 Status BackgroundWriter::Append(std::string_view data) {
   std::unique_lock<std::mutex> lock(mu_);
   if (stop_) return Status::InvalidArgument("object already committed");
-  // Wait for room; a single Append larger than the bound goes alone.
-  written_.wait(lock, [&] {
-    return !error_.ok() || pending_bytes_ == 0 ||
-           pending_bytes_ + data.size() <= max_pending_bytes_;
-  });
   if (!error_.ok()) return error_;
-  if (data.empty()) return Status::OK();
-  queue_.emplace_back(data);
-  pending_bytes_ += data.size();
   size_ += data.size();
-  lock.unlock();
-  queued_.notify_one();
+  while (!data.empty()) {
+    if (!have_filling_ && !TakeBuffer(lock)) return error_;
+    // The buffer is the producer's alone: fill it without the lock.
+    lock.unlock();
+    const size_t n = std::min(data.size(), buffer_bytes_ - filling_.size());
+    filling_.append(data.substr(0, n));
+    data.remove_prefix(n);
+    lock.lock();
+    if (!error_.ok()) return error_;  // nothing after an error is queued
+    if (filling_.size() == buffer_bytes_) {
+      queue_.push_back(std::move(filling_));
+      have_filling_ = false;
+      queued_.notify_one();
+    }
+  }
   return Status::OK();
 }
 
@@ -36,18 +59,21 @@ void BackgroundWriter::WriteQueued() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     queued_.wait(lock, [&] { return !queue_.empty() || stop_; });
-    if (queue_.empty()) return;                // stop_, and everything is written
-    const std::string& data = queue_.front();  // stays put: only this thread pops
-    lock.unlock();
-    Status s = target_->Append(data);
-    lock.lock();
-    pending_bytes_ -= data.size();
-    queue_.pop_front();
-    if (!s.ok()) {
-      error_ = std::move(s);
-      pending_bytes_ = 0;
-      queue_.clear();  // nothing after an error is written
+    if (queue_.empty()) return;  // stop_, and everything is written
+    if (error_.ok()) {
+      const std::string& data = queue_.front();  // stays put: only this thread pops
+      lock.unlock();
+      Status s = target_->Append(data);
+      lock.lock();
+      if (!s.ok()) error_ = std::move(s);
     }
+    // The buffer is spare again; after an error so is every queued one,
+    // unwritten.
+    do {
+      spare_.push_back(std::move(queue_.front()));
+      spare_.back().clear();
+      queue_.pop_front();
+    } while (!error_.ok() && !queue_.empty());
     written_.notify_all();
   }
 }
@@ -67,6 +93,11 @@ Status BackgroundWriter::Commit() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stop_) return Status::InvalidArgument("object already committed");
+    if (have_filling_ && !filling_.empty() && error_.ok()) {
+      queue_.push_back(std::move(filling_));
+      have_filling_ = false;
+      queued_.notify_one();
+    }
   }
   KVFS_RETURN_IF_ERROR(Drain());
   return target_->Commit();

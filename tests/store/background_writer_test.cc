@@ -1,8 +1,8 @@
 // BackgroundWriter (store/background_writer.h): the target gets the same
-// Appends in order and is committed only by Commit; the queue is bounded;
-// the target's first error reaches the producer and stops the writing; an
-// abandoned writer leaves the target uncommitted. Over a real directory store
-// too: an export-sized object arrives whole.
+// bytes in order, in whole buffers, and is committed only by Commit; the
+// buffers are bounded; the target's first error reaches the producer and
+// stops the writing; an abandoned writer leaves the target uncommitted. Over
+// a real directory store too: an export-sized object arrives whole.
 #include "store/background_writer.h"
 
 #include <gtest/gtest.h>
@@ -64,23 +64,32 @@ class RecordingWriter final : public ObjectWriter {
   Record* const r_;
 };
 
-TEST(BackgroundWriterTest, PassesEveryAppendInOrderAndCommits) {
+TEST(BackgroundWriterTest, PassesEveryByteInOrderInWholeBuffersAndCommits) {
   Record r;
-  std::vector<std::string> sent;
+  std::string sent;
   {
-    BackgroundWriter w(std::make_unique<RecordingWriter>(&r), 1000);
+    BackgroundWriter w(std::make_unique<RecordingWriter>(&r), 1000, 3);
     for (int i = 0; i < 500; ++i) {
-      sent.push_back(std::string(1 + i % 300, static_cast<char>('a' + i % 26)) + std::to_string(i));
-      ASSERT_OK(w.Append(sent.back()));
+      const std::string piece =
+          std::string(1 + i % 1300, static_cast<char>('a' + i % 26)) + std::to_string(i);
+      sent += piece;
+      ASSERT_OK(w.Append(piece));
     }
     ASSERT_OK(w.Append(""));  // nothing to write
-    uint64_t total = 0;
-    for (const auto& s : sent) total += s.size();
-    EXPECT_EQ(w.size(), total);
+    EXPECT_EQ(w.size(), sent.size());
     ASSERT_OK(w.Commit());
     std::lock_guard<std::mutex> lock(r.mu);
     EXPECT_TRUE(r.committed);
-    EXPECT_EQ(r.appends, sent);
+    std::string received;
+    for (size_t i = 0; i < r.appends.size(); ++i) {
+      // Every buffer is written full but the last, which Commit writes.
+      if (i + 1 < r.appends.size()) {
+        EXPECT_EQ(r.appends[i].size(), 1000u) << i;
+      }
+      received += r.appends[i];
+    }
+    EXPECT_EQ(received, sent);
+    EXPECT_EQ(r.appends.size(), (sent.size() + 999) / 1000);
     EXPECT_FALSE(w.Commit().ok());  // at most once
     EXPECT_FALSE(w.Append("late").ok());
   }
@@ -90,7 +99,7 @@ TEST(BackgroundWriterTest, PassesEveryAppendInOrderAndCommits) {
 TEST(BackgroundWriterTest, QueuesNoMoreThanItsBound) {
   Record r;
   r.gate = 0;  // the target takes nothing until the test opens it
-  BackgroundWriter w(std::make_unique<RecordingWriter>(&r), 3000);
+  BackgroundWriter w(std::make_unique<RecordingWriter>(&r), 1000, 3);
   std::atomic<int> appended{0};
   std::thread producer([&] {
     for (int i = 0; i < 10; ++i) {
@@ -98,9 +107,9 @@ TEST(BackgroundWriterTest, QueuesNoMoreThanItsBound) {
       ++appended;
     }
   });
-  // The bytes in flight (the thread is blocked in the target) count
-  // against the bound: three Appends fill it, and the fourth must wait
-  // however long we look.
+  // The buffer in flight (the thread is blocked in the target) counts
+  // against the bound: three Appends fill the three buffers, and the fourth
+  // must wait however long we look.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_LE(appended.load(), 3);
   {
@@ -120,8 +129,9 @@ TEST(BackgroundWriterTest, TheTargetsFirstErrorStopsTheWriting) {
   r.gate = 2;     // the third Append waits in the target...
   r.fail_at = 2;  // ...and then fails
   {
-    BackgroundWriter w(std::make_unique<RecordingWriter>(&r), 1000);
-    // Ten Appends fit the bound: most are still queued when the error comes.
+    BackgroundWriter w(std::make_unique<RecordingWriter>(&r), 60, 10);
+    // Ten Appends fill ten buffers: most are still queued when the error
+    // comes.
     for (int i = 0; i < 10; ++i) ASSERT_OK(w.Append(std::string(60, 'y')));
     {
       std::lock_guard<std::mutex> lock(r.mu);
