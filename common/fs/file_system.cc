@@ -687,18 +687,20 @@ Status FileSystemImpl::ReadStream(Ino ino, uint64_t offset, uint64_t length,
   }
   const uint32_t bs = options_.block_size;
   Status fn_status;
-  KVFS_RETURN_IF_ERROR(ScanBlocks(store_.get(), ino, offset / bs, BlockCount(end, bs),
-                                  [&](uint64_t block, std::string_view data) {
-                                    const uint64_t start = block * bs;
-                                    const uint64_t to = std::min(end, start + data.size());
-                                    if (to <= pos) return true;
-                                    fn_status = zeros_to(start);
-                                    if (fn_status.ok()) {
-                                      fn_status = fn(data.substr(pos - start, to - pos));
-                                      pos = to;
-                                    }
-                                    return fn_status.ok();
-                                  }));
+  KVFS_RETURN_IF_ERROR(ScanBlocks(
+      store_.get(), ino, offset / bs, BlockCount(end, bs),
+      [&](uint64_t block, std::string_view data) {
+        const uint64_t start = block * bs;
+        const uint64_t to = std::min(end, start + data.size());
+        if (to <= pos) return true;
+        fn_status = zeros_to(start);
+        if (fn_status.ok()) {
+          fn_status = fn(data.substr(pos - start, to - pos));
+          pos = to;
+        }
+        return fn_status.ok();
+      },
+      /*fill_cache=*/false));
   KVFS_RETURN_IF_ERROR(fn_status);
   return zeros_to(end);
 }

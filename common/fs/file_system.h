@@ -218,7 +218,9 @@ class FileSystem {
   // (holes as zeros), stopping at the first error fn returns. A piece is
   // valid only during its call (it may point into the store's cache). Costs
   // one record read and one scan of the blocks in the range, without
-  // copying them: what whole-file readers (export) use instead of Read.
+  // copying them: what whole-file readers (export) use instead of Read. The
+  // blocks it reads are not kept in the store's block cache (a one-pass
+  // read must not evict what clients are working on).
   virtual Status ReadStream(Ino ino, uint64_t offset, uint64_t length,
                             const std::function<Status(std::string_view piece)>& fn) = 0;
   // Writes `data` at `offset`, extending the file as needed.

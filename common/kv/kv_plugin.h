@@ -32,7 +32,8 @@ struct KVPlugin {
   // Bumped whenever kv_store.h, kv_backend.h or this struct change in a way
   // that breaks plugins built before.
   // 2: KVStore::Statistics.
-  static constexpr int kAbiVersion = 2;
+  // 3: IteratorOptions::fill_cache.
+  static constexpr int kAbiVersion = 3;
 
   // kAbiVersion of the headers the plugin was built with, and the backend's
   // name ("rocksdb" for libkvfs-kv-rocksdb.so). First, as the loader

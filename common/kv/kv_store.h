@@ -91,6 +91,10 @@ struct IteratorOptions {
   const Snapshot* snapshot = nullptr;
   // If non-empty, the iterator stops before the first key >= upper_bound.
   std::string upper_bound;
+  // Whether the blocks this iterator reads are kept in the store's block
+  // cache. False for one-pass scans (an export), which then neither evict
+  // the working set nor pay for the cache's insertions and evictions.
+  bool fill_cache = true;
 };
 
 // Iterates the keys of one column in ascending byte order.

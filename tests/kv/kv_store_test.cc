@@ -1060,6 +1060,55 @@ TEST_P(PersistentStoreTest, CrashRecoveryKeepsAcknowledgedBatchesWhole) {
 INSTANTIATE_TEST_SUITE_P(Backends, PersistentStoreTest, ::testing::ValuesIn(PersistentBackends()),
                          BackendName());
 
+// RocksDB: a scan with fill_cache false reads its blocks without keeping
+// them in the block cache (what an export does), one with it true keeps them
+// (block_cache_usage_bytes, one of Statistics()).
+TEST(RocksDBStoreTest, ScansWithoutFillCacheLeaveTheBlockCacheAlone) {
+  TempDir dir;
+  std::unique_ptr<KVStore> kv;
+  ASSERT_OK(OpenTestStore("rocksdb", dir.path() + "/db", &kv, {{"block_cache_bytes", "64M"}}));
+  // 4 MiB of blocks that do not compress, in a table file (bulk loaded).
+  constexpr int kValues = 256;
+  constexpr size_t kValueBytes = 16 << 10;
+  std::mt19937_64 random(42);
+  {
+    std::unique_ptr<BulkLoader> loader;
+    ASSERT_OK(kv->NewBulkLoader(dir.path() + "/staging", &loader));
+    for (int i = 0; i < kValues; ++i) {
+      std::string value(kValueBytes, '\0');
+      for (size_t j = 0; j < value.size(); j += 8) {
+        const uint64_t r = random();
+        std::memcpy(&value[j], &r, 8);
+      }
+      char key[16];
+      std::snprintf(key, sizeof(key), "k%06d", i);
+      ASSERT_OK(loader->Add(Column::kBlocks, key, value));
+    }
+    ASSERT_OK(loader->Commit());
+  }
+  auto cache_usage = [&] {
+    for (const auto& [name, value] : kv->Statistics()) {
+      if (name == "block_cache_usage_bytes") return value;
+    }
+    ADD_FAILURE() << "no block_cache_usage_bytes statistic";
+    return uint64_t{0};
+  };
+  auto scanned_bytes = [&](bool fill_cache) {
+    IteratorOptions io;
+    io.fill_cache = fill_cache;
+    uint64_t bytes = 0;
+    for (const auto& [key, value] : Scan(kv.get(), Column::kBlocks, io)) bytes += value.size();
+    return bytes;
+  };
+  const uint64_t before = cache_usage();
+  EXPECT_EQ(scanned_bytes(/*fill_cache=*/false), kValues * kValueBytes);
+  const uint64_t after_bypass = cache_usage();
+  // At most the table's index and filter blocks came in.
+  EXPECT_LT(after_bypass - before, uint64_t{512} << 10);
+  EXPECT_EQ(scanned_bytes(/*fill_cache=*/true), kValues * kValueBytes);
+  EXPECT_GT(cache_usage() - after_bypass, uint64_t{3} << 20);
+}
+
 // ---------------------------------------------------------------------------
 // The plugin loader (kv_backend.h).
 

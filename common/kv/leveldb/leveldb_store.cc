@@ -282,13 +282,14 @@ class LevelDBIterator final : public Iterator {
  public:
   // `path` names the store in error messages and must outlive the iterator.
   LevelDBIterator(leveldb::DB* db, const leveldb::Snapshot* snapshot, Column c,
-                  const std::string& upper_bound, const std::string* path)
+                  const std::string& upper_bound, bool fill_cache, const std::string* path)
       : prefix_(PrefixOf(c)),
         end_(upper_bound.empty() ? std::string(1, static_cast<char>(PrefixOf(c) + 1))
                                  : DbKey(c, upper_bound)),
         path_(path) {
     leveldb::ReadOptions ro;
     ro.snapshot = snapshot;
+    ro.fill_cache = fill_cache;
     iter_.reset(db->NewIterator(ro));
   }
 
@@ -562,7 +563,8 @@ class LevelDBStore final : public KVStore {
     const leveldb::Snapshot* snapshot = nullptr;
     Status s = Unwrap(opts.snapshot, &snapshot);
     if (!s.ok()) return NewErrorIterator(std::move(s));
-    return std::make_unique<LevelDBIterator>(db_.get(), snapshot, c, opts.upper_bound, &path_);
+    return std::make_unique<LevelDBIterator>(db_.get(), snapshot, c, opts.upper_bound,
+                                             opts.fill_cache, &path_);
   }
 
   std::unique_ptr<Snapshot> GetSnapshot() override {

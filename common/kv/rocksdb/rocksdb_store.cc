@@ -83,10 +83,11 @@ class RocksDBSnapshot final : public Snapshot {
 class RocksDBIterator final : public Iterator {
  public:
   RocksDBIterator(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf,
-                  const rocksdb::Snapshot* snapshot, std::string upper_bound)
+                  const rocksdb::Snapshot* snapshot, std::string upper_bound, bool fill_cache)
       : upper_bound_(std::move(upper_bound)), bound_slice_(ToSlice(upper_bound_)) {
     rocksdb::ReadOptions ro;
     ro.snapshot = snapshot;
+    ro.fill_cache = fill_cache;
     // RocksDB keeps a pointer to the bound: it lives in this object, declared
     // before (so destroyed after) iter_.
     if (!upper_bound_.empty()) ro.iterate_upper_bound = &bound_slice_;
@@ -287,7 +288,8 @@ class RocksDBStore final : public KVStore {
     const rocksdb::Snapshot* snapshot = nullptr;
     Status s = Unwrap(opts.snapshot, &snapshot);
     if (!s.ok()) return NewErrorIterator(std::move(s));
-    return std::make_unique<RocksDBIterator>(db_.get(), Handle(c), snapshot, opts.upper_bound);
+    return std::make_unique<RocksDBIterator>(db_.get(), Handle(c), snapshot, opts.upper_bound,
+                                             opts.fill_cache);
   }
 
   std::unique_ptr<Snapshot> GetSnapshot() override {
@@ -318,6 +320,12 @@ class RocksDBStore final : public KVStore {
         if (db_->GetIntProperty(handles_[i], property, &value)) total += value;
       }
       out.emplace_back(name, total);
+    }
+    // The block cache is shared by the columns: its usage once.
+    uint64_t cache_usage = 0;
+    if (handles_.size() > 1 &&
+        db_->GetIntProperty(handles_[1], "rocksdb.block-cache-usage", &cache_usage)) {
+      out.emplace_back("block_cache_usage_bytes", cache_usage);
     }
     return out;
   }
