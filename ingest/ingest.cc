@@ -15,6 +15,7 @@
 #include "ingest/archive.h"
 #include "ingest/decompress.h"
 #include "ingest/tar_writer.h"
+#include "ingest/tree_walk.h"
 #include "progress/counting_streams.h"
 #include "store/background_writer.h"
 
@@ -256,22 +257,29 @@ Status IngestFromStore(FileSystem* fs, PersistentStore* store, const std::string
 
 namespace {
 
-// Directory entries listed per ReadDir call while exporting.
-constexpr size_t kListBatch = 1024;
-
 // A file whose holes add up to at least this many bytes is written as a
 // sparse member (smaller holes are written as zeros).
 constexpr uint64_t kSparseMinHoleBytes = 64 << 10;
 
+// Writes the members of a tree's entries, as TreeWalk hands them over.
 class TreeWriter {
  public:
   TreeWriter(FileSystem* fs, TarWriter* out, ExportStats* stats)
       : fs_(fs), out_(out), stats_(stats) {}
 
-  Status WriteDirectory(const Attributes& a, const std::string& path) {
-    KVFS_RETURN_IF_ERROR(out_->WriteHeader(MemberOf(a, path + "/", MemberType::kDirectory)));
-    ++stats_->members;
-    return WriteContents(a.ino, path + "/");
+  // A regular file whose contents are written as they are (not as a sparse
+  // member): the walk may read these ahead.
+  static bool IsCopiedWhole(const Attributes& a) {
+    return a.type == FileType::kRegular && a.size < a.space_used + kSparseMinHoleBytes;
+  }
+
+  // The member for entry `e` of `batch`.
+  Status Write(const WalkBatch& batch, const WalkEntry& e) {
+    if (e.attrs.type == FileType::kDirectory) {
+      ++stats_->members;
+      return out_->WriteHeader(MemberOf(e.attrs, e.path, MemberType::kDirectory));
+    }
+    return WriteNonDirectory(batch, e);
   }
 
  private:
@@ -289,38 +297,9 @@ class TreeWriter {
     return m;
   }
 
-  // Members for the entries of directory `dir`, whose path is `prefix`
-  // (ending with '/'): its non-directories as they are listed, then each
-  // subdirectory with its contents.
-  Status WriteContents(Ino dir, const std::string& prefix) {
-    std::vector<std::pair<std::string, Attributes>> subdirs;
-    std::vector<DirEntry> batch;
-    uint64_t cookie = kStartCookie;
-    for (bool eof = false; !eof;) {
-      batch.clear();
-      KVFS_RETURN_IF_ERROR(fs_->ReadDir(
-          dir, cookie,
-          [&](const DirEntry& de) {
-            batch.push_back(de);
-            return batch.size() < kListBatch;
-          },
-          &eof));
-      for (const DirEntry& de : batch) {
-        if (de.attrs.type == FileType::kDirectory) {
-          subdirs.emplace_back(de.name, de.attrs);
-        } else {
-          KVFS_RETURN_IF_ERROR(WriteNonDirectory(de.attrs, prefix + de.name));
-        }
-      }
-      if (!batch.empty()) cookie = batch.back().cookie;
-    }
-    for (const auto& [name, attrs] : subdirs) {
-      KVFS_RETURN_IF_ERROR(WriteDirectory(attrs, prefix + name));
-    }
-    return Status::OK();
-  }
-
-  Status WriteNonDirectory(const Attributes& a, const std::string& path) {
+  Status WriteNonDirectory(const WalkBatch& batch, const WalkEntry& e) {
+    const Attributes& a = e.attrs;
+    const std::string& path = e.path;
     if (a.nlink > 1) {
       auto [it, first] = links_.emplace(a.ino, path);
       if (!first) {
@@ -332,7 +311,7 @@ class TreeWriter {
     }
     switch (a.type) {
       case FileType::kRegular:
-        return WriteFile(a, path);
+        return WriteFile(batch, e);
       case FileType::kSymlink: {
         Member m = MemberOf(a, path, MemberType::kSymlink);
         KVFS_RETURN_IF_ERROR(fs_->Readlink(a.ino, &m.link_target));
@@ -359,13 +338,18 @@ class TreeWriter {
   // A regular file: its contents, or for a sparse file (space_used tells
   // without a read) only the runs of data it stores, so that the member
   // costs what the file stores, never its size.
-  Status WriteFile(const Attributes& a, const std::string& path) {
+  Status WriteFile(const WalkBatch& batch, const WalkEntry& e) {
+    const Attributes& a = e.attrs;
+    const std::string& path = e.path;
     Member m = MemberOf(a, path, MemberType::kRegular);
     m.size = a.size;
     ++stats_->members;
-    if (a.size < a.space_used + kSparseMinHoleBytes) {
+    if (IsCopiedWhole(a)) {
       KVFS_RETURN_IF_ERROR(out_->WriteHeader(m));
-      return CopyContents(a.ino, 0, a.size, path);
+      if (!e.read) return CopyContents(a.ino, 0, a.size, path);
+      // Read by the walk.
+      KVFS_RETURN_IF_ERROR(e.read_status);
+      return WriteContents(batch.ContentsOf(e), a.size, path);
     }
     std::vector<DataExtent> extents;
     bool changed = false;
@@ -390,6 +374,18 @@ class TreeWriter {
       copied += piece.size();
       return out_->WriteData(piece);
     }));
+    return Copied(copied, length, path);
+  }
+
+  // Writes `data`, the contents of a file of `length` bytes.
+  Status WriteContents(std::string_view data, uint64_t length, const std::string& path) {
+    if (!data.empty()) KVFS_RETURN_IF_ERROR(out_->WriteData(data));
+    return Copied(data.size(), length, path);
+  }
+
+  // Counts `copied` bytes of a file or extent of `length` bytes; a
+  // difference means the file changed while it was exported.
+  Status Copied(uint64_t copied, uint64_t length, const std::string& path) {
     if (copied != length) {
       return Status::FromErrno(EAGAIN, "'" + path + "' changed while it was exported");
     }
@@ -415,8 +411,16 @@ Status WriteTree(FileSystem* fs, std::string_view name, ObjectWriter* out, Compr
   }
   std::unique_ptr<TarWriter> writer;
   KVFS_RETURN_IF_ERROR(TarWriter::Open(out, compression, &writer));
+  // The tree is listed, and part of its small files read, on a second core.
+  TreeWalk walk(fs, top, std::string(member_top.empty() ? name : member_top),
+                [](const Attributes& a) { return TreeWriter::IsCopiedWhole(a) && a.nlink == 1; });
   TreeWriter tw(fs, writer.get(), stats);
-  KVFS_RETURN_IF_ERROR(tw.WriteDirectory(top, std::string(member_top.empty() ? name : member_top)));
+  WalkBatch batch;
+  for (;;) {
+    KVFS_RETURN_IF_ERROR(walk.Next(&batch));
+    if (batch.entries.empty()) break;
+    for (const WalkEntry& e : batch.entries) KVFS_RETURN_IF_ERROR(tw.Write(batch, e));
+  }
   KVFS_RETURN_IF_ERROR(writer->Close());
   stats->object_bytes = out->size();
   return Status::OK();
