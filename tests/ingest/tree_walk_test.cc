@@ -30,15 +30,7 @@ bool WantsContents(const Attributes& a) { return a.type == FileType::kRegular &&
 void ExpectedOrder(FileSystem* fs, const Attributes& dir, const std::string& path, Walked* out) {
   out->emplace_back(path, dir.ino);
   std::vector<DirEntry> entries;
-  bool eof = false;
-  ASSERT_OK(fs->ReadDir(
-      dir.ino, kStartCookie,
-      [&](const DirEntry& e) {
-        entries.push_back(e);
-        return true;
-      },
-      &eof));
-  ASSERT_TRUE(eof);
+  ASSERT_OK(ListDirectory(fs, dir.ino, &entries));
   for (const DirEntry& e : entries) {
     if (e.attrs.type != FileType::kDirectory) out->emplace_back(path + e.name, e.attrs.ino);
   }
