@@ -8,11 +8,11 @@ namespace {
 
 // Directory entries listed per ReadDir call.
 constexpr size_t kListBatch = 1024;
-// A batch is handed over once it has this many entries or this many bytes
-// of contents, so it holds at most kBatchEntries paths and less than
+// A batch is queued once it has this many entries or its files to read
+// this many bytes, so it holds at most kBatchEntries paths and less than
 // kBatchContentsBytes + kMaxReadBytes (512 KiB) of contents. With
-// kMaxQueuedBatches queued, one being filled and one the caller holds, that
-// is 2.5 MiB of contents at most.
+// kMaxQueuedBatches queued, one the caller holds and the buffers of the one
+// being listed, that is 3 MiB at most.
 constexpr size_t kBatchEntries = 64;
 constexpr size_t kBatchContentsBytes = 256 << 10;
 
@@ -34,10 +34,14 @@ TreeWalk::~TreeWalk() {
 }
 
 void TreeWalk::Run(const Attributes& top, const std::string& top_path) {
-  if (Add(top, top_path + "/") && WalkContents(top.ino, top_path + "/")) Publish();
-  std::lock_guard<std::mutex> lock(mu_);
+  const bool listed =
+      Add(top, top_path + "/") && WalkContents(top.ino, top_path + "/") && Publish();
+  std::unique_lock<std::mutex> lock(mu_);
   done_ = true;
   changed_.notify_all();
+  // Help read what is still queued.
+  while (listed && !stop_ && ReadAQueuedBatch(lock)) {
+  }
 }
 
 bool TreeWalk::WalkContents(Ino dir, const std::string& prefix) {
@@ -77,55 +81,76 @@ bool TreeWalk::WalkContents(Ino dir, const std::string& prefix) {
 }
 
 bool TreeWalk::Add(const Attributes& a, std::string path) {
-  WalkEntry& e = filling_.entries.emplace_back();
+  WalkEntry& e = listing_.entries.emplace_back();
   e.attrs = a;
   e.path = std::move(path);
-  // Only while ahead of the caller (tree_walk.h).
-  if (queued_when_published_ > 0 && a.size > 0 && a.size <= kMaxReadBytes && wants_contents_(a)) {
-    std::string& out = filling_.contents;
-    e.read = true;
-    e.contents_offset = out.size();
-    e.read_status = fs_->ReadStream(a.ino, 0, a.size, [&](std::string_view piece) {
-      out.append(piece);
-      return Status::OK();
-    });
-    e.contents_size = out.size() - e.contents_offset;
-  }
-  if (filling_.entries.size() < kBatchEntries && filling_.contents.size() < kBatchContentsBytes) {
-    return true;
-  }
+  e.read = a.size > 0 && a.size <= kMaxReadBytes && wants_contents_(a);
+  if (e.read) listing_bytes_ += a.size;
+  if (listing_.entries.size() < kBatchEntries && listing_bytes_ < kBatchContentsBytes) return true;
   return Publish();
 }
 
 bool TreeWalk::Publish() {
   std::unique_lock<std::mutex> lock(mu_);
-  changed_.wait(lock, [&] { return stop_ || queue_.size() < kMaxQueuedBatches; });
+  while (!stop_ && queue_.size() >= kMaxQueuedBatches) {
+    if (!ReadAQueuedBatch(lock)) changed_.wait(lock);
+  }
   if (stop_) return false;
-  if (filling_.entries.empty()) return true;
-  queue_.push_back(std::move(filling_));
-  queued_when_published_ = queue_.size() - 1;
-  filling_ = WalkBatch();
+  if (listing_.entries.empty()) return true;
+  queue_.emplace_back().batch = std::move(listing_);
+  listing_ = WalkBatch();
   if (!spare_.empty()) {
-    filling_ = std::move(spare_.back());
+    listing_ = std::move(spare_.back());
     spare_.pop_back();
   }
-  filling_.entries.clear();
-  filling_.contents.clear();
+  listing_.entries.clear();
+  listing_bytes_ = 0;
   changed_.notify_all();
   return true;
+}
+
+bool TreeWalk::ReadAQueuedBatch(std::unique_lock<std::mutex>& lock) {
+  for (Slot& slot : queue_) {
+    if (slot.state != Slot::State::kListed) continue;
+    slot.state = Slot::State::kReading;
+    lock.unlock();
+    ReadContents(&slot.batch);
+    lock.lock();
+    slot.state = Slot::State::kRead;
+    changed_.notify_all();
+    return true;
+  }
+  return false;
+}
+
+void TreeWalk::ReadContents(WalkBatch* batch) {
+  std::string& out = batch->contents;
+  out.clear();
+  for (WalkEntry& e : batch->entries) {
+    if (!e.read) continue;
+    e.contents_offset = out.size();
+    e.read_status = fs_->ReadStream(e.attrs.ino, 0, e.attrs.size, [&](std::string_view piece) {
+      out.append(piece);
+      return Status::OK();
+    });
+    e.contents_size = out.size() - e.contents_offset;
+  }
 }
 
 Status TreeWalk::Next(WalkBatch* batch) {
   std::unique_lock<std::mutex> lock(mu_);
   // At most kMaxQueuedBatches + 2 batches exist: their buffers go round.
   spare_.push_back(std::move(*batch));
-  changed_.wait(lock, [&] { return !queue_.empty() || done_; });
-  if (queue_.empty()) {
-    batch->entries.clear();
-    batch->contents.clear();
-    return error_;
+  for (;;) {
+    if (!queue_.empty() && queue_.front().state == Slot::State::kRead) break;
+    if (queue_.empty() && done_) {
+      batch->entries.clear();
+      batch->contents.clear();
+      return error_;
+    }
+    if (!ReadAQueuedBatch(lock)) changed_.wait(lock);
   }
-  *batch = std::move(queue_.front());
+  *batch = std::move(queue_.front().batch);
   queue_.pop_front();
   changed_.notify_all();
   return Status::OK();
