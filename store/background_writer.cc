@@ -1,9 +1,14 @@
 #include "store/background_writer.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
 #include <utility>
 
 namespace kvfs::store {
+
+void BackgroundWriter::Buffer::Free::operator()(char* p) const { std::free(p); }
 
 BackgroundWriter::BackgroundWriter(std::unique_ptr<ObjectWriter> target, size_t buffer_bytes,
                                    size_t buffers)
@@ -24,9 +29,13 @@ bool BackgroundWriter::TakeBuffer(std::unique_lock<std::mutex>& lock) {
     filling_ = std::move(spare_.back());
     spare_.pop_back();
   } else {
+    // aligned_alloc wants a size that is a multiple of the alignment.
+    const size_t bytes =
+        (buffer_bytes_ + kBufferAlignment - 1) / kBufferAlignment * kBufferAlignment;
+    filling_.data.reset(static_cast<char*>(std::aligned_alloc(kBufferAlignment, bytes)));
+    if (filling_.data == nullptr) throw std::bad_alloc();
+    filling_.size = 0;
     ++allocated_;
-    filling_ = std::string();
-    filling_.reserve(buffer_bytes_);
   }
   have_filling_ = true;
   return true;
@@ -41,12 +50,13 @@ Status BackgroundWriter::Append(std::string_view data) {
     if (!have_filling_ && !TakeBuffer(lock)) return error_;
     // The buffer is the producer's alone: fill it without the lock.
     lock.unlock();
-    const size_t n = std::min(data.size(), buffer_bytes_ - filling_.size());
-    filling_.append(data.substr(0, n));
+    const size_t n = std::min(data.size(), buffer_bytes_ - filling_.size);
+    std::memcpy(filling_.data.get() + filling_.size, data.data(), n);
+    filling_.size += n;
     data.remove_prefix(n);
     lock.lock();
     if (!error_.ok()) return error_;  // nothing after an error is queued
-    if (filling_.size() == buffer_bytes_) {
+    if (filling_.size == buffer_bytes_) {
       queue_.push_back(std::move(filling_));
       have_filling_ = false;
       queued_.notify_one();
@@ -61,7 +71,7 @@ void BackgroundWriter::WriteQueued() {
     queued_.wait(lock, [&] { return !queue_.empty() || stop_; });
     if (queue_.empty()) return;  // stop_, and everything is written
     if (error_.ok()) {
-      const std::string& data = queue_.front();  // stays put: only this thread pops
+      const std::string_view data = queue_.front().view();  // stays put: only this thread pops
       lock.unlock();
       Status s = target_->Append(data);
       lock.lock();
@@ -71,7 +81,7 @@ void BackgroundWriter::WriteQueued() {
     // unwritten.
     do {
       spare_.push_back(std::move(queue_.front()));
-      spare_.back().clear();
+      spare_.back().size = 0;
       queue_.pop_front();
     } while (!error_.ok() && !queue_.empty());
     written_.notify_all();
@@ -93,7 +103,7 @@ Status BackgroundWriter::Commit() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stop_) return Status::InvalidArgument("object already committed");
-    if (have_filling_ && !filling_.empty() && error_.ok()) {
+    if (have_filling_ && filling_.size > 0 && error_.ok()) {
       queue_.push_back(std::move(filling_));
       have_filling_ = false;
       queued_.notify_one();

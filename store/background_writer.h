@@ -6,9 +6,11 @@
 // Appends are copied into buffers of `buffer_bytes`, and each full buffer is
 // one Append of the target (the last one, written by Commit, may be
 // shorter): the target sees the same bytes in the same order, in calls of
-// that size. At most `buffers` buffers exist; they are allocated once and
-// reused, so the writer holds at most buffers * buffer_bytes, and Append
-// blocks while every buffer is full and waiting to be written. The first
+// that size. The buffers start at multiples of kBufferAlignment, so a target
+// can write whole buffers with direct I/O (store/posix). At most `buffers`
+// buffers exist; they are allocated once and reused, so the writer holds at
+// most buffers * buffer_bytes, and Append blocks while every buffer is full
+// and waiting to be written. The first
 // error the target returns stops the writing: the next Append and Commit
 // return it, and nothing given after it is written.
 #pragma once
@@ -48,7 +50,19 @@ class BackgroundWriter final : public ObjectWriter {
   // Bytes appended so far (buffered, queued or written).
   uint64_t size() const override;
 
+  static constexpr size_t kBufferAlignment = 4096;
+
  private:
+  // `capacity` bytes at a multiple of kBufferAlignment, `size` of them used.
+  struct Buffer {
+    struct Free {
+      void operator()(char* p) const;
+    };
+    std::unique_ptr<char, Free> data;
+    size_t size = 0;
+    std::string_view view() const { return std::string_view(data.get(), size); }
+  };
+
   // Waits for a buffer to fill (a spare one, or a new one while fewer than
   // buffers_ exist); false with the target's error if it failed meanwhile.
   bool TakeBuffer(std::unique_lock<std::mutex>& lock);
@@ -63,11 +77,11 @@ class BackgroundWriter final : public ObjectWriter {
   std::condition_variable queued_;   // something to write, or stop_
   std::condition_variable written_;  // a buffer is spare again, or an error
   // The buffer Append fills (only the producer touches it), if it has one.
-  std::string filling_;
+  Buffer filling_;
   bool have_filling_ = false;
-  std::deque<std::string> queue_;   // the front is the one being written
-  std::vector<std::string> spare_;  // written buffers, to be filled again
-  size_t allocated_ = 0;            // buffers that exist
+  std::deque<Buffer> queue_;   // the front is the one being written
+  std::vector<Buffer> spare_;  // written buffers, to be filled again
+  size_t allocated_ = 0;       // buffers that exist
   uint64_t size_ = 0;
   Status error_;
   bool stop_ = false;

@@ -10,7 +10,9 @@
 // DIR/.kvfs/names/<NAME>, made the same way. No settings.
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -57,13 +59,30 @@ Status MakeDir(const std::string& path) {
   return Status::OK();
 }
 
+// Whether `fd` is on a local disk file system, where direct I/O writes from
+// the caller's memory to the disk. Elsewhere it is refused (tmpfs) or makes
+// every write a synchronous round trip (NFS, CIFS).
+bool OnLocalDisk(int fd) {
+  struct statfs st;
+  if (::fstatfs(fd, &st) != 0) return false;
+  switch (st.f_type) {
+    case EXT4_SUPER_MAGIC:  // ext2, ext3 and ext4 alike
+    case XFS_SUPER_MAGIC:
+    case BTRFS_SUPER_MAGIC:
+      return true;
+    default:
+      return false;
+  }
+}
+
 class FileWriter final : public ObjectWriter {
  public:
   FileWriter(UniqueFd fd, std::string tmp_path, std::string final_path, std::string dir)
       : fd_(std::move(fd)),
         tmp_path_(std::move(tmp_path)),
         final_path_(std::move(final_path)),
-        dir_(std::move(dir)) {}
+        dir_(std::move(dir)),
+        direct_(OnLocalDisk(fd_.get()) ? Direct::kAllowed : Direct::kOff) {}
 
   ~FileWriter() override {
     if (!committed_) {
@@ -74,8 +93,16 @@ class FileWriter final : public ObjectWriter {
 
   Status Append(std::string_view data) override {
     if (committed_) return Status::InvalidArgument("object already committed");
+    const size_t bytes = data.size();
+    if (direct_ != Direct::kOff && DirectIoCanTake(data)) {
+      KVFS_RETURN_IF_ERROR(WriteDirect(&data));
+    } else if (direct_ == Direct::kOn) {
+      KVFS_RETURN_IF_ERROR(StopDirect());
+    } else {
+      direct_ = Direct::kOff;
+    }
     KVFS_RETURN_IF_ERROR(WriteAll(fd_.get(), data, tmp_path_));
-    size_ += data.size();
+    size_ += bytes;
     // Start the write-back of every full stretch now, so that it proceeds
     // while the writer produces the rest, and Commit's fsync waits only for
     // the tail (the kernel would otherwise keep a whole tarball dirty until
@@ -103,11 +130,57 @@ class FileWriter final : public ObjectWriter {
   uint64_t size() const override { return size_; }
 
  private:
+  // Appends that start at a multiple of kDirectIoAlignment in memory and in
+  // the file, and whose size is one (a BackgroundWriter's whole buffers), go
+  // past the page cache (O_DIRECT) on a local disk: a tarball is written
+  // once and rarely read back soon, and the kernel's copy of it into the
+  // page cache was the biggest CPU cost of an export (docs/benchmarks.md).
+  // The first other append (the tail), or a refusal, switches the file to
+  // buffered writes for good. Commit's fsync makes both kinds durable.
+  enum class Direct { kOff, kAllowed, kOn };
+  static constexpr size_t kDirectIoAlignment = 4096;
+
+  bool DirectIoCanTake(std::string_view data) const {
+    return reinterpret_cast<uintptr_t>(data.data()) % kDirectIoAlignment == 0 &&
+           data.size() % kDirectIoAlignment == 0 && size_ % kDirectIoAlignment == 0;
+  }
+
+  // Writes what direct I/O takes of *data, leaving the rest (all of it if
+  // the file system refuses) to buffered writes.
+  Status WriteDirect(std::string_view* data) {
+    if (direct_ == Direct::kAllowed) {
+      const int flags = ::fcntl(fd_.get(), F_GETFL);
+      if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags | O_DIRECT) != 0) {
+        direct_ = Direct::kOff;
+        return Status::OK();
+      }
+      direct_ = Direct::kOn;
+    }
+    while (!data->empty()) {
+      const ssize_t n = ::write(fd_.get(), data->data(), data->size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EINVAL) return StopDirect();  // refused: buffered from here
+      if (n < 0) return Errno("write", tmp_path_);
+      data->remove_prefix(static_cast<size_t>(n));
+    }
+    return Status::OK();
+  }
+
+  Status StopDirect() {
+    direct_ = Direct::kOff;
+    const int flags = ::fcntl(fd_.get(), F_GETFL);
+    if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags & ~O_DIRECT) != 0) {
+      return Errno("fcntl", tmp_path_);
+    }
+    return Status::OK();
+  }
+
   UniqueFd fd_;
   const std::string tmp_path_;
   const std::string final_path_;
   const std::string dir_;
   static constexpr uint64_t kWriteBackBytes = 8 << 20;
+  Direct direct_;
   uint64_t size_ = 0;
   uint64_t written_back_ = 0;  // write-back started for bytes below this
   bool committed_ = false;

@@ -2,20 +2,32 @@
 // bytes in order, in whole buffers, and is committed only by Commit; the
 // buffers are bounded; the target's first error reaches the producer and
 // stops the writing; an abandoned writer leaves the target uncommitted. Over
-// a real directory store too: an export-sized object arrives whole.
+// a real directory store too: an export-sized object arrives whole, and on a
+// local disk its whole buffers bypass the page cache (direct I/O).
 #include "store/background_writer.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
+#include <sys/statfs.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <mutex>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/unique_fd.h"
 #include "store/store.h"
 #include "tests/status_assertions.h"
 
@@ -27,6 +39,7 @@ struct Record {
   std::mutex mu;
   std::condition_variable changed;
   std::vector<std::string> appends;
+  std::vector<const char*> appends_at;  // where each append's bytes were
   bool committed = false;
   bool destroyed = false;
   // Appends beyond this many wait until it is raised.
@@ -50,6 +63,7 @@ class RecordingWriter final : public ObjectWriter {
       return Status::IOError("disk on fire");
     }
     r_->appends.emplace_back(data);
+    r_->appends_at.push_back(data.data());
     r_->changed.notify_all();
     return Status::OK();
   }
@@ -86,6 +100,10 @@ TEST(BackgroundWriterTest, PassesEveryByteInOrderInWholeBuffersAndCommits) {
       if (i + 1 < r.appends.size()) {
         EXPECT_EQ(r.appends[i].size(), 1000u) << i;
       }
+      // ... from memory a target can write with direct I/O.
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(r.appends_at[i]) % BackgroundWriter::kBufferAlignment,
+                0u)
+          << i;
       received += r.appends[i];
     }
     EXPECT_EQ(received, sent);
@@ -180,6 +198,99 @@ TEST(BackgroundWriterTest, AnAbandonedWriterLeavesNoObjectInADirectoryStore) {
   EXPECT_EQ(objects[0].name, "whole.tar");
   EXPECT_EQ(objects[0].size, 40u << 20);
   std::filesystem::remove_all(dir);
+}
+
+// Of the pages holding the first `bytes` of file `path`, the bytes of those in
+// the page cache.
+size_t CachedBytes(const std::string& path, size_t bytes) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  EXPECT_TRUE(fd.valid()) << path;
+  void* map = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd.get(), 0);
+  EXPECT_NE(map, MAP_FAILED) << path;
+  if (map == MAP_FAILED) return 0;
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> resident((bytes + page - 1) / page);
+  EXPECT_EQ(::mincore(map, bytes, resident.data()), 0);
+  ::munmap(map, bytes);
+  size_t cached = 0;
+  for (unsigned char r : resident) cached += (r & 1) ? page : 0;
+  return cached;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// An export into a directory store: on a local disk the writer's whole
+// buffers go past the page cache (the kernel's copy into it was an export's
+// biggest CPU cost) and only the tail is buffered; on tmpfs, which refuses
+// direct I/O, all of it is buffered. Either way the tarball is the bytes
+// given, and an append after the unaligned tail is written too.
+TEST(BackgroundWriterTest, ADirectoryStoreOnALocalDiskWritesWholeBuffersPastThePageCache) {
+  std::string data((6 << 20) + 12345, '\0');
+  std::mt19937_64 random(7);
+  for (char& ch : data) ch = static_cast<char>(random());
+  struct Case {
+    std::filesystem::path dir;
+    bool local_disk;
+  };
+  const std::string leaf = "background_writer_test.direct." + std::to_string(::getpid());
+  const std::vector<Case> cases = {{std::filesystem::temp_directory_path() / leaf, true},
+                                   {std::filesystem::path("/dev/shm") / leaf, false}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.dir.string());
+    std::filesystem::remove_all(c.dir);
+    std::filesystem::create_directories(c.dir);
+    struct statfs st;
+    ASSERT_EQ(::statfs(c.dir.c_str(), &st), 0);
+    if (c.local_disk) {
+      ASSERT_TRUE(st.f_type == EXT4_SUPER_MAGIC || st.f_type == XFS_SUPER_MAGIC ||
+                  st.f_type == BTRFS_SUPER_MAGIC)
+          << "this test needs TMPDIR on ext4, XFS or btrfs";
+    } else {
+      ASSERT_EQ(st.f_type, TMPFS_MAGIC);
+    }
+    std::unique_ptr<PersistentStore> store;
+    ASSERT_OK(OpenStore(StoreAt(c.dir.string()), &store));
+    std::unique_ptr<ObjectWriter> out;
+    ASSERT_OK(store->OpenWrite("t.tar", &out));
+    {
+      BackgroundWriter w(std::move(out));
+      // Six whole buffers and a tail, in pieces of odd sizes.
+      for (size_t at = 0; at < data.size(); at += 100003) {
+        ASSERT_OK(w.Append(std::string_view(data).substr(at, 100003)));
+      }
+      ASSERT_OK(w.Commit());
+    }
+    const std::string path = (c.dir / "t.tar").string();
+    const size_t whole = 6 << 20;
+    if (c.local_disk) {
+      EXPECT_EQ(CachedBytes(path, whole), 0u);
+    } else {
+      EXPECT_EQ(CachedBytes(path, whole), whole);
+    }
+    // The tail's pages (written buffered).
+    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    EXPECT_EQ(CachedBytes(path, data.size()) - CachedBytes(path, whole),
+              (data.size() - whole + page - 1) / page * page);
+    EXPECT_TRUE(ReadFile(path) == data);
+
+    // Aligned appends after an unaligned one (an object written without a
+    // BackgroundWriter) are written too, buffered.
+    ASSERT_OK(store->OpenWrite("u.tar", &out));
+    std::unique_ptr<char, decltype(&std::free)> aligned(
+        static_cast<char*>(std::aligned_alloc(4096, 1 << 20)), &std::free);
+    std::memcpy(aligned.get(), data.data(), 1 << 20);
+    const std::string_view whole_buffer(aligned.get(), 1 << 20);
+    ASSERT_OK(out->Append(whole_buffer));
+    ASSERT_OK(out->Append(std::string_view(data).substr(0, 4097)));
+    ASSERT_OK(out->Append(whole_buffer));
+    ASSERT_OK(out->Commit());
+    EXPECT_TRUE(ReadFile((c.dir / "u.tar").string()) ==
+                std::string(whole_buffer) + data.substr(0, 4097) + std::string(whole_buffer));
+    std::filesystem::remove_all(c.dir);
+  }
 }
 
 }  // namespace
