@@ -8,37 +8,32 @@
 
 namespace kvfs::store {
 
-void BackgroundWriter::Buffer::Free::operator()(char* p) const { std::free(p); }
+namespace {
+
+// `bytes` (rounded up to the alignment, as aligned_alloc wants) at a multiple
+// of BackgroundWriter::kBufferAlignment.
+char* AllocateAligned(size_t bytes) {
+  constexpr size_t kAlign = BackgroundWriter::kBufferAlignment;
+  void* p = std::aligned_alloc(kAlign, (bytes + kAlign - 1) / kAlign * kAlign);
+  if (p == nullptr) throw std::bad_alloc();
+  return static_cast<char*>(p);
+}
+
+}  // namespace
+
+void BackgroundWriter::Free::operator()(char* p) const { std::free(p); }
 
 BackgroundWriter::BackgroundWriter(std::unique_ptr<ObjectWriter> target, size_t buffer_bytes,
                                    size_t buffers)
     : target_(std::move(target)),
       buffer_bytes_(std::max<size_t>(buffer_bytes, 1)),
       buffers_(std::max<size_t>(buffers, 1)),
+      ring_(AllocateAligned(buffer_bytes_ * buffers_)),
       thread_([this] { WriteQueued(); }) {}
 
 BackgroundWriter::~BackgroundWriter() {
   // An error here has nobody to go to: the target is discarded uncommitted.
   (void)Drain();
-}
-
-bool BackgroundWriter::TakeBuffer(std::unique_lock<std::mutex>& lock) {
-  written_.wait(lock, [&] { return !error_.ok() || !spare_.empty() || allocated_ < buffers_; });
-  if (!error_.ok()) return false;
-  if (!spare_.empty()) {
-    filling_ = std::move(spare_.back());
-    spare_.pop_back();
-  } else {
-    // aligned_alloc wants a size that is a multiple of the alignment.
-    const size_t bytes =
-        (buffer_bytes_ + kBufferAlignment - 1) / kBufferAlignment * kBufferAlignment;
-    filling_.data.reset(static_cast<char*>(std::aligned_alloc(kBufferAlignment, bytes)));
-    if (filling_.data == nullptr) throw std::bad_alloc();
-    filling_.size = 0;
-    ++allocated_;
-  }
-  have_filling_ = true;
-  return true;
 }
 
 Status BackgroundWriter::Append(std::string_view data) {
@@ -47,18 +42,21 @@ Status BackgroundWriter::Append(std::string_view data) {
   if (!error_.ok()) return error_;
   size_ += data.size();
   while (!data.empty()) {
-    if (!have_filling_ && !TakeBuffer(lock)) return error_;
-    // The buffer is the producer's alone: fill it without the lock.
+    // A slot to fill: every one but the queued ones.
+    written_.wait(lock, [&] { return !error_.ok() || queued_slots_ < buffers_; });
+    if (!error_.ok()) return error_;
+    // The slot is the producer's alone: fill it without the lock.
+    char* slot = Slot((first_ + queued_slots_) % buffers_);
     lock.unlock();
-    const size_t n = std::min(data.size(), buffer_bytes_ - filling_.size);
-    std::memcpy(filling_.data.get() + filling_.size, data.data(), n);
-    filling_.size += n;
+    const size_t n = std::min(data.size(), buffer_bytes_ - filled_);
+    std::memcpy(slot + filled_, data.data(), n);
+    filled_ += n;
     data.remove_prefix(n);
     lock.lock();
     if (!error_.ok()) return error_;  // nothing after an error is queued
-    if (filling_.size == buffer_bytes_) {
-      queue_.push_back(std::move(filling_));
-      have_filling_ = false;
+    if (filled_ == buffer_bytes_) {
+      ++queued_slots_;
+      filled_ = 0;
       queued_.notify_one();
     }
   }
@@ -68,22 +66,25 @@ Status BackgroundWriter::Append(std::string_view data) {
 void BackgroundWriter::WriteQueued() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    queued_.wait(lock, [&] { return !queue_.empty() || stop_; });
-    if (queue_.empty()) return;  // stop_, and everything is written
+    queued_.wait(lock, [&] { return queued_slots_ > 0 || stop_; });
+    if (queued_slots_ == 0) return;  // stop_, and everything is written
+    // The queued slots up to the end of the ring, in one call; they stay
+    // put (the producer fills only slots past the queued ones).
+    const size_t run = std::min(queued_slots_, buffers_ - first_);
     if (error_.ok()) {
-      const std::string_view data = queue_.front().view();  // stays put: only this thread pops
+      size_t bytes = run * buffer_bytes_;
+      if (run == queued_slots_ && tail_bytes_ > 0) bytes -= buffer_bytes_ - tail_bytes_;
+      const std::string_view data(Slot(first_), bytes);
       lock.unlock();
       Status s = target_->Append(data);
       lock.lock();
       if (!s.ok()) error_ = std::move(s);
     }
-    // The buffer is spare again; after an error so is every queued one,
+    // The slots are free again; after an error so is every queued one,
     // unwritten.
-    do {
-      spare_.push_back(std::move(queue_.front()));
-      spare_.back().size = 0;
-      queue_.pop_front();
-    } while (!error_.ok() && !queue_.empty());
+    const size_t freed = error_.ok() ? run : queued_slots_;
+    first_ = (first_ + freed) % buffers_;
+    queued_slots_ -= freed;
     written_.notify_all();
   }
 }
@@ -101,11 +102,13 @@ Status BackgroundWriter::Drain() {
 
 Status BackgroundWriter::Commit() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     if (stop_) return Status::InvalidArgument("object already committed");
-    if (have_filling_ && filling_.size > 0 && error_.ok()) {
-      queue_.push_back(std::move(filling_));
-      have_filling_ = false;
+    if (filled_ > 0 && error_.ok()) {
+      // Append left a slot for it: filled_ > 0 only in a slot it took.
+      tail_bytes_ = filled_;
+      ++queued_slots_;
+      filled_ = 0;
       queued_.notify_one();
     }
   }

@@ -3,28 +3,30 @@
 // writer, reading and decompressing the next files) works while the previous
 // bytes are written (a file's write calls, a bucket's part uploads).
 //
-// Appends are copied into buffers of `buffer_bytes`, and each full buffer is
-// one Append of the target (the last one, written by Commit, may be
-// shorter): the target sees the same bytes in the same order, in calls of
-// that size. The buffers start at multiples of kBufferAlignment, so a target
-// can write whole buffers with direct I/O (store/posix). At most `buffers`
-// buffers exist; they are allocated once and reused, so the writer holds at
-// most buffers * buffer_bytes, and Append blocks while every buffer is full
-// and waiting to be written. The first
-// error the target returns stops the writing: the next Append and Commit
-// return it, and nothing given after it is written.
+// Appends are copied into a ring of `buffers` buffers of `buffer_bytes`,
+// one allocation made up front (its pages are touched as they are filled)
+// and reused, so the writer holds at most buffers * buffer_bytes, and Append
+// blocks while every buffer is full and waiting to be written. Each Append
+// of the target is one or more whole buffers that lie next to each other in
+// memory: as many as are queued, up to the end of the ring (the last
+// Append, made by Commit, may end with a partly filled one). So the target
+// sees the same bytes in the same order, in calls of a multiple of
+// buffer_bytes, and bigger calls when it is the slower side. The ring
+// starts at a multiple of kBufferAlignment; with buffer_bytes a multiple of
+// it too (the default), every call does, so a target can write them with
+// direct I/O (store/posix). The first error the target returns stops the
+// writing: the next Append and Commit return it, and nothing given after it
+// is written.
 #pragma once
 
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
-#include <vector>
 
 #include "common/status.h"
 #include "store/persistent_store.h"
@@ -53,19 +55,11 @@ class BackgroundWriter final : public ObjectWriter {
   static constexpr size_t kBufferAlignment = 4096;
 
  private:
-  // `capacity` bytes at a multiple of kBufferAlignment, `size` of them used.
-  struct Buffer {
-    struct Free {
-      void operator()(char* p) const;
-    };
-    std::unique_ptr<char, Free> data;
-    size_t size = 0;
-    std::string_view view() const { return std::string_view(data.get(), size); }
+  struct Free {
+    void operator()(char* p) const;
   };
 
-  // Waits for a buffer to fill (a spare one, or a new one while fewer than
-  // buffers_ exist); false with the target's error if it failed meanwhile.
-  bool TakeBuffer(std::unique_lock<std::mutex>& lock);
+  char* Slot(size_t i) const { return ring_.get() + i * buffer_bytes_; }
   void WriteQueued();
   // Stops the thread after the queue drains; returns the first error.
   Status Drain();
@@ -73,15 +67,18 @@ class BackgroundWriter final : public ObjectWriter {
   std::unique_ptr<ObjectWriter> target_;
   const size_t buffer_bytes_;
   const size_t buffers_;
+  const std::unique_ptr<char, Free> ring_;  // buffers_ slots of buffer_bytes_
   mutable std::mutex mu_;
   std::condition_variable queued_;   // something to write, or stop_
-  std::condition_variable written_;  // a buffer is spare again, or an error
-  // The buffer Append fills (only the producer touches it), if it has one.
-  Buffer filling_;
-  bool have_filling_ = false;
-  std::deque<Buffer> queue_;   // the front is the one being written
-  std::vector<Buffer> spare_;  // written buffers, to be filled again
-  size_t allocated_ = 0;       // buffers that exist
+  std::condition_variable written_;  // slots are free again, or an error
+  // Slots first_, first_ + 1, ... (mod buffers_): queued_slots_ full ones,
+  // queued or being written, then the one Append fills (only the producer
+  // touches it), of which filled_ bytes are used.
+  size_t first_ = 0;
+  size_t queued_slots_ = 0;
+  size_t filled_ = 0;
+  // Bytes of the last queued slot if Commit queued it partly filled.
+  size_t tail_bytes_ = 0;
   uint64_t size_ = 0;
   Status error_;
   bool stop_ = false;

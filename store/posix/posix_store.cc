@@ -94,14 +94,19 @@ class FileWriter final : public ObjectWriter {
   Status Append(std::string_view data) override {
     if (committed_) return Status::InvalidArgument("object already committed");
     const size_t bytes = data.size();
-    if (direct_ != Direct::kOff && DirectIoCanTake(data)) {
-      KVFS_RETURN_IF_ERROR(WriteDirect(&data));
-    } else if (direct_ == Direct::kOn) {
-      KVFS_RETURN_IF_ERROR(StopDirect());
-    } else {
-      direct_ = Direct::kOff;
+    // The whole blocks at the start go direct if they may; what direct I/O
+    // refuses and the rest go buffered, and from then on everything does.
+    std::string_view direct;
+    if (direct_ != Direct::kOff && DirectIoCanStartAt(data.data())) {
+      direct = data.substr(0, data.size() / kDirectIoAlignment * kDirectIoAlignment);
     }
-    KVFS_RETURN_IF_ERROR(WriteAll(fd_.get(), data, tmp_path_));
+    data.remove_prefix(direct.size());
+    KVFS_RETURN_IF_ERROR(WriteDirect(&direct));
+    if (!direct.empty() || !data.empty()) {
+      KVFS_RETURN_IF_ERROR(StopDirect());
+      KVFS_RETURN_IF_ERROR(WriteAll(fd_.get(), direct, tmp_path_));
+      KVFS_RETURN_IF_ERROR(WriteAll(fd_.get(), data, tmp_path_));
+    }
     size_ += bytes;
     // Start the write-back of every full stretch now, so that it proceeds
     // while the writer produces the rest, and Commit's fsync waits only for
@@ -130,24 +135,25 @@ class FileWriter final : public ObjectWriter {
   uint64_t size() const override { return size_; }
 
  private:
-  // Appends that start at a multiple of kDirectIoAlignment in memory and in
-  // the file, and whose size is one (a BackgroundWriter's whole buffers), go
-  // past the page cache (O_DIRECT) on a local disk: a tarball is written
-  // once and rarely read back soon, and the kernel's copy of it into the
-  // page cache was the biggest CPU cost of an export (docs/benchmarks.md).
-  // The first other append (the tail), or a refusal, switches the file to
-  // buffered writes for good. Commit's fsync makes both kinds durable.
+  // An append's whole 4 KiB blocks, if it starts at a multiple of 4 KiB in
+  // memory and in the file (a BackgroundWriter's buffers do), go past the
+  // page cache (O_DIRECT) on a local disk: a tarball is written once and
+  // rarely read back soon, and the kernel's copy of it into the page cache
+  // was the biggest CPU cost of an export (docs/benchmarks.md). The first
+  // other bytes (the tail), or a refusal, switch the file to buffered writes
+  // for good. Commit's fsync makes both kinds durable.
   enum class Direct { kOff, kAllowed, kOn };
   static constexpr size_t kDirectIoAlignment = 4096;
 
-  bool DirectIoCanTake(std::string_view data) const {
-    return reinterpret_cast<uintptr_t>(data.data()) % kDirectIoAlignment == 0 &&
-           data.size() % kDirectIoAlignment == 0 && size_ % kDirectIoAlignment == 0;
+  bool DirectIoCanStartAt(const char* p) const {
+    return reinterpret_cast<uintptr_t>(p) % kDirectIoAlignment == 0 &&
+           size_ % kDirectIoAlignment == 0;
   }
 
-  // Writes what direct I/O takes of *data, leaving the rest (all of it if
-  // the file system refuses) to buffered writes.
+  // Writes what direct I/O takes of *data (whole blocks), leaving the rest
+  // (all of it if the file system refuses) to buffered writes.
   Status WriteDirect(std::string_view* data) {
+    if (data->empty()) return Status::OK();
     if (direct_ == Direct::kAllowed) {
       const int flags = ::fcntl(fd_.get(), F_GETFL);
       if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags | O_DIRECT) != 0) {
@@ -159,17 +165,19 @@ class FileWriter final : public ObjectWriter {
     while (!data->empty()) {
       const ssize_t n = ::write(fd_.get(), data->data(), data->size());
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && errno == EINVAL) return StopDirect();  // refused: buffered from here
+      if (n < 0 && errno == EINVAL) return Status::OK();  // refused: buffered from here
       if (n < 0) return Errno("write", tmp_path_);
       data->remove_prefix(static_cast<size_t>(n));
     }
     return Status::OK();
   }
 
+  // Buffered writes from here on.
   Status StopDirect() {
+    const bool was_on = direct_ == Direct::kOn;
     direct_ = Direct::kOff;
-    const int flags = ::fcntl(fd_.get(), F_GETFL);
-    if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags & ~O_DIRECT) != 0) {
+    const int flags = was_on ? ::fcntl(fd_.get(), F_GETFL) : 0;
+    if (was_on && (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags & ~O_DIRECT) != 0)) {
       return Errno("fcntl", tmp_path_);
     }
     return Status::OK();
