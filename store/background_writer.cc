@@ -102,7 +102,7 @@ Status BackgroundWriter::Drain() {
 
 Status BackgroundWriter::Commit() {
   {
-    std::unique_lock<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (stop_) return Status::InvalidArgument("object already committed");
     if (filled_ > 0 && error_.ok()) {
       // Append left a slot for it: filled_ > 0 only in a slot it took.

@@ -36,15 +36,19 @@ Status Errno(std::string_view what, const std::string& path) {
   return Status::FromErrno(errno, std::string(what) + " " + path);
 }
 
-// Writes all of data to fd.
-Status WriteAll(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
+// Writes all of *data to fd; on an error *data is what was not written.
+Status WriteAll(int fd, std::string_view* data, const std::string& path) {
+  while (!data->empty()) {
+    ssize_t n = ::write(fd, data->data(), data->size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return Errno("write", path);
-    data.remove_prefix(static_cast<size_t>(n));
+    data->remove_prefix(static_cast<size_t>(n));
   }
   return Status::OK();
+}
+
+Status WriteAll(int fd, std::string_view data, const std::string& path) {
+  return WriteAll(fd, &data, path);
 }
 
 Status FsyncPath(const std::string& path) {
@@ -154,33 +158,26 @@ class FileWriter final : public ObjectWriter {
   // (all of it if the file system refuses) to buffered writes.
   Status WriteDirect(std::string_view* data) {
     if (data->empty()) return Status::OK();
-    if (direct_ == Direct::kAllowed) {
-      const int flags = ::fcntl(fd_.get(), F_GETFL);
-      if (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags | O_DIRECT) != 0) {
-        direct_ = Direct::kOff;
-        return Status::OK();
-      }
-      direct_ = Direct::kOn;
-    }
-    while (!data->empty()) {
-      const ssize_t n = ::write(fd_.get(), data->data(), data->size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && errno == EINVAL) return Status::OK();  // refused: buffered from here
-      if (n < 0) return Errno("write", tmp_path_);
-      data->remove_prefix(static_cast<size_t>(n));
-    }
-    return Status::OK();
+    if (direct_ == Direct::kAllowed) direct_ = SetDirectIo(true) ? Direct::kOn : Direct::kOff;
+    if (direct_ == Direct::kOff) return Status::OK();
+    Status s = WriteAll(fd_.get(), data, tmp_path_);
+    if (s.posix_errno() == EINVAL) return Status::OK();  // refused: buffered from here
+    return s;
   }
 
   // Buffered writes from here on.
   Status StopDirect() {
     const bool was_on = direct_ == Direct::kOn;
     direct_ = Direct::kOff;
-    const int flags = was_on ? ::fcntl(fd_.get(), F_GETFL) : 0;
-    if (was_on && (flags < 0 || ::fcntl(fd_.get(), F_SETFL, flags & ~O_DIRECT) != 0)) {
-      return Errno("fcntl", tmp_path_);
-    }
+    if (was_on && !SetDirectIo(false)) return Errno("fcntl", tmp_path_);
     return Status::OK();
+  }
+
+  // Sets or clears O_DIRECT on the file; false (errno set) if refused.
+  bool SetDirectIo(bool on) {
+    const int flags = ::fcntl(fd_.get(), F_GETFL);
+    return flags >= 0 &&
+           ::fcntl(fd_.get(), F_SETFL, on ? flags | O_DIRECT : flags & ~O_DIRECT) == 0;
   }
 
   UniqueFd fd_;
