@@ -172,6 +172,100 @@ TEST(RocksDBBulkLoader, CompressionChoices) {
   EXPECT_NE(s.ToString().find("zstd, lz4 or none"), std::string::npos) << s.ToString();
 }
 
+// A load cut into many SST files built by several threads: every column
+// reads back complete and in order (also after reopening), the files really
+// were cut (at most 64 KiB of a column in each), and the staging directory is left
+// empty.
+TEST(RocksDBBulkLoader, ManyFilesBuiltOnSeveralThreads) {
+  TempDir dir("kvfs-bulk");
+  const KVOptions options = {{"bulk_load_threads", "3"}, {"bulk_load_file_bytes", "64K"}};
+  auto block = [](int i) {
+    std::string v = "block " + std::to_string(i) + ":";
+    v.resize(1000 + (i * 7919) % 6000, static_cast<char>('a' + i % 26));
+    return v;
+  };
+  // Interleaved columns of different sizes: ~7 MB of blocks, small entries
+  // and inodes.
+  constexpr int kBlocks = 2000, kEntries = 5000, kInodes = 3000;
+  uint64_t block_bytes = 0;
+  {
+    std::unique_ptr<KVStore> store;
+    ASSERT_OK(testing::OpenTestStore("rocksdb", dir.path() + "/db", &store, options));
+    std::unique_ptr<BulkLoader> loader;
+    ASSERT_OK(store->NewBulkLoader(dir.path() + "/staging", &loader));
+    for (int i = 0; i < kEntries; ++i) {
+      if (i < kBlocks) {
+        ASSERT_OK(loader->Add(Column::kBlocks, Key(i), block(i)));
+        block_bytes += Key(i).size() + block(i).size();
+      }
+      ASSERT_OK(loader->Add(Column::kEntries, Key(i), "entry " + std::to_string(i)));
+      if (i < kInodes) ASSERT_OK(loader->Add(Column::kInodes, Key(i), "inode"));
+    }
+    ASSERT_OK(loader->Commit());
+  }
+  size_t sst_files = 0;
+  for (const auto& f : std::filesystem::directory_iterator(dir.path() + "/db")) {
+    if (f.path().extension() == ".sst") ++sst_files;
+  }
+  // A file holds at most 64 KiB and one value (< 7 KiB) more, and at least
+  // 8 KiB (an eighth: a file is ended early when its worker falls behind
+  // while another has nothing to do); entries and inodes add a few files.
+  EXPECT_GE(sst_files, block_bytes / (71 << 10));
+  EXPECT_LE(sst_files, block_bytes / (8 << 10) + 3 * 16);
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path() + "/staging"));
+
+  std::unique_ptr<KVStore> store;
+  ASSERT_OK(testing::OpenTestStore("rocksdb", dir.path() + "/db", &store, options));
+  auto it = store->NewIterator(Column::kBlocks, IteratorOptions());
+  int i = 0;
+  for (it->Seek(""); it->Valid(); it->Next(), ++i) {
+    ASSERT_EQ(it->key(), Key(i));
+    ASSERT_EQ(it->value(), block(i)) << Key(i);
+  }
+  ASSERT_OK(it->status());
+  EXPECT_EQ(i, kBlocks);
+  it = store->NewIterator(Column::kEntries, IteratorOptions());
+  i = 0;
+  for (it->Seek(""); it->Valid(); it->Next(), ++i) {
+    ASSERT_EQ(it->key(), Key(i));
+    ASSERT_EQ(it->value(), "entry " + std::to_string(i));
+  }
+  EXPECT_EQ(i, kEntries);
+  EXPECT_EQ(CountKeys(store.get(), Column::kInodes), static_cast<size_t>(kInodes));
+}
+
+// A file that cannot be written (its directory removed under the load) fails
+// the load with an error naming it; nothing becomes visible, nothing hangs.
+TEST(RocksDBBulkLoader, FailedFileFailsTheLoad) {
+  TempDir dir("kvfs-bulk");
+  std::unique_ptr<KVStore> store;
+  ASSERT_OK(testing::OpenTestStore("rocksdb", dir.path() + "/db", &store,
+                                   {{"bulk_load_threads", "2"}, {"bulk_load_file_bytes", "64K"}}));
+  std::unique_ptr<BulkLoader> loader;
+  ASSERT_OK(store->NewBulkLoader(dir.path() + "/staging", &loader));
+  const std::string value(4096, 'v');
+  ASSERT_OK(loader->Add(Column::kBlocks, Key(0), value));
+  std::filesystem::remove_all(dir.path() + "/staging");
+  Status s;
+  for (int i = 1; i < 100000 && s.ok(); ++i) s = loader->Add(Column::kBlocks, Key(i), value);
+  if (s.ok()) s = loader->Commit();
+  EXPECT_EQ(s.posix_errno(), EIO) << s.ToString();
+  EXPECT_NE(s.ToString().find("SST file"), std::string::npos) << s.ToString();
+  EXPECT_FALSE(loader->Commit().ok());
+  loader.reset();
+  EXPECT_EQ(CountKeys(store.get(), Column::kBlocks), 0u);
+}
+
+// bulk_load_file_bytes below 64K is refused.
+TEST(RocksDBBulkLoader, TinyFileSizeRefused) {
+  TempDir dir("kvfs-bulk");
+  std::unique_ptr<KVStore> store;
+  Status s = testing::OpenTestStore("rocksdb", dir.path() + "/db", &store,
+                                    {{"bulk_load_file_bytes", "4K"}});
+  EXPECT_EQ(s.posix_errno(), EINVAL);
+  EXPECT_NE(s.ToString().find("bulk_load_file_bytes"), std::string::npos) << s.ToString();
+}
+
 // Killed at any moment, a load into several columns is visible in all of
 // them or in none after reopening, on every persistent backend.
 class BulkLoaderCrashTest : public ::testing::TestWithParam<std::string> {};

@@ -8,13 +8,11 @@
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
-#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 #include <stdlib.h>
 
 #include <algorithm>
-#include <array>
 #include <filesystem>
 #include <system_error>
 #include <utility>
@@ -22,6 +20,7 @@
 
 #include "common/kv/error_iterator.h"
 #include "common/kv/group_commit.h"
+#include "common/kv/rocksdb/parallel_sst_writer.h"
 
 namespace kvfs {
 namespace {
@@ -128,25 +127,40 @@ class RocksDBIterator final : public Iterator {
 
 // How bulk loads write their SST files (RocksDBOptions::bulk_load_*).
 struct BulkLoadSettings {
-  uint32_t threads = 1;  // compressing in parallel with the loader
+  ParallelSstWriterOptions writer;
   rocksdb::CompressionType compression = rocksdb::kNoCompression;
 };
 
-// BulkLoader over SST files: one SstFileWriter per column, writing into a
-// private directory under the staging directory, and one atomic
-// IngestExternalFiles call across the column families on Commit(). The
-// files are moved (hard-linked) into the database, not copied, so the
-// staging directory must be on the database's file system. The private
-// directory and whatever is left in it are removed on destruction.
+// BulkLoader over SST files: a ParallelSstWriter writes each column's keys
+// into SST files in a private directory under the staging directory, and
+// Commit() ingests all of them in one atomic IngestExternalFiles call across
+// the column families. The files are moved (hard-linked) into the database,
+// not copied, so the staging directory must be on the database's file
+// system. The private directory and whatever is left in it are removed on
+// destruction.
 class SstBulkLoader final : public BulkLoader {
  public:
   // `dir` is the loader's own (already created) directory.
   SstBulkLoader(rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> column_handles,
-                std::string dir, BulkLoadSettings settings)
-      : db_(db), handles_(std::move(column_handles)), dir_(std::move(dir)), settings_(settings) {}
+                std::string dir, const BulkLoadSettings& settings)
+      : db_(db), handles_(std::move(column_handles)), dir_(std::move(dir)) {
+    std::vector<ParallelSstWriter::Stream> streams;
+    for (int i = 0; i < kNumColumns; ++i) {
+      rocksdb::Options options = db_->GetOptions(handles_[i]);
+      // The files land at the bottom level: they get the bulk load's
+      // compression (by default the bottom level's own). Each file is
+      // compressed by the worker that builds it.
+      options.bottommost_compression = settings.compression;
+      options.bottommost_compression_opts.enabled = true;
+      options.compression_opts.parallel_threads = 1;
+      options.bottommost_compression_opts.parallel_threads = 1;
+      streams.push_back({ColumnName(static_cast<Column>(i)), options, handles_[i]});
+    }
+    writer_ = std::make_unique<ParallelSstWriter>(dir_, std::move(streams), settings.writer);
+  }
 
   ~SstBulkLoader() override {
-    writers_ = {};  // close files before removing them
+    writer_.reset();  // stop the workers and close files before removing them
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);  // best effort: nothing to report to
   }
@@ -155,31 +169,10 @@ class SstBulkLoader final : public BulkLoader {
   SstBulkLoader& operator=(const SstBulkLoader&) = delete;
 
   Status Add(Column c, std::string_view key, std::string_view value) override {
-    if (!ValidColumn(c)) return Status::InvalidArgument("bulk load: bad column");
     if (committed_) return Status::InvalidArgument("bulk load: already committed");
-    const int i = static_cast<int>(c);
-    if (!writers_[i]) {
-      rocksdb::Options options = db_->GetOptions(handles_[i]);
-      // The files land at the bottom level: they get the bulk load's
-      // compression (by default the bottom level's own), done by threads of
-      // its own while the loader goes on.
-      options.bottommost_compression = settings_.compression;
-      options.compression_opts.parallel_threads = settings_.threads;
-      options.bottommost_compression_opts.parallel_threads = settings_.threads;
-      options.bottommost_compression_opts.enabled = true;
-      writers_[i] =
-          std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(), options, handles_[i]);
-      KVFS_RETURN_IF_ERROR(FromRocks(writers_[i]->Open(FileOf(c)), "bulk load: open SST file"));
-    }
-    rocksdb::Status rs = writers_[i]->Put(ToSlice(key), ToSlice(value));
-    if (!rs.ok()) {
-      // Out-of-order keys are the caller's mistake, not an I/O error.
-      if (rs.IsInvalidArgument()) {
-        return Status::InvalidArgument(std::string("bulk load: column ") + ColumnName(c) + ": " +
-                                       rs.ToString());
-      }
-      return FromRocks(rs, "bulk load: write SST file");
-    }
+    KVFS_RETURN_IF_ERROR(order_.Check(c, key));
+    KVFS_RETURN_IF_ERROR(writer_->Add(static_cast<size_t>(c), key, value));
+    order_.Added(c, key);
     bytes_ += key.size() + value.size();
     return Status::OK();
   }
@@ -187,14 +180,14 @@ class SstBulkLoader final : public BulkLoader {
   Status Commit() override {
     if (committed_) return Status::InvalidArgument("bulk load: already committed");
     committed_ = true;
+    std::vector<std::vector<std::string>> files;
+    KVFS_RETURN_IF_ERROR(writer_->Finish(&files));
     std::vector<rocksdb::IngestExternalFileArg> args;
     for (int i = 0; i < kNumColumns; ++i) {
-      if (!writers_[i]) continue;
-      // Finish syncs the file.
-      KVFS_RETURN_IF_ERROR(FromRocks(writers_[i]->Finish(), "bulk load: finish SST file"));
+      if (files[i].empty()) continue;
       rocksdb::IngestExternalFileArg arg;
       arg.column_family = handles_[i];
-      arg.external_files.push_back(FileOf(static_cast<Column>(i)));
+      arg.external_files = std::move(files[i]);
       arg.options.move_files = true;
       // The keys of a fresh range overlap nothing: no global sequence number
       // is needed; if one is (overwritten keys), keep it in the manifest
@@ -209,13 +202,11 @@ class SstBulkLoader final : public BulkLoader {
   uint64_t BytesAdded() const override { return bytes_; }
 
  private:
-  std::string FileOf(Column c) const { return dir_ + "/" + ColumnName(c) + ".sst"; }
-
   rocksdb::DB* const db_;
   const std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // one per Column
   const std::string dir_;
-  const BulkLoadSettings settings_;
-  std::array<std::unique_ptr<rocksdb::SstFileWriter>, kNumColumns> writers_;
+  std::unique_ptr<ParallelSstWriter> writer_;
+  BulkLoadKeyOrder order_;
   bool committed_ = false;
   uint64_t bytes_ = 0;
 };
@@ -470,8 +461,12 @@ Status OpenRocksDBStore(const RocksDBOptions& opts, std::unique_ptr<KVStore>* ou
   if (opts.max_background_jobs < 1 || opts.bloom_bits_per_key < 0 || opts.bulk_load_threads < 1) {
     return Status::InvalidArgument("rocksdb store: bad options");
   }
+  if (opts.bulk_load_file_bytes < kMinBulkLoadFileBytes) {
+    return Status::InvalidArgument("rocksdb store: bulk_load_file_bytes is at least 64K");
+  }
   BulkLoadSettings bulk_load;
-  bulk_load.threads = static_cast<uint32_t>(opts.bulk_load_threads);
+  bulk_load.writer.threads = static_cast<uint32_t>(opts.bulk_load_threads);
+  bulk_load.writer.file_bytes = opts.bulk_load_file_bytes;
   KVFS_RETURN_IF_ERROR(BulkLoadCompression(opts.bulk_load_compression, &bulk_load.compression));
   const std::string context = "open rocksdb store at " + opts.path;
   if (!opts.create_if_missing &&

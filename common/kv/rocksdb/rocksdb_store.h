@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -30,6 +31,9 @@
 #include "common/status.h"
 
 namespace kvfs {
+
+// The smallest SST file size a bulk load may be set to cut its columns into.
+inline constexpr uint64_t kMinBulkLoadFileBytes = 64 << 10;
 
 struct RocksDBOptions {
   // Directory holding the database. Required.
@@ -48,10 +52,12 @@ struct RocksDBOptions {
   // Bloom filter bits per key on the entries and inodes columns (~1% false
   // positives at 10); 0 disables the filters.
   int bloom_bits_per_key = 10;
-  // Threads compressing the SST files of a bulk load, in parallel with the
-  // thread adding keys (RocksDB's parallel compression); 1: that thread
-  // compresses itself.
+  // Threads building and compressing the SST files of a bulk load while the
+  // thread adding keys goes on (each file is built by one of them).
   int bulk_load_threads = 2;
+  // A bulk load cuts each column into SST files of about this many bytes of
+  // keys and values (before compression); at least kMinBulkLoadFileBytes.
+  uint64_t bulk_load_file_bytes = 64 << 20;
   // Compression of the SST files a bulk load writes. They land at the
   // bottom level and keep it until a compaction rewrites them: "zstd" (the
   // bottom level's own, the densest), "lz4" (faster to write, about 1.5x the
