@@ -10,9 +10,7 @@
 // DIR/.kvfs/names/<NAME>, made the same way. No settings.
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/magic.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -61,22 +59,6 @@ Status FsyncPath(const std::string& path) {
 Status MakeDir(const std::string& path) {
   if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return Errno("mkdir", path);
   return Status::OK();
-}
-
-// Whether `fd` is on a local disk file system, where direct I/O writes from
-// the caller's memory to the disk. Elsewhere it is refused (tmpfs) or makes
-// every write a synchronous round trip (NFS, CIFS).
-bool OnLocalDisk(int fd) {
-  struct statfs st;
-  if (::fstatfs(fd, &st) != 0) return false;
-  switch (st.f_type) {
-    case EXT4_SUPER_MAGIC:  // ext2, ext3 and ext4 alike
-    case XFS_SUPER_MAGIC:
-    case BTRFS_SUPER_MAGIC:
-      return true;
-    default:
-      return false;
-  }
 }
 
 class FileWriter final : public ObjectWriter {

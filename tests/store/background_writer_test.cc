@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/magic.h>
-#include <sys/mman.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -30,9 +29,12 @@
 #include "common/unique_fd.h"
 #include "store/store.h"
 #include "tests/status_assertions.h"
+#include "tests/store/page_cache.h"
 
 namespace kvfs::store {
 namespace {
+
+using kvfs::testing::CachedBytes;
 
 // What a RecordingWriter saw; outlives the writer.
 struct Record {
@@ -209,23 +211,6 @@ TEST(BackgroundWriterTest, AnAbandonedWriterLeavesNoObjectInADirectoryStore) {
   EXPECT_EQ(objects[0].name, "whole.tar");
   EXPECT_EQ(objects[0].size, 40u << 20);
   std::filesystem::remove_all(dir);
-}
-
-// Of the pages holding the first `bytes` of file `path`, the bytes of those in
-// the page cache.
-size_t CachedBytes(const std::string& path, size_t bytes) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  EXPECT_TRUE(fd.valid()) << path;
-  void* map = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd.get(), 0);
-  EXPECT_NE(map, MAP_FAILED) << path;
-  if (map == MAP_FAILED) return 0;
-  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-  std::vector<unsigned char> resident((bytes + page - 1) / page);
-  EXPECT_EQ(::mincore(map, bytes, resident.data()), 0);
-  ::munmap(map, bytes);
-  size_t cached = 0;
-  for (unsigned char r : resident) cached += (r & 1) ? page : 0;
-  return cached;
 }
 
 std::string ReadFile(const std::string& path) {
