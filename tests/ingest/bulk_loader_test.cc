@@ -34,6 +34,13 @@ size_t CountKeys(KVStore* store, Column c) {
   return n;
 }
 
+// Descriptors this process has open.
+size_t OpenDescriptors() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
 class BulkLoaderTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
@@ -178,7 +185,9 @@ TEST(RocksDBBulkLoader, CompressionChoices) {
 // empty.
 TEST(RocksDBBulkLoader, ManyFilesBuiltOnSeveralThreads) {
   TempDir dir("kvfs-bulk");
-  const KVOptions options = {{"bulk_load_threads", "3"}, {"bulk_load_file_bytes", "64K"}};
+  // Fewer table files kept open than the load writes.
+  const KVOptions options = {
+      {"bulk_load_threads", "3"}, {"bulk_load_file_bytes", "64K"}, {"max_open_files", "64"}};
   auto block = [](int i) {
     std::string v = "block " + std::to_string(i) + ":";
     v.resize(1000 + (i * 7919) % 6000, static_cast<char>('a' + i % 26));
@@ -214,6 +223,7 @@ TEST(RocksDBBulkLoader, ManyFilesBuiltOnSeveralThreads) {
   EXPECT_LE(sst_files, block_bytes / (8 << 10) + 3 * 16);
   EXPECT_TRUE(std::filesystem::is_empty(dir.path() + "/staging"));
 
+  const size_t fds_before = OpenDescriptors();
   std::unique_ptr<KVStore> store;
   ASSERT_OK(testing::OpenTestStore("rocksdb", dir.path() + "/db", &store, options));
   auto it = store->NewIterator(Column::kBlocks, IteratorOptions());
@@ -232,6 +242,10 @@ TEST(RocksDBBulkLoader, ManyFilesBuiltOnSeveralThreads) {
   }
   EXPECT_EQ(i, kEntries);
   EXPECT_EQ(CountKeys(store.get(), Column::kInodes), static_cast<size_t>(kInodes));
+  // Every file was read, yet no more than max_open_files of them are open
+  // (besides the WAL, MANIFEST, LOCK, LOG and the like).
+  it.reset();
+  EXPECT_LE(OpenDescriptors(), fds_before + 64 + 16);
 }
 
 // A file that cannot be written (its directory removed under the load) fails

@@ -458,7 +458,8 @@ rocksdb::ColumnFamilyOptions ColumnOptions(Column c, const RocksDBOptions& opts,
 
 Status OpenRocksDBStore(const RocksDBOptions& opts, std::unique_ptr<KVStore>* out) {
   if (opts.path.empty()) return Status::InvalidArgument("rocksdb store: empty path");
-  if (opts.max_background_jobs < 1 || opts.bloom_bits_per_key < 0 || opts.bulk_load_threads < 1) {
+  if (opts.max_background_jobs < 1 || opts.bloom_bits_per_key < 0 || opts.bulk_load_threads < 1 ||
+      opts.max_open_files < 64) {
     return Status::InvalidArgument("rocksdb store: bad options");
   }
   if (opts.bulk_load_file_bytes < kMinBulkLoadFileBytes) {
@@ -484,6 +485,7 @@ Status OpenRocksDBStore(const RocksDBOptions& opts, std::unique_ptr<KVStore>* ou
   // write that was never synced); everything before it is intact.
   db_opts.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
   db_opts.max_background_jobs = opts.max_background_jobs;
+  db_opts.max_open_files = opts.max_open_files;
   // Smooth out writeback of new SST files instead of one big fsync.
   db_opts.bytes_per_sync = 1 << 20;
   // With several column families a rarely written one (meta) would pin old

@@ -55,9 +55,14 @@ struct RocksDBOptions {
   // Threads building and compressing the SST files of a bulk load while the
   // thread adding keys goes on (each file is built by one of them).
   int bulk_load_threads = 2;
-  // A bulk load cuts each column into SST files of about this many bytes of
-  // keys and values (before compression); at least kMinBulkLoadFileBytes.
-  uint64_t bulk_load_file_bytes = 64 << 20;
+  // A bulk load cuts each column into SST files of at most about this many
+  // bytes of keys and values (before compression), ended earlier (past an
+  // eighth) to keep both threads busy; at least kMinBulkLoadFileBytes.
+  uint64_t bulk_load_file_bytes = 256 << 20;
+  // Table files kept open (RocksDB's table cache); the rest are opened when
+  // read. Bounds the descriptors the store holds (the process may have 20,000
+  // here, and a bulk load writes a file per 32-256 MiB).
+  int max_open_files = 4096;
   // Compression of the SST files a bulk load writes. They land at the
   // bottom level and keep it until a compaction rewrites them: "zstd" (the
   // bottom level's own, the densest), "lz4" (faster to write, about 1.5x the
