@@ -8,8 +8,6 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <linux/magic.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -29,12 +27,14 @@
 #include "common/unique_fd.h"
 #include "store/store.h"
 #include "tests/status_assertions.h"
-#include "tests/store/page_cache.h"
+#include "tests/store/direct_io.h"
 
 namespace kvfs::store {
 namespace {
 
 using kvfs::testing::CachedBytes;
+using kvfs::testing::DirectIoDir;
+using kvfs::testing::MakeDirectIoDirs;
 
 // What a RecordingWriter saw; outlives the writer.
 struct Record {
@@ -227,28 +227,12 @@ TEST(BackgroundWriterTest, ADirectoryStoreOnALocalDiskWritesWholeBuffersPastTheP
   std::string data((6 << 20) + 12345, '\0');
   std::mt19937_64 random(7);
   for (char& ch : data) ch = static_cast<char>(random());
-  struct Case {
-    std::filesystem::path dir;
-    bool local_disk;
-  };
-  const std::string leaf = "background_writer_test.direct." + std::to_string(::getpid());
-  const std::vector<Case> cases = {{std::filesystem::temp_directory_path() / leaf, true},
-                                   {std::filesystem::path("/dev/shm") / leaf, false}};
-  for (const Case& c : cases) {
-    SCOPED_TRACE(c.dir.string());
-    std::filesystem::remove_all(c.dir);
-    std::filesystem::create_directories(c.dir);
-    struct statfs st;
-    ASSERT_EQ(::statfs(c.dir.c_str(), &st), 0);
-    if (c.local_disk) {
-      ASSERT_TRUE(st.f_type == EXT4_SUPER_MAGIC || st.f_type == XFS_SUPER_MAGIC ||
-                  st.f_type == BTRFS_SUPER_MAGIC)
-          << "this test needs TMPDIR on ext4, XFS or btrfs";
-    } else {
-      ASSERT_EQ(st.f_type, TMPFS_MAGIC);
-    }
+  const std::vector<DirectIoDir> dirs = MakeDirectIoDirs("background_writer_test.direct");
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  for (const DirectIoDir& c : dirs) {
+    SCOPED_TRACE(c.path.string());
     std::unique_ptr<PersistentStore> store;
-    ASSERT_OK(OpenStore(StoreAt(c.dir.string()), &store));
+    ASSERT_OK(OpenStore(StoreAt(c.path.string()), &store));
     std::unique_ptr<ObjectWriter> out;
     ASSERT_OK(store->OpenWrite("t.tar", &out));
     {
@@ -263,7 +247,7 @@ TEST(BackgroundWriterTest, ADirectoryStoreOnALocalDiskWritesWholeBuffersPastTheP
     // whole 4 KiB block, went through the page cache (whether the writer
     // thread wrote the tail alone or with the buffers before it); on tmpfs
     // every page did.
-    const std::string path = (c.dir / "t.tar").string();
+    const std::string path = (c.path / "t.tar").string();
     const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
     const size_t pages = (data.size() + page - 1) / page;
     EXPECT_EQ(CachedBytes(path, data.size()), (c.local_disk ? 1 : pages) * page);
@@ -280,9 +264,9 @@ TEST(BackgroundWriterTest, ADirectoryStoreOnALocalDiskWritesWholeBuffersPastTheP
     ASSERT_OK(out->Append(std::string_view(data).substr(0, 4097)));
     ASSERT_OK(out->Append(whole_buffer));
     ASSERT_OK(out->Commit());
-    EXPECT_TRUE(ReadFile((c.dir / "u.tar").string()) ==
+    EXPECT_TRUE(ReadFile((c.path / "u.tar").string()) ==
                 std::string(whole_buffer) + data.substr(0, 4097) + std::string(whole_buffer));
-    std::filesystem::remove_all(c.dir);
+    std::filesystem::remove_all(c.path);
   }
 }
 

@@ -6,8 +6,6 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <linux/magic.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -16,12 +14,14 @@
 
 #include "common/unique_fd.h"
 #include "tests/status_assertions.h"
-#include "tests/store/page_cache.h"
+#include "tests/store/direct_io.h"
 
 namespace kvfs::store {
 namespace {
 
 using kvfs::testing::CachedBytes;
+using kvfs::testing::DirectIoDir;
+using kvfs::testing::MakeDirectIoDirs;
 
 std::string RandomBytes(size_t n, uint64_t seed) {
   std::string data(n, '\0');
@@ -65,28 +65,12 @@ std::string ReadAll(const std::string& path) {
 TEST(LocalFileTest, ReadsEveryByteAndBigFilesOnALocalDiskPastThePageCache) {
   const std::string big = RandomBytes(kDirectReadMinBytes + (1 << 20) + 12345, 1);
   const std::string small = RandomBytes(kDirectReadMinBytes / 2 + 7, 2);
-  struct Case {
-    std::filesystem::path dir;
-    bool local_disk;
-  };
-  const std::string leaf = "local_file_test." + std::to_string(::getpid());
-  const Case cases[] = {{std::filesystem::temp_directory_path() / leaf, true},
-                        {std::filesystem::path("/dev/shm") / leaf, false}};
-  for (const Case& c : cases) {
-    SCOPED_TRACE(c.dir.string());
-    std::filesystem::remove_all(c.dir);
-    std::filesystem::create_directories(c.dir);
-    struct statfs st;
-    ASSERT_EQ(::statfs(c.dir.c_str(), &st), 0);
-    if (c.local_disk) {
-      ASSERT_TRUE(st.f_type == EXT4_SUPER_MAGIC || st.f_type == XFS_SUPER_MAGIC ||
-                  st.f_type == BTRFS_SUPER_MAGIC)
-          << "this test needs TMPDIR on ext4, XFS or btrfs";
-    } else {
-      ASSERT_EQ(st.f_type, TMPFS_MAGIC);
-    }
-    const std::string big_path = (c.dir / "big").string();
-    const std::string small_path = (c.dir / "small").string();
+  const std::vector<DirectIoDir> dirs = MakeDirectIoDirs("local_file_test");
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  for (const DirectIoDir& c : dirs) {
+    SCOPED_TRACE(c.path.string());
+    const std::string big_path = (c.path / "big").string();
+    const std::string small_path = (c.path / "small").string();
     WriteFile(big_path, big);
     WriteFile(small_path, small);
     // Written, not synced: a direct read still sees the dirty pages' bytes.
@@ -105,7 +89,7 @@ TEST(LocalFileTest, ReadsEveryByteAndBigFilesOnALocalDiskPastThePageCache) {
     const size_t small_pages = (small.size() + page - 1) / page;
     EXPECT_EQ(CachedBytes(big_path, big.size()), c.local_disk ? 0 : big_pages * page);
     EXPECT_EQ(CachedBytes(small_path, small.size()), small_pages * page);
-    std::filesystem::remove_all(c.dir);
+    std::filesystem::remove_all(c.path);
   }
 }
 
