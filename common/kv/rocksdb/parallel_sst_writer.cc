@@ -17,8 +17,8 @@ namespace {
 
 // Batches a worker may have waiting before Add waits for it.
 constexpr size_t kQueueBatches = 16;
-// A batch is handed over once it holds this much (or a quarter of a file, if
-// files are smaller).
+// A batch is handed over once it holds this much (or a sixteenth of a file,
+// if files are that small).
 constexpr uint64_t kBatchBytes = 1 << 20;
 
 }  // namespace
@@ -80,22 +80,25 @@ struct ParallelSstWriter::Shared {
       env.bytes_per_sync = 1 << 20;
       writer = std::make_unique<rocksdb::SstFileWriter>(env, s.options, s.handle);
       rocksdb::Status rs = writer->Open(path);
-      if (!rs.ok())
+      if (!rs.ok()) {
         return Status::IOError("bulk load: open SST file " + path + ": " + rs.ToString());
+      }
     }
     size_t at = 0;
     for (const auto& [k, v] : b.sizes) {
       rocksdb::Status rs = writer->Put(rocksdb::Slice(b.bytes.data() + at, k),
                                        rocksdb::Slice(b.bytes.data() + at + k, v));
-      if (!rs.ok())
+      if (!rs.ok()) {
         return Status::IOError("bulk load: write SST file " + path + ": " + rs.ToString());
+      }
       at += k + v;
     }
     if (!b.ends_file) return Status::OK();
     // Finish syncs the file.
     rocksdb::Status rs = writer->Finish();
-    if (!rs.ok())
+    if (!rs.ok()) {
       return Status::IOError("bulk load: finish SST file " + path + ": " + rs.ToString());
+    }
     writer.reset();
     std::lock_guard<std::mutex> l(mu);
     std::vector<std::string>& done = files[b.stream];
