@@ -21,6 +21,11 @@
 
 namespace kvfs::ingest {
 
+// The sort memory of one ingest by default (its sorters share it). 32 MiB:
+// the Linux tree ingests as fast as with 64, and the RocksDB loader's SST
+// writer threads need about 40 MiB beside it (docs/limits.md).
+inline constexpr size_t kDefaultSortMemoryBytes = 32 << 20;
+
 class ExternalSorter {
  public:
   // Run files go to directory `dir` (which must exist) as `prefix`-<n>.run.

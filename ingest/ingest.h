@@ -48,7 +48,7 @@ struct IngestOptions {
   uint64_t max_archive_bytes = 0;
   uint64_t max_tree_bytes = 0;
   // Memory for sorting directory entries before they spill to disk.
-  size_t sort_memory_bytes = 64 << 20;
+  size_t sort_memory_bytes = kDefaultSortMemoryBytes;
   // Threads decompressing xz tarballs (0: one per CPU).
   int decompress_threads = 0;
   // Directory for SST files and sort runs, on the store's file system

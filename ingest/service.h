@@ -40,6 +40,7 @@
 
 #include "common/fs/file_system.h"
 #include "common/status.h"
+#include "ingest/external_sorter.h"
 #include "progress/transfer_progress.h"
 
 namespace kvfs::ingest {
@@ -59,7 +60,7 @@ struct ServiceOptions {
   uint64_t max_archive_bytes = 0;
   uint64_t max_tree_bytes = 0;
   // Sort memory per ingest.
-  size_t sort_memory_bytes = 64 << 20;
+  size_t sort_memory_bytes = kDefaultSortMemoryBytes;
   // Recorded with range claims ("host=... pid=...").
   std::string claim_owner;
   // The coordination that holds the range claims of requests that name none

@@ -69,7 +69,7 @@ struct TreeBuilderOptions {
   uint64_t max_tree_bytes = 0;
   // Memory for sorting entries and the inode index before they spill to
   // run files in work_dir.
-  size_t sort_memory_bytes = 64 << 20;
+  size_t sort_memory_bytes = kDefaultSortMemoryBytes;
   // Directory for sort runs (must exist).
   std::string work_dir;
   // The ingest time: ctime of everything, all times of implied directories.
