@@ -49,7 +49,6 @@ class GroupCommit {
 
   const std::function<Status()> sync_fn_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;
   // The round whose sync_fn call is running, or null.
   std::shared_ptr<Round> running_;
   // The round that starts when running_ ends, joined by callers arriving
