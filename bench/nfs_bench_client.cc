@@ -4,8 +4,10 @@
 //
 // Phases (each prints one JSON line: target, phase, files, bytes, seconds):
 //   untar   every entry of a tarball (read with libarchive into memory
-//           first, untimed): mkdir, create with mode, write, COMMIT,
-//           chown, chmod, times (directories' times last, as tar does);
+//           first, untimed): mkdir, create with mode (O_CREAT | O_EXCL,
+//           as GNU tar and bsdtar open the files they extract), write,
+//           COMMIT, chown, chmod, times (directories' times last, as tar
+//           does);
 //   read    walk the tree (READDIRPLUS) and read every file, checksumming
 //           all contents (XXH3) against the tarball's; with --cold, the
 //           server is restarted and the page cache dropped first;
@@ -740,18 +742,23 @@ class NfsPhases {
   }
 
   // create(mode) -> write... -> COMMIT -> chown -> chmod (v4) -> close ->
-  // utimes.
-  AsyncPool::Task MakeFileTask(AsyncPool& pool, const Entry& e, PhaseResult* r) {
-    return [this, &pool, &e, r](std::function<void()> done) {
+  // utimes. O_EXCL, not O_TRUNC, as tar opens the files it extracts: with
+  // O_TRUNC libnfs follows the CREATE with a SETATTR of size 0, which no
+  // kernel client sends for a file it has just created. A retry (after a
+  // JUKEBOX, which may come after the CREATE) truncates instead.
+  AsyncPool::Task MakeFileTask(AsyncPool& pool, const Entry& e, PhaseResult* r,
+                               bool retry = false) {
+    return [this, &pool, &e, r, retry](std::function<void()> done) {
+      const int flags = O_CREAT | O_WRONLY | (retry ? O_TRUNC : O_EXCL);
       pool.Call(
           [&](nfs_cb cb, void* p) {
-            return nfs_open2_async(nfs_, Abs(e.path).c_str(), O_CREAT | O_WRONLY | O_TRUNC,
-                                   static_cast<int>(e.mode), cb, p);
+            return nfs_open2_async(nfs_, Abs(e.path).c_str(), flags, static_cast<int>(e.mode), cb,
+                                   p);
           },
           [this, &pool, &e, r, done](int rc, void* data) {
             if (Jukebox(rc)) {
               ++r->retries;
-              pool.AddLater(MakeFileTask(pool, e, r));
+              pool.AddLater(MakeFileTask(pool, e, r, /*retry=*/true));
               return done();
             }
             if (rc < 0) {
@@ -952,7 +959,7 @@ class PosixPhases {
       } else if (e.type == Entry::kSymlink) {
         if (symlink(e.data.c_str(), p.c_str()) != 0) r.Fail("symlink " + p);
       } else {
-        int fd = open(p.c_str(), O_CREAT | O_WRONLY | O_TRUNC, e.mode);
+        int fd = open(p.c_str(), O_CREAT | O_WRONLY | O_EXCL, e.mode);
         if (fd < 0) {
           r.Fail("create " + p + ": " + strerror(errno));
           continue;
