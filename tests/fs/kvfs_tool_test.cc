@@ -16,10 +16,13 @@
 
 #include "common/fs/schema.h"
 #include "common/kv/kv_backend.h"
+#include "tests/file_contents.h"
 #include "tests/fs/test_util.h"
 
 namespace kvfs {
 namespace {
+
+using testing::ReadFileContents;
 
 struct ToolResult {
   int exit_code = -1;
@@ -54,8 +57,8 @@ class KvfsToolTest : public ::testing::Test {
       return r;
     }
     r.exit_code = WEXITSTATUS(status);
-    r.out = Slurp(out);
-    r.err = Slurp(err);
+    r.out = ReadFileContents(out);
+    r.err = ReadFileContents(err);
     return r;
   }
   // Runs `kvfs command --db <store> args...`.
@@ -66,12 +69,6 @@ class KvfsToolTest : public ::testing::Test {
     return Run(all, input);
   }
 
-  static std::string Slurp(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-  }
   static bool Has(const std::string& haystack, const std::string& needle) {
     return haystack.find(needle) != std::string::npos;
   }

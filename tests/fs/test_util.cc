@@ -17,19 +17,6 @@
 
 namespace kvfs::testing {
 
-TempDir::TempDir(const std::string& prefix) {
-  const char* base = std::getenv("TMPDIR");
-  std::string tmpl =
-      std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/" + prefix + ".XXXXXX";
-  if (mkdtemp(tmpl.data()) == nullptr) ADD_FAILURE() << "mkdtemp: " << std::strerror(errno);
-  path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
 NameHasher FirstByteHasher() {
   return NameHasher{"first-byte", [](std::string_view s) {
                       return static_cast<uint64_t>(s.empty() ? 0 : static_cast<uint8_t>(s[0]))

@@ -13,23 +13,9 @@
 #include "common/kv/kv_store.h"
 #include "common/status.h"
 #include "tests/status_assertions.h"
+#include "tests/temp_dir.h"
 
 namespace kvfs::testing {
-
-// A fresh directory under $TMPDIR (or /tmp), removed with its contents on
-// destruction.
-class TempDir {
- public:
-  explicit TempDir(const std::string& prefix);
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // A deliberately weak hash: only the first byte of a name counts, so every
 // name with the same first byte lands in the same entry bucket.

@@ -16,21 +16,6 @@
 
 namespace kvfs::fsal_test {
 
-TempDir::TempDir() {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string templ = std::string(tmp != nullptr ? tmp : "/tmp") + "/kvfs-fsal-test-XXXXXX";
-  if (mkdtemp(templ.data()) == nullptr) {
-    ADD_FAILURE() << "mkdtemp failed for " << templ;
-  }
-  path_ = templ;
-}
-
-TempDir::~TempDir() {
-  if (std::getenv("KVFS_E2E_KEEP") != nullptr) return;
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
 std::string Pattern(size_t n, uint32_t seed) {
   std::string s(n, '\0');
   uint32_t x = seed * 2654435761u + 1;

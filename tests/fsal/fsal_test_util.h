@@ -12,23 +12,11 @@
 
 #include "tests/e2e/ganesha_server.h"
 #include "tests/e2e/nfs_client.h"
+#include "tests/temp_dir.h"
 
 namespace kvfs::fsal_test {
 
-// A fresh directory under $TMPDIR (or /tmp), removed recursively when the
-// object is destroyed.
-class TempDir {
- public:
-  TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir();
-
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using kvfs::testing::TempDir;
 
 // n bytes that differ at every offset and depend on seed (catches misplaced
 // or swapped chunks).

@@ -16,7 +16,11 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/file_contents.h"
+
 namespace kvfs::fuse_test {
+
+using kvfs::testing::ReadFileContents;
 
 namespace {
 
@@ -76,13 +80,6 @@ int ExitStatus(int status) {
   return -1;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 }  // namespace
 
 std::string KvfsFuseBinary() { return KVFS_FUSE_BIN; }
@@ -128,7 +125,9 @@ KvfsFuse::~KvfsFuse() {
   if (!output_path_.empty()) unlink(output_path_.c_str());
 }
 
-std::string KvfsFuse::Output() const { return output_path_.empty() ? "" : ReadFile(output_path_); }
+std::string KvfsFuse::Output() const {
+  return output_path_.empty() ? "" : ReadFileContents(output_path_);
+}
 
 Status KvfsFuse::Start() {
   if (output_path_.empty()) {

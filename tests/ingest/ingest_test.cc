@@ -18,6 +18,7 @@
 
 #include "common/fs/fsck.h"
 #include "common/fs/schema.h"
+#include "tests/file_contents.h"
 #include "tests/ingest/ingest_test_util.h"
 #include "tests/status_assertions.h"
 #include "tests/store/test_store.h"
@@ -44,7 +45,9 @@ using ingest_test::TarFormat;
 using ingest_test::WriteTarball;
 using kvfs::testing::FirstByteHasher;
 using kvfs::testing::FsckProblems;
+using kvfs::testing::ReadFileContents;
 using kvfs::testing::TempDir;
+using kvfs::testing::WriteFileContents;
 using store_test::PluginStoreKinds;
 using store_test::StoreKind;
 using store_test::StoreKindName;
@@ -383,15 +386,6 @@ std::string Corrupt(std::string data, size_t at) {
   return data;
 }
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void Spit(const std::string& path, const std::string& data) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << data;
-}
-
 std::vector<Spec> GoodMembers() {
   return {Dir("bad/"), File("bad/a", RandomBytes(100000, 1)), File("bad/b", "bee"),
           File("bad/c", RandomBytes(5000, 2))};
@@ -410,32 +404,33 @@ const BadCase kBadCases[] = {
      [](const std::string& p) {
        WriteTarball(p, GoodMembers(), TarFormat::kUstar);
        // Second member's header (after "bad/" and the first file's data).
-       Spit(p, Corrupt(Slurp(p), 512 + 512 + 100000 + (512 - 100000 % 512) + 10));
+       WriteFileContents(
+           p, Corrupt(ReadFileContents(p), 512 + 512 + 100000 + (512 - 100000 % 512) + 10));
      },
      EINVAL, "archive"},
     {"CorruptCompressedStream",
      [](const std::string& p) {
        WriteTarball(p, GoodMembers(), TarFormat::kPax, Compression::kGzip);
-       std::string d = Slurp(p);
-       Spit(p, Corrupt(d, d.size() / 2));
+       std::string d = ReadFileContents(p);
+       WriteFileContents(p, Corrupt(d, d.size() / 2));
      },
      EINVAL, "archive"},
     {"TruncatedInContents",
      [](const std::string& p) {
        WriteTarball(p, GoodMembers(), TarFormat::kPax);
-       Spit(p, Slurp(p).substr(0, 50000));
+       WriteFileContents(p, ReadFileContents(p).substr(0, 50000));
      },
      EINVAL, "runcated"},
     {"TruncatedCompressed",
      [](const std::string& p) {
        WriteTarball(p, GoodMembers(), TarFormat::kPax, Compression::kXz);
-       std::string d = Slurp(p);
-       Spit(p, d.substr(0, d.size() * 2 / 3));
+       std::string d = ReadFileContents(p);
+       WriteFileContents(p, d.substr(0, d.size() * 2 / 3));
      },
      EINVAL, "archive"},
-    {"NotAnArchive", [](const std::string& p) { Spit(p, RandomBytes(100000, 3)); }, EINVAL,
-     "archive"},
-    {"EmptyFile", [](const std::string& p) { Spit(p, ""); }, EINVAL, "archive"},
+    {"NotAnArchive", [](const std::string& p) { WriteFileContents(p, RandomBytes(100000, 3)); },
+     EINVAL, "archive"},
+    {"EmptyFile", [](const std::string& p) { WriteFileContents(p, ""); }, EINVAL, "archive"},
     {"AbsolutePath",
      [](const std::string& p) {
        auto m = GoodMembers();

@@ -39,6 +39,7 @@
 #include "common/kv/write_queue.h"
 #include "common/plugin/plugin_options.h"
 #include "tests/status_assertions.h"
+#include "tests/temp_dir.h"
 #include "tests/test_backends.h"
 
 namespace kvfs {
@@ -47,30 +48,7 @@ namespace {
 using namespace std::chrono_literals;
 using KVs = std::vector<std::pair<std::string, std::string>>;
 
-// A fresh directory, removed with its contents on destruction.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl =
-        std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/kvfs_kv_test.XXXXXX";
-    if (mkdtemp(tmpl.data()) == nullptr) {
-      ADD_FAILURE() << "mkdtemp: " << std::strerror(errno);
-    }
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 // All key/value pairs of column c, in iteration order.
 KVs Scan(KVStore* kv, Column c, const IteratorOptions& opts = IteratorOptions(),

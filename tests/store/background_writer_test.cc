@@ -26,6 +26,7 @@
 
 #include "common/unique_fd.h"
 #include "store/store.h"
+#include "tests/file_contents.h"
 #include "tests/status_assertions.h"
 #include "tests/store/direct_io.h"
 
@@ -35,6 +36,7 @@ namespace {
 using kvfs::testing::CachedBytes;
 using kvfs::testing::DirectIoDir;
 using kvfs::testing::MakeDirectIoDirs;
+using kvfs::testing::ReadFileContents;
 
 // What a RecordingWriter saw; outlives the writer.
 struct Record {
@@ -213,11 +215,6 @@ TEST(BackgroundWriterTest, AnAbandonedWriterLeavesNoObjectInADirectoryStore) {
   std::filesystem::remove_all(dir);
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 // An export into a directory store: on a local disk the writer's whole
 // buffers go past the page cache (the kernel's copy into it was an export's
 // biggest CPU cost) and only the last partial block is buffered; on tmpfs,
@@ -251,7 +248,7 @@ TEST(BackgroundWriterTest, ADirectoryStoreOnALocalDiskWritesWholeBuffersPastTheP
     const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
     const size_t pages = (data.size() + page - 1) / page;
     EXPECT_EQ(CachedBytes(path, data.size()), (c.local_disk ? 1 : pages) * page);
-    EXPECT_TRUE(ReadFile(path) == data);
+    EXPECT_TRUE(ReadFileContents(path) == data);
 
     // Aligned appends after an unaligned one (an object written without a
     // BackgroundWriter) are written too, buffered.
@@ -264,7 +261,7 @@ TEST(BackgroundWriterTest, ADirectoryStoreOnALocalDiskWritesWholeBuffersPastTheP
     ASSERT_OK(out->Append(std::string_view(data).substr(0, 4097)));
     ASSERT_OK(out->Append(whole_buffer));
     ASSERT_OK(out->Commit());
-    EXPECT_TRUE(ReadFile((c.path / "u.tar").string()) ==
+    EXPECT_TRUE(ReadFileContents((c.path / "u.tar").string()) ==
                 std::string(whole_buffer) + data.substr(0, 4097) + std::string(whole_buffer));
     std::filesystem::remove_all(c.path);
   }
