@@ -10,7 +10,9 @@
 // directory of its own with the FSAL call sequence Ganesha makes for one
 // file of an NFS untar: LOOKUP (a miss), CREATE, a FILE_SYNC WRITE of 8 KiB,
 // SETATTRs of mode, owner and times, and a GETATTR after each change (what
-// MDCACHE asks for) plus one. Every mutation is durable (group commit), as
+// MDCACHE asks for) plus one. (Through NFS the first SETATTR was libnfs's
+// truncate after an O_TRUNC create, which nfs_bench_client no longer makes:
+// this sequence is kept so that the figures in docs/benchmarks.md compare.) Every mutation is durable (group commit), as
 // in the server. Counts key/value reads, write batches and syncs per file
 // (a counting wrapper around the store), the process's CPU per file, and its
 // context switches per file (threads blocking and being woken: waiting for a
