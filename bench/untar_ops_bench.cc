@@ -12,11 +12,12 @@
 // SETATTRs of mode, owner and times, and a GETATTR after each change (what
 // MDCACHE asks for) plus one. (Through NFS the first SETATTR was libnfs's
 // truncate after an O_TRUNC create, which nfs_bench_client no longer makes:
-// this sequence is kept so that the figures in docs/benchmarks.md compare.) Every mutation is durable (group commit), as
-// in the server. Counts key/value reads, write batches and syncs per file
-// (a counting wrapper around the store), the process's CPU per file, and its
-// context switches per file (threads blocking and being woken: waiting for a
-// sync, a lock, a write group).
+// this sequence is kept so that the figures in docs/benchmarks.md compare.)
+// Every mutation is durable (group commit), as in the server. Counts
+// key/value reads, write batches and syncs per file (a counting wrapper
+// around the store), the process's CPU per file, and its context switches
+// per file (threads blocking and being woken: waiting for a sync, a lock, a
+// write group).
 // WRITE=unstable writes UNSTABLE and commits twice instead (FSAL commit2 is
 // called twice per file in an NFSv3 untar: docs/benchmarks.md), which is
 // where Fsync's skipping of covered commits shows.
