@@ -8,11 +8,11 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include <gtest/gtest.h>
+
+#include "tests/file_contents.h"
 
 namespace kvfs::fsal_test {
 
@@ -59,10 +59,8 @@ e2e::GaneshaOptions KvfsServerOptions(const std::vector<KvfsExport>& exports,
 }
 
 std::string SampleMdcacheBlock() {
-  std::ifstream in(std::string(KVFS_SOURCE_DIR) + "/config/ganesha.conf");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string text = ss.str();
+  const std::string text =
+      kvfs::testing::ReadFileContents(std::string(KVFS_SOURCE_DIR) + "/config/ganesha.conf");
   const size_t begin = text.find("\nMDCACHE {");
   const size_t end = begin == std::string::npos ? begin : text.find("\n}\n", begin);
   return end == std::string::npos ? "" : text.substr(begin + 1, end + 2 - begin);

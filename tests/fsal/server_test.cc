@@ -24,6 +24,7 @@
 #include "fsal_kvfs/kvfs_bridge.h"
 #include "tests/e2e/ganesha_server.h"
 #include "tests/e2e/nfs_client.h"
+#include "tests/file_contents.h"
 #include "tests/fsal/fsal_test_util.h"
 #include "tests/fsal/raw_nfs3.h"
 #include "tests/ingest/ingest_test_util.h"
@@ -515,14 +516,11 @@ TEST(KvfsServer, ConfigReloadUpdatesCapacity) {
   EXPECT_EQ(st.f_blocks * st.f_frsize, 1ull << 30);
 
   auto rewrite = [&](const std::string& from, const std::string& to) {
-    std::ifstream in(server.config_path());
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string text = ss.str();
+    std::string text = kvfs::testing::ReadFileContents(server.config_path());
     size_t at = text.find(from);
     ASSERT_NE(at, std::string::npos) << from;
     text.replace(at, from.size(), to);
-    std::ofstream(server.config_path(), std::ios::trunc) << text;
+    kvfs::testing::WriteFileContents(server.config_path(), text);
   };
   auto reload_and_wait = [&](const std::string& log_line) {
     size_t before = server.LogSinceStart().size();

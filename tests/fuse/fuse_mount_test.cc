@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "common/fs/path.h"
+#include "tests/file_contents.h"
 #include "tests/fs/test_util.h"
 #include "tests/fuse/fuse_test_util.h"
 #include "tests/ingest/ingest_test_util.h"
@@ -655,10 +656,7 @@ TEST_F(FuseMountTest, ADaemonReturnsOnceTheMountIsUsable) {
   while (text.find("unmounted") == std::string::npos &&
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    std::ifstream in(log);
-    std::stringstream s;
-    s << in.rdbuf();
-    text = s.str();
+    text = kvfs::testing::ReadFileContents(log);
   }
   EXPECT_NE(text.find("mounted " + db() + " on " + mnt()), std::string::npos) << text;
   ASSERT_NE(text.find("unmounted " + mnt()), std::string::npos) << text;

@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-#include <fstream>
 
 #include "tests/file_contents.h"
 #include "tests/ingest/ingest_test_util.h"

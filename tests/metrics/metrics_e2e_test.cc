@@ -10,13 +10,13 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <sstream>
 #include <string>
 
 #include "tests/e2e/ganesha_server.h"
 #include "tests/e2e/nfs_client.h"
+#include "tests/file_contents.h"
 #include "tests/fsal/fsal_test_util.h"
 #include "tests/ingest/ingest_test_util.h"
 #include "tests/status_assertions.h"
@@ -59,10 +59,7 @@ class MetricsE2E : public ::testing::Test {
                          &out),
               0)
         << out;
-    std::ifstream in(file);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
+    return kvfs::testing::ReadFileContents(file);
   }
 
   // The sample `key`, failing if it is not there.
