@@ -20,8 +20,6 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <thread>
 
@@ -33,6 +31,7 @@
 #include "tests/e2e/ganesha_server.h"
 #include "tests/e2e/nfs_client.h"
 #include "tests/etcd/etcd_test_server.h"
+#include "tests/file_contents.h"
 #include "tests/fsal/fsal_test_util.h"
 #include "tests/ingest/ingest_test_util.h"
 #include "tests/status_assertions.h"
@@ -420,9 +419,8 @@ class EtcdClusterFailsE2E : public TwoServersE2E {
     std::map<std::string, std::string> files;
     for (const auto& e : std::filesystem::recursive_directory_iterator(store_dir_)) {
       if (!e.is_regular_file()) continue;
-      std::ifstream in(e.path(), std::ios::binary);
       files[e.path().lexically_relative(store_dir_).string()] =
-          std::string(std::istreambuf_iterator<char>(in), {});
+          kvfs::testing::ReadFileContents(e.path());
     }
     return files;
   }

@@ -26,6 +26,8 @@
 #include <thread>
 #include <utility>
 
+#include "tests/file_contents.h"
+
 namespace kvfs::e2e {
 
 namespace {
@@ -36,14 +38,6 @@ using Clock = std::chrono::steady_clock;
 constexpr char kNamespaceMarker[] = "KVFS_E2E_NAMESPACE";
 constexpr char kStateDir[] = "/var/lib/nfs/ganesha";
 constexpr auto kPollInterval = std::chrono::milliseconds(10);
-
-std::string ReadFileOrEmpty(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::string();
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
 
 size_t FileSizeOrZero(const std::string& path) {
   std::error_code ec;
@@ -469,7 +463,7 @@ Status GaneshaServer::Kill9() {
   return Status::OK();
 }
 
-std::string GaneshaServer::ReadLog() const { return ReadFileOrEmpty(log_path()); }
+std::string GaneshaServer::ReadLog() const { return kvfs::testing::ReadFileContents(log_path()); }
 
 std::string GaneshaServer::LogSinceStart() const {
   std::string log = ReadLog();
@@ -478,7 +472,7 @@ std::string GaneshaServer::LogSinceStart() const {
 
 std::string GaneshaServer::LogTail(size_t lines) const {
   std::string tail = Tail(LogSinceStart(), lines);
-  std::string out = ReadFileOrEmpty(work_dir_ + "/ganesha.stdout");
+  std::string out = kvfs::testing::ReadFileContents(work_dir_ + "/ganesha.stdout");
   out = out_offset_ <= out.size() ? out.substr(out_offset_) : out;
   if (!out.empty()) tail += "\n--- stdout/stderr ---\n" + Tail(out, lines);
   return tail;

@@ -8,11 +8,9 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +20,7 @@
 
 #include "tests/e2e/ganesha_server.h"
 #include "tests/e2e/nfs_client.h"
+#include "tests/file_contents.h"
 #include "tests/fsal/fsal_test_util.h"
 #include "tests/test_backends.h"
 
@@ -615,10 +614,7 @@ TEST_P(KvfsNfsTest, CopiedTreeReadsBackIdentical) {
       ASSERT_EQ(c().Mkdir(*it), 0) << *it;
       made_dirs.insert(*it);
     }
-    std::ifstream in(file, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    std::string content = ss.str();
+    const std::string content = kvfs::testing::ReadFileContents(file);
     ASSERT_EQ(c().WriteFile(nfs_path, content), 0) << nfs_path << ": " << c().LastError();
     sums[nfs_path] = Checksum(content);
   }
@@ -630,10 +626,9 @@ TEST_P(KvfsNfsTest, CopiedTreeReadsBackIdentical) {
       std::string back;
       ASSERT_EQ(client->ReadFile(path, &back), 0) << path;
       EXPECT_EQ(Checksum(back), sum) << path;
-      std::ifstream in(source / path.substr(std::string("/tree/").size()), std::ios::binary);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      EXPECT_TRUE(back == ss.str()) << path << " differs byte for byte";
+      EXPECT_TRUE(back == kvfs::testing::ReadFileContents(
+                              source / path.substr(std::string("/tree/").size())))
+          << path << " differs byte for byte";
     }
     // Each directory lists exactly the copied names.
     std::map<std::string, std::set<std::string>> children;

@@ -15,7 +15,6 @@
 #include <map>
 #include <memory>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -451,11 +450,9 @@ TEST(KvfsServer, ReaddirCookiesSurviveChangesAndRestarts) {
 // parse without a diagnostic and serve, with its paths moved to a temporary
 // directory.
 TEST(KvfsServer, SampleConfigurationServes) {
-  std::ifstream in(std::string(KVFS_SOURCE_DIR) + "/config/ganesha.conf");
-  ASSERT_TRUE(in.good());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
+  std::string text =
+      kvfs::testing::ReadFileContents(std::string(KVFS_SOURCE_DIR) + "/config/ganesha.conf");
+  ASSERT_FALSE(text.empty());
   size_t begin = text.find("\nMDCACHE {");
   size_t end = text.find("\nLOG {");
   ASSERT_NE(begin, std::string::npos);
