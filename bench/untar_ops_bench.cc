@@ -355,8 +355,10 @@ int main(int argc, char** argv) {
       {"no syncs (not a server mode)", Config::kCore, cache, false},
       {"store alone (the server's key/value calls)", Config::kStoreAlone, 0, false},
       {"ext4 system calls", Config::kSyscalls, 0, false}};
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  if (!ec) std::filesystem::create_directories(dir, ec);
+  if (ec) kvfs::bench::Die("cannot empty or create " + dir + ": " + ec.message());
   kvfs::Recording recording;
   kvfs::RunCore(dir + "/store", configs[1], files, threads, &recording);
   std::printf(
