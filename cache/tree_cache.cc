@@ -54,6 +54,11 @@ struct ObservedStep {
 // Stubs created per batch by a refresh.
 constexpr size_t kStubBatch = 1000;
 
+// New versions recorded by other servers that are looked at one by one (a
+// Stat each) before a listing is cheaper: a bucket lists 1,000 objects per
+// request.
+constexpr size_t kMaxQueuedVersions = 100;
+
 enum class TreeStatus { kUnloaded, kLoading, kLoaded, kEvicting };
 
 // One top-level directory the cache manages. Guarded by TreeCacheImpl::mu_.
@@ -145,14 +150,21 @@ class TreeCacheImpl final : public TreeCache, public TreeLifecycle {
     announce_.store(true);
     thread_ = std::thread([this] { Background(); });
     if (numbered_) {
-      // Another server's new version of a tarball (its write-back): list the
-      // store now, which drops this server's copy of the old version,
-      // instead of at the next periodic refresh (docs/coordination.md).
+      // Another server's new version of a tarball (its write-back): look at
+      // that object now, which drops this server's copy of the old version,
+      // instead of at the next periodic refresh (docs/coordination.md). If
+      // events were missed, or so many queued up that one listing costs less
+      // than their Stats, list the store instead.
       KVFS_RETURN_IF_ERROR(claims_->WatchVersions(
-          [this](const std::string&) {
+          [this](const std::string& object) {
             {
               std::lock_guard<std::mutex> l(mu_);
-              refresh_requested_ = true;
+              if (object.empty() || new_versions_.size() >= kMaxQueuedVersions) {
+                refresh_requested_ = true;
+                new_versions_.clear();
+              } else if (!refresh_requested_) {
+                new_versions_.insert(object);
+              }
             }
             bg_cv_.notify_all();
           },
@@ -452,6 +464,27 @@ class TreeCacheImpl final : public TreeCache, public TreeLifecycle {
   }
 
   Status Refresh() override;
+  // Another server recorded a new version of tarball `object` (the watch):
+  // looks at that one object (Stat) and brings its tree up to date, as a
+  // listing would; lists the whole store if the object is gone. *busy: this
+  // server still serves an older version, because the tree was in use or
+  // loading (try again later; a changed tree is written back as a conflict
+  // instead).
+  Status RefreshObject(const std::string& object, bool* busy);
+  // Brings the trees up to date with `listing` (tree name -> its tarball):
+  // every tree if `only` is null (a listing of the whole store), else only
+  // tree `*only`, whose tarball `listing` then holds.
+  Status Reconcile(std::map<std::string, ObjectInfo> listing, const std::string* only);
+  // Calls fn(name, tree) for every tree, or only for tree `*only` if it
+  // exists. With mu_ held.
+  template <typename Fn>
+  void ForEachTreeLocked(const std::string* only, Fn fn) {
+    if (only == nullptr) {
+      for (const auto& [name, t] : by_name_) fn(name, t);
+    } else if (auto it = by_name_.find(*only); it != by_name_.end()) {
+      fn(it->first, it->second);
+    }
+  }
 
   Status Quota(QuotaInfo* out) override {
     StatFsInfo fs;
@@ -656,6 +689,7 @@ class TreeCacheImpl final : public TreeCache, public TreeLifecycle {
   std::vector<Ino> invalidations_;             // guarded by mu_
   bool stop_ = false;                          // guarded by mu_
   bool refresh_requested_ = false;             // guarded by mu_: by a watch event
+  std::set<std::string> new_versions_;         // guarded by mu_: objects, by watch events
   std::atomic<bool> announce_{false};          // Invalidate() passes changes on
   std::condition_variable bg_cv_;
   std::thread thread_;
@@ -1173,15 +1207,52 @@ Status TreeCacheImpl::Refresh() {
       listing[name] = std::move(o);
     }
   }
+  return Reconcile(std::move(listing), nullptr);
+}
+
+Status TreeCacheImpl::RefreshObject(const std::string& object, bool* busy) {
+  *busy = false;
+  std::string name;
+  if (!ingest::TreeNameOf(object, &name)) return Status::OK();  // not a tarball
+  ObjectInfo info;
+  Status s = store_->Stat(object, &info);
+  if (s.IsNotFound()) return Refresh();  // replaced or removed since: the listing tells
+  KVFS_RETURN_IF_ERROR(s);
+  std::map<std::string, ObjectInfo> listing;
+  listing[name] = std::move(info);
+  KVFS_RETURN_IF_ERROR(Reconcile(std::move(listing), &name));
+  std::lock_guard<std::mutex> l(mu_);
+  auto t = by_name_.find(name);
+  auto listed = listing_.find(name);
+  if (t == by_name_.end() || listed == listing_.end()) return Status::OK();
+  const Tree& tree = *t->second;
+  *busy = tree.status == TreeStatus::kLoading || tree.status == TreeStatus::kEvicting ||
+          (tree.status == TreeStatus::kLoaded && !tree.rec.dirty && !tree.rec.object.empty() &&
+           tree.rec.version != listed->second.version);
+  return Status::OK();
+}
+
+Status TreeCacheImpl::Reconcile(std::map<std::string, ObjectInfo> listing,
+                                const std::string* only) {
   std::lock_guard<std::mutex> root(root_mu_);
   std::vector<std::pair<std::string, ObjectInfo>> added;
   std::vector<std::shared_ptr<Tree>> gone, stale;
   {
     std::lock_guard<std::mutex> l(mu_);
+    if (only != nullptr) {
+      // Another compression of the tree listed before and newer wins, as in
+      // a listing.
+      auto known = listing_.find(*only);
+      ObjectInfo& info = listing.at(*only);
+      if (known != listing_.end() && known->second.name != info.name &&
+          Newer(known->second, info)) {
+        info = known->second;
+      }
+    }
     for (const auto& [name, info] : listing) {
       if (by_name_.count(name) == 0) added.emplace_back(name, info);
     }
-    for (const auto& [name, t] : by_name_) {
+    ForEachTreeLocked(only, [&](const std::string& name, const std::shared_ptr<Tree>& t) {
       auto it = listing.find(name);
       const bool idle = !InUse(*t) && !t->rec.dirty &&
                         (t->status == TreeStatus::kUnloaded || t->status == TreeStatus::kLoaded);
@@ -1204,8 +1275,12 @@ Status TreeCacheImpl::Refresh() {
               "under a conflict name");
         }
       }
+    });
+    if (only == nullptr) {
+      listing_ = std::move(listing);
+    } else {
+      listing_[*only] = std::move(listing.at(*only));
     }
-    listing_ = std::move(listing);
   }
   AddStubsFor(added);
   for (const std::shared_ptr<Tree>& t : gone) {
@@ -1252,12 +1327,12 @@ Status TreeCacheImpl::Refresh() {
     std::vector<ObjectInfo> infos;
     {
       std::lock_guard<std::mutex> l(mu_);
-      for (const auto& [name, t] : by_name_) {
+      ForEachTreeLocked(only, [&](const std::string& name, const std::shared_ptr<Tree>& t) {
         auto it = listing_.find(name);
-        if (it == listing_.end() || t->status != TreeStatus::kUnloaded || InUse(*t)) continue;
+        if (it == listing_.end() || t->status != TreeStatus::kUnloaded || InUse(*t)) return;
         stubs.push_back(t);
         infos.push_back(it->second);
-      }
+      });
     }
     std::vector<uint64_t> ranges;
     Status s = VersionRanges(infos, &ranges);
@@ -1425,24 +1500,48 @@ void TreeCacheImpl::WriteBackDue() {
 void TreeCacheImpl::Background() {
   Clock::time_point next_refresh =
       Clock::now() + std::chrono::seconds(std::max(options_.refresh_seconds, 1));
+  // New versions of trees that were busy, or that could not be looked at (the
+  // store failed): looked at again on the next round (about a second later),
+  // until this server has dropped the old version. `failing`: those whose
+  // failure was logged already.
+  std::set<std::string> retry, failing;
   for (;;) {
     std::vector<Ino> invalidations;
+    std::set<std::string> new_versions;
     bool refresh;
     {
       std::unique_lock<std::mutex> l(mu_);
-      bg_cv_.wait_for(l, std::chrono::seconds(1),
-                      [&] { return stop_ || !invalidations_.empty() || refresh_requested_; });
+      bg_cv_.wait_for(l, std::chrono::seconds(1), [&] {
+        return stop_ || !invalidations_.empty() || refresh_requested_ || !new_versions_.empty();
+      });
       if (stop_) return;
       invalidations.swap(invalidations_);
+      new_versions.swap(new_versions_);
+      new_versions.merge(retry);
+      retry.clear();
       refresh =
           refresh_requested_ || (options_.refresh_seconds > 0 && Clock::now() >= next_refresh);
       refresh_requested_ = false;
     }
     for (Ino ino : invalidations) options_.invalidate(ino);
     if (refresh) {
-      Status s = Refresh();
+      Status s = Refresh();  // covers the new versions too
       if (!s.ok()) Log("cannot list " + store_->Describe() + ": " + s.ToString());
       next_refresh = Clock::now() + std::chrono::seconds(std::max(options_.refresh_seconds, 1));
+      // The listing passes busy trees by as well: look at these once more.
+      retry.swap(new_versions);
+    } else {
+      for (const std::string& object : new_versions) {
+        bool busy = false;
+        Status s = RefreshObject(object, &busy);
+        if (s.ok()) {
+          failing.erase(object);
+        } else if (failing.insert(object).second) {
+          Log("cannot look at the new version of " + object +
+              " (trying again every second): " + s.ToString());
+        }
+        if (busy || !s.ok()) retry.insert(object);
+      }
     }
     WriteBackDue();
     MakeRoom(0, 0, nullptr);

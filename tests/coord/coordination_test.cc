@@ -401,6 +401,67 @@ TEST_F(CoordinationTest, EveryServerNumbersATarballVersionTheSame) {
   EXPECT_EQ(WalkTree(a.get(), "alpha"), alpha2_b);
 }
 
+// Another server's write-back reaches a server through the version watch as
+// one look at the new tarball (a Stat), not a listing of the whole store: a
+// tarball put into the store behind both servers' backs stays unseen by the
+// watching server until it lists the store (refresh_seconds is 0 here).
+TEST_F(CoordinationTest, AWriteBackElsewhereIsLookedAtAloneNotThroughAListing) {
+  const std::string store_dir = dir_.path() + "/store";
+  PutTarball(store_dir, "alpha.tar", {ingest_test::File("alpha/README", "v1 readme")});
+  std::unique_ptr<cache::TreeCache> a = OpenCache(0, Open());
+  std::unique_ptr<cache::TreeCache> b = OpenCache(1, Open());
+  ASSERT_TRUE(a && b);
+  const auto alpha_b = WalkTree(b.get(), "alpha");
+  ASSERT_EQ(alpha_b.at("alpha/README").data, "v1 readme");
+  PutTarball(store_dir, "zeta.tar", {ingest_test::File("zeta/z", "z")});
+
+  // A changes alpha and writes it back.
+  Attributes top, readme, after;
+  ASSERT_OK(a->Lookup(kRootIno, "alpha", &top));
+  ASSERT_OK(a->Lookup(top.ino, "README", &readme));
+  ASSERT_OK(a->Write(readme.ino, 0, "v2", Stability::kStable, &after));
+  bool written = false;
+  ASSERT_OK(a->Flush("alpha", &written));
+  ASSERT_TRUE(written);
+
+  // B drops its copy of the old version without being asked to refresh.
+  const Ino old_readme = alpha_b.at("alpha/README").ino;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  Attributes attrs;
+  while (b->GetAttr(old_readme, &attrs).ok()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "B never saw A's write-back";
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(b->GetAttr(old_readme, &attrs).posix_errno(), ESTALE);
+  const auto alpha2_b = WalkTree(b.get(), "alpha");
+  EXPECT_EQ(alpha2_b.at("alpha/README").data, "v2 readme");
+  // Without listing the store: zeta comes with B's next refresh, not before.
+  EXPECT_EQ(b->Lookup(kRootIno, "zeta", &attrs).posix_errno(), ENOENT);
+  ASSERT_OK(b->Refresh());
+  EXPECT_EQ(WalkTree(b.get(), "zeta").at("zeta/z").data, "z");
+
+  // A file of alpha open on B when the next write-back arrives: B serves the
+  // old version while the file is open and drops it once it is closed,
+  // still without a refresh.
+  const Ino open_readme = alpha2_b.at("alpha/README").ino;
+  ASSERT_OK(b->OpenFile(open_readme));
+  ASSERT_OK(a->Write(readme.ino, 0, "v3", Stability::kStable, &after));
+  ASSERT_OK(a->Flush("alpha", &written));
+  ASSERT_TRUE(written);
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // the watch's event handled meanwhile
+  std::string data;
+  bool eof = false;
+  ASSERT_OK(b->Read(open_readme, 0, 100, &data, &eof));
+  EXPECT_EQ(data, "v2 readme");
+  ASSERT_OK(b->CloseFile(open_readme));
+  while (b->GetAttr(open_readme, &attrs).ok()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline + std::chrono::seconds(30))
+        << "B kept the old version after the file was closed";
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(WalkTree(b.get(), "alpha").at("alpha/README").data, "v3 readme");
+}
+
 TEST_F(CoordinationTest, OneWriterPerTreeUnderALease) {
   const std::string store_dir = dir_.path() + "/store";
   PutTarball(store_dir, "owned.tar", {ingest_test::File("owned/f", "original")});
