@@ -70,6 +70,13 @@ bool unstable_writes = false;  // WRITE=unstable
 // Every configuration writes files of this size, so that their rows compare.
 constexpr size_t kFileBytes = 8192;
 
+// Calls fn(name) for the names of thread t's files: f<i> for every i below
+// `files` that is t modulo `threads`.
+template <typename Fn>
+void ForThreadFiles(int t, int files, int threads, Fn fn) {
+  for (int i = t; i < files; i += threads) fn("f" + std::to_string(i));
+}
+
 void OneFile(FileSystem* fs, Ino dir, const std::string& name, const std::string& data) {
   Attributes a;
   Status miss = fs->Lookup(dir, name, &a);
@@ -288,9 +295,8 @@ void RunCore(const std::string& dir, const Config& config, int files, int thread
   RecordingStore::RecordOnThisThread(nullptr);
   const std::string data(kFileBytes, 'x');
   auto thread_files = [&](int t) {
-    for (int i = t; i < files; i += threads) {
-      OneFile(fs.get(), dirs[t], "f" + std::to_string(i), data);
-    }
+    ForThreadFiles(t, files, threads,
+                   [&](const std::string& name) { OneFile(fs.get(), dirs[t], name, data); });
   };
   if (record == nullptr) {
     Measure(config.name, files, threads, thread_files, [counter] { return CountsOf(*counter); });
@@ -322,11 +328,14 @@ void RunStoreAlone(const std::string& dir, const Config& config, int files, int 
 
 // OneFileSyscalls in a directory of `dir` per thread.
 void RunSyscalls(const std::string& dir, const Config& config, int files, int threads) {
-  std::filesystem::remove_all(dir);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  if (ec) Die("remove " + dir + ": " + ec.message());
   std::vector<int> dirfds(threads);
   for (int t = 0; t < threads; ++t) {
     const std::string d = dir + "/d" + std::to_string(t);
-    std::filesystem::create_directories(d);
+    std::filesystem::create_directories(d, ec);
+    if (ec) Die("mkdir " + d + ": " + ec.message());
     dirfds[t] = open(d.c_str(), O_RDONLY | O_DIRECTORY);
     if (dirfds[t] < 0) Die("open " + d + ": " + std::strerror(errno));
   }
@@ -334,9 +343,8 @@ void RunSyscalls(const std::string& dir, const Config& config, int files, int th
   Measure(
       config.name, files, threads,
       [&](int t) {
-        for (int i = t; i < files; i += threads) {
-          OneFileSyscalls(dirfds[t], "f" + std::to_string(i), data);
-        }
+        ForThreadFiles(t, files, threads,
+                       [&](const std::string& name) { OneFileSyscalls(dirfds[t], name, data); });
       },
       [] { return StoreCounts(); });
   for (int fd : dirfds) close(fd);
