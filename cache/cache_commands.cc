@@ -1,6 +1,7 @@
 #include "cache/cache_commands.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <vector>
 
@@ -42,9 +43,19 @@ bool ExecuteCacheRequest(TreeCache* cache, const ingest::Message& request,
   Status s;
   if (op == "cache-list") {
     std::vector<CachedTree> trees;
-    s = cache->List(&trees);
-    for (size_t i = 0; s.ok() && i < trees.size(); ++i) {
+    bool more = false;
+    s = cache->ListPage(Get(request, "after"), kListPageTrees, &trees, &more);
+    size_t i = 0, bytes = 0;
+    for (; s.ok() && i < trees.size(); ++i) {
       const CachedTree& t = trees[i];
+      if (i > 0 && bytes >= kListPageBytes) {
+        more = true;  // the rest in the next page
+        break;
+      }
+      // Its fields' size: the strings, and about 300 bytes for the keys,
+      // the numbers and a transfer's progress.
+      bytes += t.name.size() + t.state.size() + t.object.size() + t.last_error.size() +
+               t.conflict.size() + 300;
       (*response)[Field(i, "name")] = t.name;
       (*response)[Field(i, "state")] = t.state;
       (*response)[Field(i, "bytes")] = std::to_string(t.bytes);
@@ -57,7 +68,10 @@ bool ExecuteCacheRequest(TreeCache* cache, const ingest::Message& request,
       if (t.transferring) ingest::PutProgress(t.transfer, Field(i, "transfer_"), response);
       (*response)[Field(i, "conflict")] = t.conflict;
     }
-    if (s.ok()) (*response)["trees"] = std::to_string(trees.size());
+    if (s.ok()) {
+      (*response)["trees"] = std::to_string(i);
+      (*response)["more"] = more ? "1" : "0";
+    }
   } else if (op == "cache-load") {
     s = RequireName(request, &name);
     if (s.ok()) s = cache->Load(name);
@@ -101,20 +115,23 @@ std::string FormatCacheResponse(const ingest::Message& request, const ingest::Me
   if (op == "cache-list") {
     std::string out;
     char line[512];
-    std::snprintf(line, sizeof(line), "%-24s %-9s %14s %10s %-20s %5s %5s %s\n", "TREE", "STATE",
-                  "BYTES", "INODES", "LAST USE", "OPEN", "BUSY", "TARBALL");
-    out += line;
+    if (Get(request, "after").empty()) {  // the first page
+      std::snprintf(line, sizeof(line), "%-24s %-9s %14s %10s %-20s %5s %5s %s\n", "TREE", "STATE",
+                    "BYTES", "INODES", "LAST USE", "OPEN", "BUSY", "TARBALL");
+      out += line;
+    }
     const size_t n = std::strtoull(Get(response, "trees").c_str(), nullptr, 10);
     for (size_t i = 0; i < n; ++i) {
+      // The tarball's name last and whole (it may be longer than the line).
       std::snprintf(
-          line, sizeof(line), "%-24s %-9s %14s %10s %-20s %5s %5s %s\n",
+          line, sizeof(line), "%-24s %-9s %14s %10s %-20s %5s %5s ",
           Get(response, Field(i, "name")).c_str(), Get(response, Field(i, "state")).c_str(),
           Get(response, Field(i, "bytes")).c_str(), Get(response, Field(i, "inodes")).c_str(),
           FormatTime(std::strtoll(Get(response, Field(i, "last_use")).c_str(), nullptr, 10))
               .c_str(),
-          Get(response, Field(i, "open_files")).c_str(), Get(response, Field(i, "in_use")).c_str(),
-          Get(response, Field(i, "object")).c_str());
+          Get(response, Field(i, "open_files")).c_str(), Get(response, Field(i, "in_use")).c_str());
       out += line;
+      out += Get(response, Field(i, "object")) + "\n";
       const std::string error = Get(response, Field(i, "error"));
       if (!error.empty()) out += "  last load failed: " + error + "\n";
       if (progress::ProgressSnapshot p; ingest::GetProgress(response, Field(i, "transfer_"), &p)) {
@@ -151,6 +168,16 @@ std::string FormatCacheResponse(const ingest::Message& request, const ingest::Me
                                            : name + " has no changes to write back\n";
   }
   return "";
+}
+
+bool NextCacheListRequest(const ingest::Message& request, const ingest::Message& response,
+                          ingest::Message* next) {
+  if (Get(request, "op") != "cache-list" || Get(response, "more") != "1") return false;
+  const size_t n = std::strtoull(Get(response, "trees").c_str(), nullptr, 10);
+  if (n == 0) return false;  // a page without trees cannot say where to go on
+  *next = request;
+  (*next)["after"] = Get(response, Field(n - 1, "name"));
+  return true;
 }
 
 }  // namespace kvfs::cache

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
@@ -396,11 +397,18 @@ class TreeCacheImpl final : public TreeCache, public TreeLifecycle {
 
   // ---- Operator commands -------------------------------------------------------------
 
-  Status List(std::vector<CachedTree>* out) override {
+  Status ListPage(const std::string& after, size_t limit, std::vector<CachedTree>* out,
+                  bool* more) override {
     out->clear();
+    *more = false;
     {
       std::lock_guard<std::mutex> l(mu_);
-      for (const auto& [name, t] : by_name_) {
+      for (auto it = by_name_.upper_bound(after); it != by_name_.end(); ++it) {
+        if (out->size() == limit) {
+          *more = true;
+          break;
+        }
+        const auto& [name, t] = *it;
         CachedTree c;
         c.name = name;
         c.ino = t->top;
@@ -409,8 +417,8 @@ class TreeCacheImpl final : public TreeCache, public TreeLifecycle {
         c.open_files = t->opens;
         c.in_use = t->users;
         c.object = t->rec.object;
-        auto it = listing_.find(name);
-        if (c.object.empty() && it != listing_.end()) c.object = it->second.name;
+        auto listed = listing_.find(name);
+        if (c.object.empty() && listed != listing_.end()) c.object = listed->second.name;
         c.last_error = t->load_error.ok() ? "" : t->load_error.ToString();
         c.conflict = t->conflict;
         out->push_back(std::move(c));
@@ -1549,6 +1557,11 @@ void TreeCacheImpl::Background() {
 }
 
 }  // namespace
+
+Status TreeCache::List(std::vector<CachedTree>* out) {
+  bool more = false;
+  return ListPage("", std::numeric_limits<size_t>::max(), out, &more);
+}
 
 Status TreeCache::Open(std::unique_ptr<FileSystem> base,
                        std::unique_ptr<ingest::PersistentStore> store,

@@ -166,8 +166,14 @@ class TreeCache : public FileSystem {
   ~TreeCache() override;
 
   // ---- Operator commands ------------------------------------------------------
-  // Every tree, sorted by name.
-  virtual Status List(std::vector<CachedTree>* out) = 0;
+  // The trees whose names sort after `after` ("": from the first), sorted by
+  // name, at most `limit` of them; *more says whether trees follow. The
+  // usage of each tree is read from the store, so a page costs `limit`
+  // reads at most, whatever the number of trees.
+  virtual Status ListPage(const std::string& after, size_t limit, std::vector<CachedTree>* out,
+                          bool* more) = 0;
+  // Every tree, sorted by name (ListPage without a limit).
+  Status List(std::vector<CachedTree>* out);
   // Loads tree `name` now (ENOENT if there is none).
   virtual Status Load(const std::string& name) = 0;
   // Writes tree `name` back now if it is dirty; *written says whether it was.

@@ -7,8 +7,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <set>
+#include <string>
 
 #include "ingest/control_client.h"
 #include "ingest/ingest.h"
@@ -211,8 +213,18 @@ void ControlServer::Dispatch(const Message& request, Message* response) {
 
 void ControlServer::Answer(int fd, const Message& response) {
   ++requests_;
+  std::string payload = EncodeMessage(response);
+  if (payload.size() > kMaxFrame) {
+    // Not sent: a clear error instead of a closed connection. (Responses
+    // that grow with the store, such as cache-list, come in pages.)
+    payload = EncodeMessage(
+        {{"errno", std::to_string(EMSGSIZE)},
+         {"message", "the response (" + std::to_string(payload.size()) +
+                         " bytes) is larger than a control frame (" + std::to_string(kMaxFrame) +
+                         " bytes); the request's effect stands"}});
+  }
   // The client may have given up; the request's effect stands regardless.
-  WriteFrame(fd, EncodeMessage(response)).ok();
+  WriteFrame(fd, payload).ok();
 }
 
 Status StartStoreControlServer(FileSystem* fs, const std::string& db_path,

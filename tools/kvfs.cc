@@ -785,18 +785,21 @@ Status RunCache(const Args& args, int*) {
   auto poll = [&](progress::ProgressSnapshot* snap) {
     return ingest::AskProgress(socket, id, snap);
   };
-  Status s = progress::RunShowingProgress(
-      &line, [&] { return ingest::CallControlServer(socket, request, &response); }, poll);
-  if (s.IsNotFound() || s.posix_errno() == ECONNREFUSED) {
-    return Status::FromErrno(s.posix_errno(), "no server serves " + args.db +
-                                                  " (the cache commands talk to the running "
-                                                  "server): " +
-                                                  s.message());
+  // A listing comes in pages, each printed as it arrives.
+  for (;;) {
+    Status s = progress::RunShowingProgress(
+        &line, [&] { return ingest::CallControlServer(socket, request, &response); }, poll);
+    if (s.IsNotFound() || s.posix_errno() == ECONNREFUSED) {
+      return Status::FromErrno(s.posix_errno(), "no server serves " + args.db +
+                                                    " (the cache commands talk to the running "
+                                                    "server): " +
+                                                    s.message());
+    }
+    KVFS_RETURN_IF_ERROR(s);
+    KVFS_RETURN_IF_ERROR(ingest::ResponseStatus(response));
+    std::cout << cache::FormatCacheResponse(request, response);
+    if (!cache::NextCacheListRequest(request, response, &request)) return Status::OK();
   }
-  KVFS_RETURN_IF_ERROR(s);
-  KVFS_RETURN_IF_ERROR(ingest::ResponseStatus(response));
-  std::cout << cache::FormatCacheResponse(request, response);
-  return Status::OK();
 }
 
 // ---- Demo -----------------------------------------------------------------------------------

@@ -228,6 +228,23 @@ TEST_F(ControlTest, BadFramesAreSurvived) {
   ASSERT_OK(ResponseStatus(resp));
 }
 
+// A response larger than a frame is not cut off: the client gets a clear
+// error, and the server goes on answering.
+TEST_F(ControlTest, AResponseLargerThanAFrameIsAnError) {
+  server_->SetRequestHandler([](const Message& request, Message* response) {
+    if (request.at("op") != "huge") return false;
+    (*response)["data"] = std::string(kMaxFrame, 'x');
+    return true;
+  });
+  Message resp;
+  ASSERT_OK(CallControlServer(ControlSocketPath(db_), {{"op", "huge"}}, &resp));
+  const Status s = ResponseStatus(resp);
+  EXPECT_EQ(s.posix_errno(), EMSGSIZE) << s.ToString();
+  EXPECT_NE(s.message().find("larger than a control frame"), std::string::npos) << s.ToString();
+  ASSERT_OK(CallControlServer(ControlSocketPath(db_), {{"op", "ping"}}, &resp));
+  ASSERT_OK(ResponseStatus(resp));
+}
+
 TEST_F(ControlTest, WithoutAServerTheStoreIsOpenedDirectly) {
   // The server's process holds the database: without the socket the
   // commands cannot open it, and say why.
