@@ -147,8 +147,11 @@ void ControlServer::Run() {
 
 void ControlServer::Receive(UniqueFd conn) {
   const int fd = conn.get();
+  // A client that stops sending its request, or stops reading its answer,
+  // holds up the thread that serves it for this long at most.
   struct timeval tv = {options_.request_timeout_seconds, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   Message request, response;
   struct ucred cred;
   socklen_t len = sizeof(cred);

@@ -42,7 +42,9 @@ struct ControlServerOptions {
   // replaced.
   std::string socket_path;
   ServiceOptions service;
-  // Seconds a client may take to send its request.
+  // Seconds a client may take to send its request, and to take in each part
+  // of its answer (a client that stops reading loses its answer, and holds
+  // up the requests behind it no longer).
   int request_timeout_seconds = 30;
 };
 

@@ -11,8 +11,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -44,8 +46,9 @@ class ControlTest : public ::testing::Test {
     WriteTarball(dir_.path() + "/t.tar", {File("t/a", "alpha"), File("t/b", "beta")});
   }
 
-  void StartServer() {
+  void StartServer(int request_timeout_seconds = 30) {
     ControlServerOptions o;
+    o.request_timeout_seconds = request_timeout_seconds;
     o.socket_path = ControlSocketPath(db_);
     o.service.staging_dir = StagingDirFor(db_);
     ASSERT_OK(ControlServer::Start(fs_.get(), o, &server_));
@@ -243,6 +246,37 @@ TEST_F(ControlTest, AResponseLargerThanAFrameIsAnError) {
   EXPECT_NE(s.message().find("larger than a control frame"), std::string::npos) << s.ToString();
   ASSERT_OK(CallControlServer(ControlSocketPath(db_), {{"op", "ping"}}, &resp));
   ASSERT_OK(ResponseStatus(resp));
+}
+
+// A client that asks and then stops reading its (large) answer holds up the
+// requests queued behind it for the request timeout, not forever.
+TEST_F(ControlTest, AClientThatStopsReadingHoldsUpOthersOnlyForTheTimeout) {
+  server_.reset();
+  StartServer(/*request_timeout_seconds=*/2);
+  server_->SetRequestHandler([](const Message& request, Message* response) {
+    if (request.at("op") == "large") (*response)["data"] = std::string(kMaxFrame / 2, 'x');
+    (*response)["errno"] = "0";
+    return request.at("op") == "large" || request.at("op") == "small";
+  });
+  // Far more than the socket buffers hold, never read.
+  UniqueFd stuck(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  struct sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", ControlSocketPath(db_).c_str());
+  ASSERT_EQ(connect(stuck.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_OK(WriteFrame(stuck.get(), EncodeMessage({{"op", "large"}})));
+
+  // The next request runs after it: answered once the stuck answer is given
+  // up, within the timeout.
+  auto answered = std::async(std::launch::async, [&] {
+    Message resp;
+    Status s = CallControlServer(ControlSocketPath(db_), {{"op", "small"}}, &resp);
+    return s.ok() ? ResponseStatus(resp) : s;
+  });
+  const bool in_time = answered.wait_for(std::chrono::seconds(20)) == std::future_status::ready;
+  stuck.Reset(-1);  // lets the server go on if it did not (the test failed)
+  EXPECT_TRUE(in_time) << "a client that does not read blocked the next request";
+  EXPECT_OK(answered.get());
 }
 
 TEST_F(ControlTest, WithoutAServerTheStoreIsOpenedDirectly) {
