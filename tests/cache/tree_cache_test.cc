@@ -307,6 +307,21 @@ TEST_P(TreeCacheTest, QuotaEvictsLeastRecentlyUsedWhileAClientWalksEverything) {
   for (const CachedTree& t : trees) loaded += t.state == "clean";
   EXPECT_GE(loaded, 1);
   EXPECT_LE(loaded, 3);
+  // In pages of three: the same trees in the same order, and `more` on all
+  // but the last page.
+  std::vector<std::string> whole, paged;
+  for (const CachedTree& t : trees) whole.push_back(t.name);
+  ASSERT_EQ(whole.size(), 8u);
+  std::string after;
+  for (bool more = true; more;) {
+    std::vector<CachedTree> page;
+    ASSERT_OK(cache->ListPage(after, 3, &page, &more));
+    ASSERT_FALSE(page.empty());
+    EXPECT_EQ(page.size(), more ? 3u : 2u);
+    for (const CachedTree& t : page) paged.push_back(t.name);
+    after = page.back().name;
+  }
+  EXPECT_EQ(paged, whole);
   // The least recently used went first: the last one walked is loaded.
   EXPECT_EQ(StateOf(cache.get(), "q7"), "clean");
   EXPECT_EQ(StateOf(cache.get(), "q0"), "unloaded");
