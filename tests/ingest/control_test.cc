@@ -63,6 +63,17 @@ class ControlTest : public ::testing::Test {
     return std::exchange(invalidated_, {});
   }
 
+  // A connection to the server's socket, for frames the client library
+  // would not send (or answers it would read).
+  UniqueFd ConnectRaw() {
+    UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    struct sockaddr_un addr = {};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", ControlSocketPath(db_).c_str());
+    EXPECT_EQ(connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    return fd;
+  }
+
   TempDir dir_{"kvfs-control"};
   std::string db_;
   std::unique_ptr<FileSystem> fs_;
@@ -201,17 +212,9 @@ TEST_F(ControlTest, OnlyTheServersUserOrRootMayAsk) {
 }
 
 TEST_F(ControlTest, BadFramesAreSurvived) {
-  auto connect_raw = [&]() {
-    UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    struct sockaddr_un addr = {};
-    addr.sun_family = AF_UNIX;
-    std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", ControlSocketPath(db_).c_str());
-    EXPECT_EQ(connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    return fd;
-  };
   {
     // A frame that is not a message: an error reply.
-    UniqueFd fd = connect_raw();
+    UniqueFd fd = ConnectRaw();
     ASSERT_OK(WriteFrame(fd.get(), "garbage"));
     std::string payload;
     ASSERT_OK(ReadFrame(fd.get(), &payload));
@@ -221,10 +224,10 @@ TEST_F(ControlTest, BadFramesAreSurvived) {
   }
   {
     // A frame announcing too much, and a client that hangs up early.
-    UniqueFd fd = connect_raw();
+    UniqueFd fd = ConnectRaw();
     const char huge[4] = {'\xff', '\xff', '\xff', '\x7f'};
     ASSERT_EQ(write(fd.get(), huge, 4), 4);
-    UniqueFd gone = connect_raw();
+    UniqueFd gone = ConnectRaw();
   }
   Message resp;
   ASSERT_OK(CallControlServer(ControlSocketPath(db_), {{"op", "ping"}}, &resp));
@@ -259,11 +262,8 @@ TEST_F(ControlTest, AClientThatStopsReadingHoldsUpOthersOnlyForTheTimeout) {
     return request.at("op") == "large" || request.at("op") == "small";
   });
   // Far more than the socket buffers hold, never read.
-  UniqueFd stuck(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  struct sockaddr_un addr = {};
-  addr.sun_family = AF_UNIX;
-  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", ControlSocketPath(db_).c_str());
-  ASSERT_EQ(connect(stuck.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  UniqueFd stuck = ConnectRaw();
+  ASSERT_FALSE(::testing::Test::HasFailure());
   ASSERT_OK(WriteFrame(stuck.get(), EncodeMessage({{"op", "large"}})));
 
   // The next request runs after it: answered once the stuck answer is given
