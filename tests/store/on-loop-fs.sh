@@ -47,6 +47,5 @@ trap 'rm -rf "$scratch"' EXIT
 truncate -s 512M "$scratch/image"
 "${mkfs[@]}" "$scratch/image" >/dev/null || die "${mkfs[*]} failed"
 mkdir "$scratch/mnt"
-status=0
-"$root/ci/run-in-namespace.sh" "$(readlink -f "$0")" --inside "$fs" "$scratch" "$@" || status=$?
-exit "$status"
+# COMMAND's status is the script's (set -e), after the trap removes the image.
+"$root/ci/run-in-namespace.sh" "$(readlink -f "$0")" --inside "$fs" "$scratch" "$@"
