@@ -475,9 +475,9 @@ class TreeCacheImpl final : public TreeCache, public TreeLifecycle {
   // Another server recorded a new version of tarball `object` (the watch):
   // looks at that one object (Stat) and brings its tree up to date, as a
   // listing would; lists the whole store if the object is gone. *busy: this
-  // server still serves an older version, because the tree was in use or
-  // loading (try again later; a changed tree is written back as a conflict
-  // instead).
+  // server still serves an older version than the one listed, because the
+  // tree was in use or loading (try again later; a changed tree is written
+  // back as a conflict instead).
   Status RefreshObject(const std::string& object, bool* busy);
   // Brings the trees up to date with `listing` (tree name -> its tarball):
   // every tree if `only` is null (a listing of the whole store), else only
@@ -1224,11 +1224,15 @@ Status TreeCacheImpl::RefreshObject(const std::string& object, bool* busy) {
   if (!ingest::TreeNameOf(object, &name)) return Status::OK();  // not a tarball
   ObjectInfo info;
   Status s = store_->Stat(object, &info);
-  if (s.IsNotFound()) return Refresh();  // replaced or removed since: the listing tells
-  KVFS_RETURN_IF_ERROR(s);
-  std::map<std::string, ObjectInfo> listing;
-  listing[name] = std::move(info);
-  KVFS_RETURN_IF_ERROR(Reconcile(std::move(listing), &name));
+  if (s.IsNotFound()) {
+    KVFS_RETURN_IF_ERROR(Refresh());  // replaced or removed since: the listing tells
+  } else {
+    KVFS_RETURN_IF_ERROR(s);
+    std::map<std::string, ObjectInfo> listing;
+    listing[name] = std::move(info);
+    KVFS_RETURN_IF_ERROR(Reconcile(std::move(listing), &name));
+  }
+  // A listing passes busy trees by just as Reconcile(only) does.
   std::lock_guard<std::mutex> l(mu_);
   auto t = by_name_.find(name);
   auto listed = listing_.find(name);
