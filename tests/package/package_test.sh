@@ -2,41 +2,61 @@
 # The Debian packages, as a user gets them (docs/operations.md):
 #   package_test.sh BUILD_DIR SOURCE_DIR
 # builds kvfs-plugins, nfs-ganesha-kvfs and kvfs-tools with CPack from
-# BUILD_DIR, installs them on this machine with `apt-get install ./*.deb`,
-# makes a store with the installed `kvfs` (no KVFS_*_PLUGIN_PATH: the
-# installed plugins must be found), serves it with Debian's ganesha.nfsd in
-# private namespaces with a configuration that has no Plugins_Dir, reads a
-# file back through NFS (nfs-cat, NFSv3 and NFSv4), then removes the packages
-# with `apt-get remove --purge` and checks that every file they installed is
-# gone. It refuses to run (and fails) if one of the packages is installed
-# already: that installation is someone else's.
+# BUILD_DIR, installs them with `apt-get install ./*.deb`, makes a store with
+# the installed `kvfs` (no KVFS_*_PLUGIN_PATH: the installed plugins must be
+# found), serves it with Debian's ganesha.nfsd in private namespaces with a
+# configuration that has no Plugins_Dir, reads a file back through NFS
+# (nfs-cat, NFSv3 and NFSv4), then removes the packages with
+# `apt-get remove --purge` and checks that every file they installed is gone.
+#
+# The machine itself is never changed: the script runs in a private mount
+# namespace in which /usr, /etc and /var are overlays whose writable layer is
+# a tmpfs, so the installation (files, dpkg's database, apt's logs) exists
+# only there and vanishes with the namespace, even if the test is killed.
+# It refuses to run (and fails) if one of the packages is installed on the
+# machine already: the removal check needs them absent below the overlay.
 set -euo pipefail
-BUILD_DIR=$(readlink -f "$1")
-SOURCE_DIR=$(readlink -f "$2")
 PACKAGES=(kvfs-plugins nfs-ganesha-kvfs kvfs-tools)
+OVERLAID=(/usr /etc /var)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
 fail() { echo "package_test: FAIL: $*" >&2; exit 1; }
 
-for p in "${PACKAGES[@]}"; do
-  if installed "$p"; then
-    fail "$p is installed already (by someone else?); remove it first: apt-get remove --purge ${PACKAGES[*]}"
-  fi
-done
+if [ "${1:-}" != "--inside-overlay" ]; then
+  [ $# -eq 2 ] || { echo "usage: $0 BUILD_DIR SOURCE_DIR" >&2; exit 2; }
+  [ "$(id -u)" -eq 0 ] || fail "needs root (a mount namespace and overlay mounts)"
+  for p in "${PACKAGES[@]}"; do
+    if installed "$p"; then
+      fail "$p is installed on this machine already (by someone else?); remove it first: apt-get remove --purge ${PACKAGES[*]}"
+    fi
+  done
+  exec unshare --mount --propagation private -- "$(readlink -f "$0")" --inside-overlay "$@"
+fi
+shift
+BUILD_DIR=$(readlink -f "$1")
+SOURCE_DIR=$(readlink -f "$2")
 
 WORK=$(mktemp -d /tmp/kvfs-package-test-XXXXXX)
 apt_quiet=(-o DPkg::Lock::Timeout=900 -y -qq)
 cleanup() {
   local status=$?
-  local ours=()
-  for p in "${PACKAGES[@]}"; do installed "$p" && ours+=("$p"); done
-  if [ ${#ours[@]} -gt 0 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get "${apt_quiet[@]}" remove --purge "${ours[@]}" >/dev/null || true
-  fi
+  # The overlays keep their layers alive until the namespace ends.
+  umount -l "$WORK/overlay" 2>/dev/null || true
   rm -rf "$WORK"
   exit $status
 }
 trap cleanup EXIT
+
+# Every change below /usr, /etc and /var lands in $WORK/overlay, a tmpfs seen
+# only by this mount namespace.
+mkdir "$WORK/overlay"
+mount -t tmpfs -o mode=0755 kvfs-package-test "$WORK/overlay"
+for dir in "${OVERLAID[@]}"; do
+  layer="$WORK/overlay/${dir#/}"
+  mkdir -p "$layer/upper" "$layer/work"
+  mount -t overlay overlay -o "lowerdir=$dir,upperdir=$layer/upper,workdir=$layer/work" "$dir" ||
+    fail "overlay on $dir"
+done
 
 echo "== building the packages"
 cpack --config "$BUILD_DIR/CPackConfig.cmake" -B "$WORK/debs" >"$WORK/cpack.log" 2>&1 ||
@@ -64,6 +84,8 @@ echo "== apt-get install ./*.deb"
 (cd "$WORK/debs" && DEBIAN_FRONTEND=noninteractive apt-get "${apt_quiet[@]}" install ./*.deb) >"$WORK/apt.log" 2>&1 ||
   { cat "$WORK/apt.log"; fail "apt-get install"; }
 for p in "${PACKAGES[@]}"; do installed "$p" || fail "$p not installed"; done
+[ -f "$WORK/overlay/usr/upper/bin/kvfs" ] && [ -f "$WORK/overlay/var/upper/lib/dpkg/status" ] ||
+  fail "the installation did not land in the overlay"
 dpkg -L "${PACKAGES[@]}" | sort -u >"$WORK/files"
 fsal_dir=/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/ganesha
 for f in "$fsal_dir/libfsalkvfs.so" /usr/bin/kvfs /usr/bin/kvfs-ingest /usr/bin/kvfs-export \
