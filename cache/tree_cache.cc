@@ -477,8 +477,13 @@ class TreeCacheImpl final : public TreeCache, public TreeLifecycle {
   // listing would; lists the whole store if the object is gone. *busy: this
   // server still serves an older version than the one listed, because the
   // tree was in use or loading (try again later; a changed tree is written
-  // back as a conflict instead).
+  // back as a conflict instead). While that is so, a call asks the store
+  // nothing: the tree's newer version is known already.
   Status RefreshObject(const std::string& object, bool* busy);
+  // Whether this server is loading or evicting tree `name`, or serves it
+  // clean at another version than the one listed (Reconcile passed it by:
+  // it was in use). mu_ held.
+  bool BehindLocked(const std::string& name) const;
   // Brings the trees up to date with `listing` (tree name -> its tarball):
   // every tree if `only` is null (a listing of the whole store), else only
   // tree `*only`, whose tarball `listing` then holds.
@@ -1222,6 +1227,17 @@ Status TreeCacheImpl::RefreshObject(const std::string& object, bool* busy) {
   *busy = false;
   std::string name;
   if (!ingest::TreeNameOf(object, &name)) return Status::OK();  // not a tarball
+  {
+    // Behind and still busy: the store has nothing new to say until the
+    // tree is free.
+    std::lock_guard<std::mutex> l(mu_);
+    auto t = by_name_.find(name);
+    if (t != by_name_.end() && BehindLocked(name) &&
+        (InUse(*t->second) || t->second->status != TreeStatus::kLoaded)) {
+      *busy = true;
+      return Status::OK();
+    }
+  }
   ObjectInfo info;
   Status s = store_->Stat(object, &info);
   if (s.IsNotFound()) {
@@ -1234,14 +1250,18 @@ Status TreeCacheImpl::RefreshObject(const std::string& object, bool* busy) {
   }
   // A listing passes busy trees by just as Reconcile(only) does.
   std::lock_guard<std::mutex> l(mu_);
+  *busy = BehindLocked(name);
+  return Status::OK();
+}
+
+bool TreeCacheImpl::BehindLocked(const std::string& name) const {
   auto t = by_name_.find(name);
   auto listed = listing_.find(name);
-  if (t == by_name_.end() || listed == listing_.end()) return Status::OK();
+  if (t == by_name_.end() || listed == listing_.end()) return false;
   const Tree& tree = *t->second;
-  *busy = tree.status == TreeStatus::kLoading || tree.status == TreeStatus::kEvicting ||
-          (tree.status == TreeStatus::kLoaded && !tree.rec.dirty && !tree.rec.object.empty() &&
-           tree.rec.version != listed->second.version);
-  return Status::OK();
+  return tree.status == TreeStatus::kLoading || tree.status == TreeStatus::kEvicting ||
+         (tree.status == TreeStatus::kLoaded && !tree.rec.dirty && !tree.rec.object.empty() &&
+          tree.rec.version != listed->second.version);
 }
 
 Status TreeCacheImpl::Reconcile(std::map<std::string, ObjectInfo> listing,

@@ -36,6 +36,41 @@ namespace {
 
 using kvfs::testing::TempDir;
 
+// The store below, counting the Stats made through it.
+class StatCountingStore final : public store::PersistentStore {
+ public:
+  StatCountingStore(std::unique_ptr<store::PersistentStore> base, std::atomic<int>* stats)
+      : base_(std::move(base)), stats_(stats) {}
+  Status List(std::vector<store::ObjectInfo>* out) override { return base_->List(out); }
+  Status Stat(const std::string& name, store::ObjectInfo* out) override {
+    stats_->fetch_add(1);
+    return base_->Stat(name, out);
+  }
+  Status OpenRead(const std::string& name, std::unique_ptr<store::ObjectReader>* out) override {
+    return base_->OpenRead(name, out);
+  }
+  Status OpenWrite(const std::string& name, std::unique_ptr<store::ObjectWriter>* out) override {
+    return base_->OpenWrite(name, out);
+  }
+  Status Delete(const std::string& name) override { return base_->Delete(name); }
+  Status ClaimRange(uint64_t range, std::string_view owner) override {
+    return base_->ClaimRange(range, owner);
+  }
+  Status HighestClaimedRange(uint64_t* range) override { return base_->HighestClaimedRange(range); }
+  Status ClaimName(const std::string& name, std::string_view owner) override {
+    return base_->ClaimName(name, owner);
+  }
+  Status ReleaseName(const std::string& name) override { return base_->ReleaseName(name); }
+  Status IsNameClaimed(const std::string& name, bool* claimed) override {
+    return base_->IsNameClaimed(name, claimed);
+  }
+  std::string Describe() const override { return base_->Describe(); }
+
+ private:
+  const std::unique_ptr<store::PersistentStore> base_;
+  std::atomic<int>* const stats_;
+};
+
 class CoordinationTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -83,8 +118,10 @@ class CoordinationTest : public ::testing::Test {
   }
 
   // A cache manager ("server" i) on a RocksDB store of its own over the
-  // shared directory store, claiming through `coordination`.
-  std::unique_ptr<cache::TreeCache> OpenCache(int i, std::shared_ptr<Coordination> coordination) {
+  // shared directory store, claiming through `coordination`; counts its
+  // Stats of the store in *stats if given.
+  std::unique_ptr<cache::TreeCache> OpenCache(int i, std::shared_ptr<Coordination> coordination,
+                                              std::atomic<int>* stats = nullptr) {
     const std::string db = dir_.path() + "/db" + std::to_string(i);
     std::unique_ptr<FileSystem> fs;
     EXPECT_OK(ingest_test::OpenRocksFileSystem(db, &fs));
@@ -97,6 +134,7 @@ class CoordinationTest : public ::testing::Test {
     o.coordination = std::move(coordination);
     std::unique_ptr<store::PersistentStore> st;
     EXPECT_OK(store::OpenStore(store::StoreAt(dir_.path() + "/store"), &st));
+    if (stats != nullptr) st = std::make_unique<StatCountingStore>(std::move(st), stats);
     std::unique_ptr<cache::TreeCache> cache;
     EXPECT_OK(cache::TreeCache::Open(std::move(fs), std::move(st), o, &cache));
     return cache;
@@ -405,11 +443,14 @@ TEST_F(CoordinationTest, EveryServerNumbersATarballVersionTheSame) {
 // one look at the new tarball (a Stat), not a listing of the whole store: a
 // tarball put into the store behind both servers' backs stays unseen by the
 // watching server until it lists the store (refresh_seconds is 0 here).
+// While the tree is in use there, the server waits for it without asking
+// the store again.
 TEST_F(CoordinationTest, AWriteBackElsewhereIsLookedAtAloneNotThroughAListing) {
   const std::string store_dir = dir_.path() + "/store";
   PutTarball(store_dir, "alpha.tar", {ingest_test::File("alpha/README", "v1 readme")});
   std::unique_ptr<cache::TreeCache> a = OpenCache(0, Open());
-  std::unique_ptr<cache::TreeCache> b = OpenCache(1, Open());
+  std::atomic<int> b_stats{0};
+  std::unique_ptr<cache::TreeCache> b = OpenCache(1, Open(), &b_stats);
   ASSERT_TRUE(a && b);
   const auto alpha_b = WalkTree(b.get(), "alpha");
   ASSERT_EQ(alpha_b.at("alpha/README").data, "v1 readme");
@@ -449,6 +490,12 @@ TEST_F(CoordinationTest, AWriteBackElsewhereIsLookedAtAloneNotThroughAListing) {
   ASSERT_OK(a->Flush("alpha", &written));
   ASSERT_TRUE(written);
   std::this_thread::sleep_for(std::chrono::seconds(3));  // the watch's event handled meanwhile
+  // B looked at the new tarball when the event came, and not again since
+  // (it checks every second whether the tree is free).
+  const int stats_while_open = b_stats.load();
+  EXPECT_GE(stats_while_open, 1);
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  EXPECT_EQ(b_stats.load(), stats_while_open);
   std::string data;
   bool eof = false;
   ASSERT_OK(b->Read(open_readme, 0, 100, &data, &eof));
