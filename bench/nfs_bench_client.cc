@@ -1219,16 +1219,20 @@ bool RunPhases(P& phases, const Flags& flags, const Options& opt,
     const pid_t pid = server_pid ? server_pid() : -1;
     const double server_before = pid > 0 ? ProcessCpuSeconds(pid) : 0;
     const long switches_before = pid > 0 ? ProcessContextSwitches(pid) : 0;
+    const unsigned long long faults_before = pid > 0 ? ProcessMinorFaults(pid) : 0;
     const double client_before = ThisProcessCpuSeconds();
     PhaseResult r = phase();
-    char cpu[96];
+    char cpu[160];
     std::snprintf(cpu, sizeof cpu, ", \"client_cpu_s\": %.2f",
                   ThisProcessCpuSeconds() - client_before);
     r.extra += cpu;
     if (pid > 0) {
-      std::snprintf(cpu, sizeof cpu, ", \"server_cpu_s\": %.2f, \"server_switches\": %ld",
+      std::snprintf(cpu, sizeof cpu,
+                    ", \"server_cpu_s\": %.2f, \"server_switches\": %ld"
+                    ", \"server_minor_faults\": %llu",
                     ProcessCpuSeconds(pid) - server_before,
-                    ProcessContextSwitches(pid) - switches_before);
+                    ProcessContextSwitches(pid) - switches_before,
+                    ProcessMinorFaults(pid) - faults_before);
       r.extra += cpu;
     }
     Report(opt, r);
