@@ -19,6 +19,7 @@
 #include "common/fs/schema.h"
 #include "tests/ingest/ingest_test_util.h"
 #include "tests/status_assertions.h"
+#include "tests/store/forwarding_store.h"
 #include "tests/store/test_store.h"
 
 namespace kvfs::cache {
@@ -37,37 +38,18 @@ using Contents = std::map<std::string, std::string>;
 
 // A persistent store that counts the tarballs opened for reading and can
 // make each read slow (so concurrent first touches overlap).
-class CountingStore final : public ingest::PersistentStore {
+class CountingStore final : public store_test::ForwardingStore {
  public:
-  explicit CountingStore(std::unique_ptr<ingest::PersistentStore> base) : base_(std::move(base)) {}
-  Status List(std::vector<ingest::ObjectInfo>* out) override { return base_->List(out); }
-  Status Stat(const std::string& name, ingest::ObjectInfo* out) override {
-    return base_->Stat(name, out);
-  }
+  explicit CountingStore(std::unique_ptr<ingest::PersistentStore> base)
+      : ForwardingStore(std::move(base)) {}
   Status OpenRead(const std::string& name, std::unique_ptr<ingest::ObjectReader>* out) override {
     {
       std::lock_guard<std::mutex> l(mu_);
       ++opened_[name];
     }
     std::this_thread::sleep_for(delay_);
-    return base_->OpenRead(name, out);
+    return ForwardingStore::OpenRead(name, out);
   }
-  Status OpenWrite(const std::string& name, std::unique_ptr<ingest::ObjectWriter>* out) override {
-    return base_->OpenWrite(name, out);
-  }
-  Status Delete(const std::string& name) override { return base_->Delete(name); }
-  Status ClaimRange(uint64_t range, std::string_view owner) override {
-    return base_->ClaimRange(range, owner);
-  }
-  Status HighestClaimedRange(uint64_t* range) override { return base_->HighestClaimedRange(range); }
-  Status ClaimName(const std::string& name, std::string_view owner) override {
-    return base_->ClaimName(name, owner);
-  }
-  Status ReleaseName(const std::string& name) override { return base_->ReleaseName(name); }
-  Status IsNameClaimed(const std::string& name, bool* claimed) override {
-    return base_->IsNameClaimed(name, claimed);
-  }
-  std::string Describe() const override { return base_->Describe(); }
 
   int opened(const std::string& name) {
     std::lock_guard<std::mutex> l(mu_);
@@ -76,7 +58,6 @@ class CountingStore final : public ingest::PersistentStore {
   void set_delay(std::chrono::milliseconds d) { delay_ = d; }
 
  private:
-  std::unique_ptr<ingest::PersistentStore> base_;
   std::mutex mu_;
   std::map<std::string, int> opened_;
   std::chrono::milliseconds delay_{0};

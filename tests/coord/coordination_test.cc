@@ -30,6 +30,7 @@
 #include "tests/fs/test_util.h"
 #include "tests/ingest/ingest_test_util.h"
 #include "tests/status_assertions.h"
+#include "tests/store/forwarding_store.h"
 
 namespace kvfs::coord {
 namespace {
@@ -37,37 +38,16 @@ namespace {
 using kvfs::testing::TempDir;
 
 // The store below, counting the Stats made through it.
-class StatCountingStore final : public store::PersistentStore {
+class StatCountingStore final : public store_test::ForwardingStore {
  public:
   StatCountingStore(std::unique_ptr<store::PersistentStore> base, std::atomic<int>* stats)
-      : base_(std::move(base)), stats_(stats) {}
-  Status List(std::vector<store::ObjectInfo>* out) override { return base_->List(out); }
+      : ForwardingStore(std::move(base)), stats_(stats) {}
   Status Stat(const std::string& name, store::ObjectInfo* out) override {
     stats_->fetch_add(1);
-    return base_->Stat(name, out);
+    return ForwardingStore::Stat(name, out);
   }
-  Status OpenRead(const std::string& name, std::unique_ptr<store::ObjectReader>* out) override {
-    return base_->OpenRead(name, out);
-  }
-  Status OpenWrite(const std::string& name, std::unique_ptr<store::ObjectWriter>* out) override {
-    return base_->OpenWrite(name, out);
-  }
-  Status Delete(const std::string& name) override { return base_->Delete(name); }
-  Status ClaimRange(uint64_t range, std::string_view owner) override {
-    return base_->ClaimRange(range, owner);
-  }
-  Status HighestClaimedRange(uint64_t* range) override { return base_->HighestClaimedRange(range); }
-  Status ClaimName(const std::string& name, std::string_view owner) override {
-    return base_->ClaimName(name, owner);
-  }
-  Status ReleaseName(const std::string& name) override { return base_->ReleaseName(name); }
-  Status IsNameClaimed(const std::string& name, bool* claimed) override {
-    return base_->IsNameClaimed(name, claimed);
-  }
-  std::string Describe() const override { return base_->Describe(); }
 
  private:
-  const std::unique_ptr<store::PersistentStore> base_;
   std::atomic<int>* const stats_;
 };
 
