@@ -117,6 +117,14 @@ bool Newer(const ObjectInfo& a, const ObjectInfo& b) {
 // neither evicted nor removed).
 bool InUse(const Tree& t) { return t.users > 0 || t.opens > 0 || t.writing; }
 
+// Whether a listing may change t now (drop it, or move it to a new version):
+// nothing holds it, it has no changes, and it is not loading or evicting.
+// Reconcile passes every other tree by.
+bool Idle(const Tree& t) {
+  return !InUse(t) && !t.rec.dirty &&
+         (t.status == TreeStatus::kUnloaded || t.status == TreeStatus::kLoaded);
+}
+
 // The cache manager's file system and its whole-tree operations (trees()).
 class TreeCacheImpl final : public TreeCache, public TreeLifecycle {
  public:
@@ -1228,12 +1236,11 @@ Status TreeCacheImpl::RefreshObject(const std::string& object, bool* busy) {
   std::string name;
   if (!ingest::TreeNameOf(object, &name)) return Status::OK();  // not a tarball
   {
-    // Behind and still busy: the store has nothing new to say until the
-    // tree is free.
+    // Behind, and Reconcile would pass it by again: the store has nothing
+    // new to say until the tree is idle.
     std::lock_guard<std::mutex> l(mu_);
     auto t = by_name_.find(name);
-    if (t != by_name_.end() && BehindLocked(name) &&
-        (InUse(*t->second) || t->second->status != TreeStatus::kLoaded)) {
+    if (t != by_name_.end() && BehindLocked(name) && !Idle(*t->second)) {
       *busy = true;
       return Status::OK();
     }
@@ -1286,8 +1293,7 @@ Status TreeCacheImpl::Reconcile(std::map<std::string, ObjectInfo> listing,
     }
     ForEachTreeLocked(only, [&](const std::string& name, const std::shared_ptr<Tree>& t) {
       auto it = listing.find(name);
-      const bool idle = !InUse(*t) && !t->rec.dirty &&
-                        (t->status == TreeStatus::kUnloaded || t->status == TreeStatus::kLoaded);
+      const bool idle = Idle(*t);
       if (it == listing.end()) {
         // Its tarball went away: so does the tree, unless it has changes
         // (new trees have no tarball yet).
