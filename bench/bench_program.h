@@ -54,31 +54,36 @@ inline long ThisProcessContextSwitches() {
   return ru.ru_nvcsw + ru.ru_nivcsw;
 }
 
-// Field `n` (1-based, as proc(5) numbers them; n >= 3) of /proc/PID/stat as a
-// number; 0 if the process is gone.
-inline unsigned long long ProcessStatField(pid_t pid, int n) {
+// What /proc/PID/stat says of process `pid`, all its threads, read at once.
+struct ProcessStat {
+  double cpu_seconds = 0;               // user + system
+  unsigned long long minor_faults = 0;  // pages mapped without a disk read
+};
+
+// Reads /proc/PID/stat; zeros if the process is gone.
+inline ProcessStat ReadProcessStat(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const size_t close = text.rfind(')');  // the command name may hold spaces
-  if (close == std::string::npos) return 0;
+  ProcessStat stat;
+  if (close == std::string::npos) return stat;
   std::istringstream fields(text.substr(close + 2));
   std::string f;
-  for (int i = 3; i <= n && (fields >> f); ++i) {
-    if (i == n) return std::stoull(f);
+  // Fields 3.. after the name, numbered as in proc(5): minflt is 10, utime
+  // and stime (clock ticks) are 14 and 15.
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && (fields >> f); ++i) {
+    if (i == 10) stat.minor_faults = std::stoull(f);
+    if (i == 14) utime = std::stoull(f);
+    if (i == 15) stime = std::stoull(f);
   }
-  return 0;
+  stat.cpu_seconds = static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  return stat;
 }
 
 // User + system CPU seconds process `pid` (all its threads) has used so far,
 // from /proc; 0 if it is gone.
-inline double ProcessCpuSeconds(pid_t pid) {
-  const unsigned long long utime = ProcessStatField(pid, 14), stime = ProcessStatField(pid, 15);
-  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-// Minor page faults (no disk read: a fresh page mapped, or one already in
-// the page cache) of process `pid` so far, all its threads; 0 if it is gone.
-inline unsigned long long ProcessMinorFaults(pid_t pid) { return ProcessStatField(pid, 10); }
+inline double ProcessCpuSeconds(pid_t pid) { return ReadProcessStat(pid).cpu_seconds; }
 
 // Context switches (voluntary and involuntary) of process `pid`'s living
 // threads so far, summed from /proc/PID/task/*/status; 0 if it is gone. A

@@ -1217,9 +1217,8 @@ bool RunPhases(P& phases, const Flags& flags, const Options& opt,
   // known) and this client used during it.
   auto report = [&](const std::function<PhaseResult()>& phase) {
     const pid_t pid = server_pid ? server_pid() : -1;
-    const double server_before = pid > 0 ? ProcessCpuSeconds(pid) : 0;
+    const ProcessStat server_before = pid > 0 ? ReadProcessStat(pid) : ProcessStat();
     const long switches_before = pid > 0 ? ProcessContextSwitches(pid) : 0;
-    const unsigned long long faults_before = pid > 0 ? ProcessMinorFaults(pid) : 0;
     const double client_before = ThisProcessCpuSeconds();
     PhaseResult r = phase();
     char cpu[160];
@@ -1227,12 +1226,13 @@ bool RunPhases(P& phases, const Flags& flags, const Options& opt,
                   ThisProcessCpuSeconds() - client_before);
     r.extra += cpu;
     if (pid > 0) {
+      const ProcessStat server_after = ReadProcessStat(pid);
       std::snprintf(cpu, sizeof cpu,
                     ", \"server_cpu_s\": %.2f, \"server_switches\": %ld"
                     ", \"server_minor_faults\": %llu",
-                    ProcessCpuSeconds(pid) - server_before,
+                    server_after.cpu_seconds - server_before.cpu_seconds,
                     ProcessContextSwitches(pid) - switches_before,
-                    ProcessMinorFaults(pid) - faults_before);
+                    server_after.minor_faults - server_before.minor_faults);
       r.extra += cpu;
     }
     Report(opt, r);
