@@ -430,6 +430,7 @@ TEST_P(KvfsNfsTest, TwoClientsWriterAndReader) {
   ASSERT_NE(reader, nullptr);
   std::atomic<bool> writer_done{false};
   std::atomic<int> writer_rc{0};
+  std::atomic<int> read_attempts{0};
   std::thread writer([&] {
     NfsClient w(Version());
     if (w.Mount("/kvfs") != 0) {
@@ -440,6 +441,12 @@ TEST_P(KvfsNfsTest, TwoClientsWriterAndReader) {
     NfsFile f;
     if (w.Open("/shared/f", O_WRONLY, &f) != 0) writer_rc = -2;
     for (int i = 0; i < kChunks && writer_rc == 0; i++) {
+      if (i == kChunks / 2) {
+        // Halfway, let the reader look at least twice, so reads surely
+        // overlap the writes however the two threads are scheduled.
+        const int seen = read_attempts.load();
+        while (read_attempts.load() < seen + 2) std::this_thread::yield();
+      }
       if (f.Pwrite(std::string_view(data).substr(i * kChunk, kChunk), i * kChunk) !=
           static_cast<int64_t>(kChunk)) {
         writer_rc = -3;
@@ -460,6 +467,7 @@ TEST_P(KvfsNfsTest, TwoClientsWriterAndReader) {
           << "prefix of " << seen.size() << " bytes differs";
       reads++;
     }
+    ++read_attempts;
   }
   writer.join();
   ASSERT_EQ(writer_rc, 0);
